@@ -1,0 +1,156 @@
+"""The efistub command line. The terminal belongs here: nothing below the CLI prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from .errors import InputError
+
+EXIT_OK, EXIT_GUEST, EXIT_INPUT = 0, 1, 2
+SIZE_UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A RAM size: a number of MiB, or a number with a K, M or G suffix (KiB, MiB, GiB)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 512M, 1G, 2048)")
+    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="efistub",
+        description="Run an EFI image (such as a Linux kernel's EFI stub) on emulated firmware and "
+                    "report what it did.",
+    )
+    parser.add_argument("--version", action="version", version=f"efistub {__import__('efistub').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="run an EFI image to its hand-off, exit, fault or timeout",
+        description="Run IMAGE headless. The guest's console output is printed as it happens, then a "
+                    "summary. Exit code: 0 for a hand-off to a kernel or an Exit with EFI_SUCCESS, 1 for "
+                    "any other outcome, 2 for bad input.",
+    )
+    run.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image (x86_64)")
+    run.add_argument("--cmdline", default="", metavar="TEXT", help="the image's load options (kernel command line)")
+    run.add_argument("--initrd", metavar="FILE", help="offer FILE as the initrd through LOAD_FILE2 "
+                                                      "(LINUX_EFI_INITRD_MEDIA device path)")
+    run.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
+                     help="guest RAM: MiB, or with a K/M/G suffix (default 1G)")
+    run.add_argument("--seed", type=int, default=0, metavar="N",
+                     help="seed of the RNG protocol and the TSC (default 0): equal inputs give equal runs")
+    run.add_argument("--no-rng", action="store_true", help="do not offer EFI_RNG_PROTOCOL")
+    run.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                     help="end a guest that runs longer than S seconds (default 60)")
+    run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
+    run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except InputError as e:
+        print(f"efistub: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+
+
+def _run(args) -> int:
+    from .firmware import Options
+    from .machine import Machine
+
+    options = Options(cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
+                      rng=not args.no_rng,
+                      initrd=_read_file(args.initrd) if args.initrd else None)
+    out = sys.stdout
+    json_to_stdout = args.json == "-"
+    console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))
+    trace = _print_call if args.trace else None
+    report = Machine(args.image, options, console_sink=console, trace=trace).run()
+    if args.json:
+        text = report.to_json()
+        if json_to_stdout:
+            print(text)
+        else:
+            try:
+                with open(args.json, "w") as f:
+                    f.write(text + "\n")
+            except OSError as e:
+                raise InputError(args.json, e.strerror or str(e)) from None
+    if not json_to_stdout:
+        if report.console and not report.console.endswith("\n"):
+            out.write("\n")
+        out.write(summary(report))
+    if report.outcome == "handoff" or report.outcome == "exit" and report.exit_status == "EFI_SUCCESS":
+        return EXIT_OK
+    return EXIT_GUEST
+
+
+def _show(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0xFFFF:
+        return hex(value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _print_call(call) -> None:
+    args = ", ".join(f"{k}={_show(v)}" for k, v in call.args.items())
+    result = call.status if call.status is not None else ("" if call.value is None else str(call.value))
+    flags = "".join(f" [{flag}]" for flag in ("unimplemented", "violation") if getattr(call, flag))
+    note = f"  ({call.note})" if call.note else ""
+    print(f"[{call.seq:5}] {call.service}({args}) -> {result}{flags}{note}", file=sys.stderr, flush=True)
+
+
+def summary(report) -> str:
+    lines = [f"--- efistub: {report.outcome} ({report.arch}) ---"]
+    add = lambda key, value: lines.append(f"{key:<14}{value}")  # noqa: E731
+    if report.outcome == "handoff":
+        h = report.handoff
+        add("entry", hex(h["entry"]))
+        bp = h.get("boot_params")
+        if bp:
+            add("cmdline", json.dumps(bp["cmdline"]))
+            if bp["ramdisk_size"]:
+                add("initrd", f"0x{bp['ramdisk_image']:x} ({bp['ramdisk_size']} bytes)")
+            add("e820", f"{len(bp['e820'])} entries")
+        if "memory_map" in h:
+            add("memory map", f"{len(h['memory_map'])} descriptors")
+        add("config tables", ", ".join(t["name"] for t in h["configuration_tables"]) or "none")
+    elif report.outcome == "exit":
+        add("exit status", report.exit_status)
+        if report.exit_data:
+            add("exit data", json.dumps(report.exit_data))
+    elif report.outcome == "fault":
+        f = report.fault
+        add("reason", f["reason"])
+        add("pc", f"0x{f['pc']:x}  {f.get('instruction', '')}")
+        if "access" in f:
+            add("access", f"{f['access']['kind']} at 0x{f['access']['address']:x}")
+    elif report.outcome == "error":
+        add("error", report.error.get("error", ""))
+        lines.append(report.error.get("traceback", "").rstrip())
+    counts = report.services_called
+    add("calls", f"{len(report.calls)}" + (": " + ", ".join(f"{n} {c}" for n, c in sorted(counts.items())) if counts else ""))
+    add("unimplemented", ", ".join(report.unimplemented) or "none")
+    if report.violations:
+        add("violations", ", ".join(v["service"] for v in report.violations))
+    for note in report.notes:
+        add("note", note)
+    add("elapsed", f"{report.timing.get('total_s', 0):.2f} s")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

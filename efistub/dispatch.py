@@ -1,0 +1,89 @@
+"""Dispatch: from a hypercall in a service's stub to the service function and back.
+
+Each service has a stub slot; the architecture layer turns a trap in slot N into
+``Dispatcher.call(N, raw_args, vararg)`` and writes the returned value to the
+guest's return register. The dispatcher decodes arguments, enforces the boot /
+runtime split, turns errors into statuses, and records every call.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import EfiError, GuestMemoryError
+from .registry import Service
+from .status import Status
+
+RETURN_SLOT_NAME = "(image entry returned)"
+
+
+@dataclass
+class Call:
+    seq: int
+    service: str
+    args: dict
+    status: str | None = None  # status name; None for services that return no status
+    value: int | None = None  # the return value of services that return one (RaiseTPL)
+    note: str | None = None
+    unimplemented: bool = False
+    violation: bool = False  # a boot service called after ExitBootServices
+
+    def as_dict(self) -> dict:
+        out: dict[str, Any] = {"seq": self.seq, "service": self.service, "args": self.args, "status": self.status}
+        if self.value is not None:
+            out["value"] = self.value
+        for key in ("note", "unimplemented", "violation"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass
+class Dispatcher:
+    fw: Any
+    services: list[Service]  # index = stub slot
+    trace: Callable[[Call], None] | None = None
+    calls: list[Call] = field(default_factory=list)
+
+    def arg_count(self, slot: int) -> int:
+        return len(self.services[slot].args) if slot < len(self.services) else 1
+
+    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int]) -> int:
+        """Run the service in ``slot``; return the value for the guest's return register."""
+        fw = self.fw
+        if slot == len(self.services):  # the image's entry point returned to the firmware
+            fw.request_stop("exit", status=raw[0], returned=True)
+            return raw[0]
+        svc = self.services[slot]
+        values = [kind.decode(r) for (_, kind), r in zip(svc.args, raw)]
+        record = Call(len(self.calls), svc.name, svc.show_args(fw, values))
+        result: int = Status.EFI_UNSUPPORTED
+        if svc.boot and not fw.boot_services_active:
+            record.violation = True
+            record.note = "boot service called after ExitBootServices"
+        elif not svc.implemented:
+            record.unimplemented = True
+        else:
+            try:
+                extra = (lambda i: vararg(len(svc.args) + i),) if svc.varargs else ()
+                returned = svc.function(fw, *values, *extra)
+                result = 0 if returned is None else int(returned)
+            except EfiError as e:
+                result, record.note = e.status, e.note
+            except GuestMemoryError as e:
+                result, record.note = Status.EFI_INVALID_PARAMETER, f"bad guest pointer: {e}"
+                fw.note(f"{svc.name}: {e}")
+            except Exception as e:  # a bug in a service: stop at once, report it
+                fw.request_stop("error", service=svc.name, error=f"{type(e).__name__}: {e}",
+                                traceback=traceback.format_exc())
+                result, record.note = Status.EFI_DEVICE_ERROR, f"internal error: {e}"
+        if svc.returns == "status":
+            record.status = Status.name_of(result)
+        elif svc.returns == "value":
+            record.value = result
+        self.calls.append(record)
+        if self.trace is not None:
+            self.trace(record)
+        return result

@@ -1,0 +1,160 @@
+"""The firmware's state: memory, handles, configuration tables, variables, console, run status.
+
+Services and protocols receive this object as their first argument. It knows guest
+memory and the firmware's bookkeeping, never CPU registers or the architecture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .errors import EfiError
+from .guids import Guid
+from .handles import HandleDatabase
+from .layouts.efi import PAGE_SIZE
+from .memory import AllocateType, GuestMemory, MemoryType, PageAllocator, check_allocatable_type, pages_for, ucs2
+from .status import Status
+from .variables import VariableStore
+
+TPL_APPLICATION = 4
+POOL_ALIGN = 8
+
+
+@dataclass
+class Options:
+    """What a run is given: the command line, initrd, RAM size, seed and budgets."""
+
+    cmdline: str = ""
+    initrd: bytes | None = None
+    memory: int = 1 << 30
+    seed: int = 0
+    timeout: float = 60.0
+    rng: bool = True
+
+
+@dataclass
+class StopRequest:
+    outcome: str
+    details: dict = field(default_factory=dict)
+
+
+class DeterministicRandom:
+    """A byte stream that depends only on the seed (SHA-256 in counter mode)."""
+
+    def __init__(self, seed: int, label: bytes):
+        self._key = label + seed.to_bytes(16, "little", signed=True)
+        self._counter = 0
+
+    def bytes(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            out += hashlib.sha256(self._key + self._counter.to_bytes(8, "little")).digest()
+            self._counter += 1
+        return bytes(out[:n])
+
+    def u64(self) -> int:
+        return int.from_bytes(self.bytes(8), "little")
+
+
+class Firmware:
+    VENDOR = "efistub"
+    REVISION = 0x00010000
+
+    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options: Options, console=None):
+        self.mem = mem
+        self.options = options
+        self.pages = PageAllocator(ram_start, ram_end)
+        self.pools: dict[int, tuple[int, int]] = {}  # address -> (pages, memory type)
+        self.handles = HandleDatabase(self._handle_memory)
+        self._handle_arena = (0, 0)
+        self.config_tables: dict[Guid, int] = {}
+        self.console: list[str] = []
+        self._console_sink = console
+        self.boot_services_active = True
+        self.tpl = TPL_APPLICATION
+        self.monotonic_count = 0
+        self.virtual_time_us = 0
+        self.watchdog_seconds = 0
+        self.notes: list[str] = []
+        self.stop: StopRequest | None = None
+        self.random = DeterministicRandom(options.seed, b"efistub-rng")
+        self.variables = VariableStore()
+        # Addresses of the tables and the stubs, filled in by tables.build_firmware_tables().
+        self.system_table = 0
+        self.boot_services = 0
+        self.runtime_services = 0
+        self.stub_address: dict[str, int] = {}
+        self.image_handle = 0
+        self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
+        self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
+
+    # -- memory -----------------------------------------------------------------
+    def allocate_pages(self, memory_type: int, pages: int, kind: int = AllocateType.AllocateAnyPages,
+                       address: int = 0, align: int = PAGE_SIZE) -> int:
+        check_allocatable_type(memory_type)
+        return self.pages.allocate(kind, memory_type, pages, address, align)
+
+    def allocate_pool(self, memory_type: int, size: int) -> int:
+        check_allocatable_type(memory_type)
+        pages = max(1, pages_for(size))
+        address = self.pages.allocate(AllocateType.AllocateAnyPages, memory_type, pages)
+        self.pools[address] = (pages, memory_type)
+        return address
+
+    def free_pool(self, address: int) -> None:
+        if address not in self.pools:
+            raise EfiError(Status.EFI_INVALID_PARAMETER, f"0x{address:x} is not a pool allocation")
+        pages, _ = self.pools.pop(address)
+        self.pages.free(address, pages)
+
+    def store(self, memory_type: int, data: bytes) -> int:
+        """Copy ``data`` into a new pool allocation; return its address."""
+        address = self.allocate_pool(memory_type, len(data))
+        self.mem.write(address, data)
+        return address
+
+    def store_string(self, text: str, memory_type: int = MemoryType.EfiBootServicesData) -> int:
+        return self.store(memory_type, ucs2(text))
+
+    def _handle_memory(self, size: int) -> int:
+        start, end = self._handle_arena
+        if start + size > end:
+            start = self.allocate_pages(MemoryType.EfiBootServicesData, 1)
+            end = start + PAGE_SIZE
+        self._handle_arena = (start + size, end)
+        return start
+
+    # -- configuration tables -----------------------------------------------------
+    def set_configuration_table(self, guid: Guid, table: int) -> None:
+        """Add, replace (table != 0) or delete (table == 0) a configuration table."""
+        if table:
+            self.config_tables[guid] = table
+        elif guid in self.config_tables:
+            del self.config_tables[guid]
+        else:
+            raise EfiError(Status.EFI_NOT_FOUND, f"no configuration table {guid.name} to delete")
+        from .tables import write_configuration_tables
+
+        write_configuration_tables(self)
+        self.pages.touch()
+
+    # -- console and run status -----------------------------------------------------
+    def output(self, text: str) -> None:
+        self.console.append(text)
+        if self._console_sink is not None:
+            self._console_sink(text)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def request_stop(self, outcome: str, **details) -> None:
+        """End the run after the current service call returns to the dispatcher."""
+        if self.stop is None:
+            self.stop = StopRequest(outcome, details)
+
+    def in_loaded_image(self, address: int) -> tuple[int, int] | None:
+        for base, size in self.loaded_images:
+            if base <= address < base + size:
+                return base, size
+        return None

@@ -1,0 +1,62 @@
+"""EFI GUIDs: the value type, the constants efistub itself uses, and name lookup.
+
+The constants below are the GUIDs the firmware implements or looks at. Names of
+every other known GUID (for reports) come from ``guid_table.KNOWN_GUIDS``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+
+class Guid(uuid.UUID):
+    """An EFI_GUID. Its in-memory form is the mixed-endian ``bytes_le``."""
+
+    __slots__ = ()
+
+    SIZE = 16
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Guid":
+        return cls(bytes_le=bytes(raw))
+
+    def to_bytes(self) -> bytes:
+        return self.bytes_le
+
+    @property
+    def name(self) -> str:
+        """The macro name of a known GUID, else the GUID text."""
+        return guid_name(self)
+
+
+def guid_name(guid: uuid.UUID) -> str:
+    text = str(guid)
+    name = _OWN_NAMES.get(text)
+    if name is None:
+        from .guid_table import KNOWN_GUIDS
+
+        name = KNOWN_GUIDS.get(text, text)
+    return name
+
+
+# Protocols
+LOADED_IMAGE_PROTOCOL = Guid("5b1b31a1-9562-11d2-8e3f-00a0c969723b")
+LOADED_IMAGE_DEVICE_PATH_PROTOCOL = Guid("bc62157e-3e33-4fec-9920-2d3b36d750df")
+DEVICE_PATH_PROTOCOL = Guid("09576e91-6d3f-11d2-8e39-00a0c969723b")
+SIMPLE_TEXT_INPUT_PROTOCOL = Guid("387477c1-69c7-11d2-8e39-00a0c969723b")
+SIMPLE_TEXT_OUTPUT_PROTOCOL = Guid("387477c2-69c7-11d2-8e39-00a0c969723b")
+LOAD_FILE2_PROTOCOL = Guid("4006c0c1-fcb3-403e-996d-4a6c8724e06d")
+RNG_PROTOCOL = Guid("3152bca5-eade-433d-862e-c01cdc291f44")
+RNG_ALGORITHM_RAW = Guid("e43176d7-b6e8-4827-b784-7ffdc4b68561")
+
+# Configuration tables and variables
+GLOBAL_VARIABLE = Guid("8be4df61-93ca-11d2-aa0d-00e098032b8c")
+DEVICE_TREE_TABLE = Guid("b1b621d5-f19c-41a5-830b-d9152c69aae0")
+LINUX_EFI_INITRD_MEDIA = Guid("5568e427-68fc-4f3d-ac74-ca555231cc68")
+LINUX_EFI_BOOT_MEMMAP = Guid("800f683f-d08b-423a-a293-965c3c6fe2b4")
+
+_OWN_NAMES = {
+    str(value): "EFI_" + key + "_GUID" if not key.startswith("LINUX") else key + "_GUID"
+    for key, value in dict(globals()).items()
+    if isinstance(value, Guid)
+}

@@ -1,0 +1,113 @@
+"""PE/COFF structures (Microsoft PE format specification) as construct definitions."""
+
+from __future__ import annotations
+
+from construct import Bytes, Int16ul, Int32ul, Int64ul, Int8ul, Struct
+
+DOS_MAGIC = 0x5A4D  # "MZ"
+PE_SIGNATURE = 0x00004550  # "PE\0\0"
+PE32_MAGIC = 0x10B
+PE32PLUS_MAGIC = 0x20B
+
+MACHINE_I386 = 0x014C
+MACHINE_AMD64 = 0x8664
+MACHINE_ARM64 = 0xAA64
+MACHINE_RISCV64 = 0x5064
+MACHINE_NAMES = {
+    MACHINE_I386: "i386",
+    MACHINE_AMD64: "x86_64",
+    MACHINE_ARM64: "aarch64",
+    MACHINE_RISCV64: "riscv64",
+    0x01C2: "arm (thumb)",
+    0x01C4: "armv7",
+    0x5032: "riscv32",
+    0x6264: "loongarch64",
+    0x0200: "ia64",
+    0x0EBC: "EFI byte code",
+}
+
+SUBSYSTEM_EFI_APPLICATION = 10
+SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER = 11
+SUBSYSTEM_EFI_RUNTIME_DRIVER = 12
+SUBSYSTEM_NAMES = {
+    1: "native", 2: "Windows GUI", 3: "Windows console",
+    SUBSYSTEM_EFI_APPLICATION: "EFI application",
+    SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER: "EFI boot service driver",
+    SUBSYSTEM_EFI_RUNTIME_DRIVER: "EFI runtime driver",
+    13: "EFI ROM",
+}
+
+DIRECTORY_BASERELOC = 5
+
+SCN_MEM_EXECUTE = 0x20000000
+SCN_CNT_CODE = 0x00000020
+
+REL_BASED_ABSOLUTE = 0
+REL_BASED_HIGHLOW = 3
+REL_BASED_DIR64 = 10
+
+DosHeader = Struct(
+    "e_magic" / Int16ul,
+    "e_rest" / Bytes(0x3A),
+    "e_lfanew" / Int32ul,
+)
+
+CoffHeader = Struct(
+    "Signature" / Int32ul,
+    "Machine" / Int16ul,
+    "NumberOfSections" / Int16ul,
+    "TimeDateStamp" / Int32ul,
+    "PointerToSymbolTable" / Int32ul,
+    "NumberOfSymbols" / Int32ul,
+    "SizeOfOptionalHeader" / Int16ul,
+    "Characteristics" / Int16ul,
+)
+
+DataDirectory = Struct("VirtualAddress" / Int32ul, "Size" / Int32ul)
+
+OptionalHeader64 = Struct(
+    "Magic" / Int16ul,
+    "MajorLinkerVersion" / Int8ul,
+    "MinorLinkerVersion" / Int8ul,
+    "SizeOfCode" / Int32ul,
+    "SizeOfInitializedData" / Int32ul,
+    "SizeOfUninitializedData" / Int32ul,
+    "AddressOfEntryPoint" / Int32ul,
+    "BaseOfCode" / Int32ul,
+    "ImageBase" / Int64ul,
+    "SectionAlignment" / Int32ul,
+    "FileAlignment" / Int32ul,
+    "MajorOperatingSystemVersion" / Int16ul,
+    "MinorOperatingSystemVersion" / Int16ul,
+    "MajorImageVersion" / Int16ul,
+    "MinorImageVersion" / Int16ul,
+    "MajorSubsystemVersion" / Int16ul,
+    "MinorSubsystemVersion" / Int16ul,
+    "Win32VersionValue" / Int32ul,
+    "SizeOfImage" / Int32ul,
+    "SizeOfHeaders" / Int32ul,
+    "CheckSum" / Int32ul,
+    "Subsystem" / Int16ul,
+    "DllCharacteristics" / Int16ul,
+    "SizeOfStackReserve" / Int64ul,
+    "SizeOfStackCommit" / Int64ul,
+    "SizeOfHeapReserve" / Int64ul,
+    "SizeOfHeapCommit" / Int64ul,
+    "LoaderFlags" / Int32ul,
+    "NumberOfRvaAndSizes" / Int32ul,
+)
+
+SectionHeader = Struct(
+    "Name" / Bytes(8),
+    "VirtualSize" / Int32ul,
+    "VirtualAddress" / Int32ul,
+    "SizeOfRawData" / Int32ul,
+    "PointerToRawData" / Int32ul,
+    "PointerToRelocations" / Int32ul,
+    "PointerToLinenumbers" / Int32ul,
+    "NumberOfRelocations" / Int16ul,
+    "NumberOfLinenumbers" / Int16ul,
+    "Characteristics" / Int32ul,
+)
+
+BaseRelocationBlockHeader = Struct("VirtualAddress" / Int32ul, "SizeOfBlock" / Int32ul)

@@ -1,0 +1,244 @@
+"""A run: load an image into a fresh emulated machine, run it to an outcome, report.
+
+Guest RAM is mapped read-write without execute. Only the executable sections of the
+loaded image and the firmware's stubs may run. The first instruction fetch from
+memory without execute is, after a successful ExitBootServices, the hand-off to the
+kernel; before it, a fetch inside the loaded image (code the image placed in its
+own data) is allowed by granting execute, and anything else is a fault.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from unicorn import (
+    UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
+    UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UcError,
+)
+
+from . import arch as arches
+from .dispatch import Dispatcher
+from .errors import EfiError, InputError
+from .firmware import Firmware, Options
+from .layouts import efi
+from .loader import PeImage, read_image
+from .memory import AllocateType, GuestMemory, MemoryType, pages_for
+from .protocols import console, initrd, loaded_image, rng
+from .registry import Service, load_all, unimplemented
+from .report import Report
+from .tables import build_firmware_tables
+
+PAGE = efi.PAGE_SIZE
+RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault
+MIN_MEMORY = 64 << 20
+MAX_MEMORY = 64 << 30
+STACK_SIZE = 1 << 20
+RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
+ACCESS_NAMES = {
+    UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
+    UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
+    UC_MEM_READ_PROT: "read of protected memory", UC_MEM_WRITE_PROT: "write to read-only memory",
+    UC_MEM_FETCH_PROT: "instruction fetch from non-executable memory",
+}
+
+
+def service_slots() -> list[Service]:
+    """Every stub slot: the table members in table order, then the protocol functions."""
+    registry = load_all()
+    names = list(efi.BOOT_SERVICES) + list(efi.RUNTIME_SERVICES)
+    names += sorted(set(registry) - set(names))
+    runtime = set(efi.RUNTIME_SERVICES)
+    return [registry.get(n) or unimplemented(n, boot=n not in runtime) for n in names]
+
+
+class Machine:
+    """One run of one EFI image."""
+
+    def __init__(self, image_path: str, options: Options | None = None, console_sink=None, trace=None):
+        self.options = options or Options()
+        if not MIN_MEMORY <= self.options.memory <= MAX_MEMORY or self.options.memory % PAGE:
+            raise InputError("--mem", f"{self.options.memory} bytes: guest RAM must be a multiple of 4 KiB "
+                                      f"between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
+        if self.options.timeout <= 0:
+            raise InputError("--timeout", "must be positive")
+        self.image: PeImage = read_image(image_path, arches.supported())
+        self.console_sink = console_sink
+        self.trace = trace
+        self._invalid: tuple[int, int, int] | None = None
+
+    # -- set-up -------------------------------------------------------------------------
+    def _boot(self):
+        opts, image = self.options, self.image
+        self.arch = None
+        fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink)
+        arch = self.arch = arches.for_machine(image.machine)(fw)
+        uc = self.uc = arch.create_engine()
+        uc.mem_map(RAM_START, opts.memory - RAM_START, UC_PROT_READ | UC_PROT_WRITE)
+        fw.mem = GuestMemory(uc)
+
+        slots = service_slots()
+        stub_bytes = (len(slots) + 1) * arch.STUB_STRIDE
+        stub_base = fw.allocate_pages(MemoryType.EfiRuntimeServicesCode, pages_for(stub_bytes))
+        code = b"".join(arch.stub() for _ in slots) + arch.stub(returns_entry=True)
+        fw.mem.write(stub_base, code)
+        uc.mem_protect(stub_base, pages_for(stub_bytes) * PAGE, UC_PROT_READ | UC_PROT_EXEC)
+        fw.stub_address = {s.name: stub_base + i * arch.STUB_STRIDE for i, s in enumerate(slots)}
+        return_address = stub_base + len(slots) * arch.STUB_STRIDE
+
+        build_firmware_tables(fw, console.install(fw))
+        base = self._load_image(fw, uc)
+        fw.image_handle = loaded_image.install(fw, image, base, opts.cmdline)
+        if opts.initrd is not None:
+            initrd.install(fw, opts.initrd)
+        if opts.rng:
+            rng.install(fw)
+        stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE)
+
+        self.dispatcher = Dispatcher(fw, slots, self.trace)
+        arch.install_dispatch(uc, stub_base, len(slots), self._on_trap)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
+        self.entry = base + image.entry_rva
+        arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
+        self.load_address = base
+
+    def _load_image(self, fw: Firmware, uc) -> int:
+        image = self.image
+        pages = pages_for(image.size_of_image)
+        try:
+            base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, AllocateType.AllocateAddress, image.image_base)
+        except EfiError:
+            try:
+                base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, align=image.alignment)
+            except EfiError:
+                raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
+                                             f"{self.options.memory >> 20} MiB of guest RAM") from None
+            if not image.has_relocations:
+                fw.note(f"image has no base relocations; loaded at 0x{base:x} instead of ImageBase "
+                        f"0x{image.image_base:x}")
+        fw.mem.write(base, image.layout(base))
+        for rva, size in image.executable_ranges():
+            start = (base + rva) // PAGE * PAGE
+            end = -(-(base + rva + size) // PAGE) * PAGE
+            uc.mem_protect(start, end - start, UC_PROT_ALL)
+        fw.loaded_images.append((base, pages * PAGE))
+        return base
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _on_trap(self, slot):
+        uc, fw = self.uc, self.fw
+        try:
+            if slot is None:
+                fw.request_stop("fault", reason="SYSCALL outside the firmware's service stubs")
+            else:
+                args = self.arch.read_args(uc, self.dispatcher.arg_count(slot))
+                result = self.dispatcher.call(slot, args, lambda i: self.arch.read_arg(uc, i))
+                self.arch.set_return(uc, result)
+        except Exception as e:  # never let an exception escape into the engine
+            import traceback
+
+            fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        if fw.stop is not None:
+            uc.emu_stop()
+
+    def _on_invalid(self, uc, access, address, size, value, user_data):
+        self._invalid = (access, address, size)
+        return False
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> Report:
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        self._boot()
+        boot_done = time.perf_counter()
+        uc, fw, arch = self.uc, self.fw, self.arch
+        deadline = boot_done + self.options.timeout
+        pc = self.entry
+        outcome, details = None, {}
+        while outcome is None:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                outcome = "timeout"
+                break
+            self._invalid = None
+            error = None
+            try:
+                uc.emu_start(pc, RUN_UNTIL, timeout=max(1, int(remaining * 1e6)))
+            except UcError as e:
+                error = e
+            if fw.stop is not None:
+                outcome, details = fw.stop.outcome, fw.stop.details
+            elif self._invalid is not None and self._invalid[0] == UC_MEM_FETCH_PROT:
+                address = self._invalid[1]
+                if not fw.boot_services_active:
+                    outcome, details = "handoff", {"entry": address}
+                elif (region := fw.in_loaded_image(address)) is not None:
+                    uc.mem_protect(region[0], region[1], UC_PROT_ALL)
+                    fw.note(f"the image executed its own data at 0x{address:x}; execute granted on the image")
+                    pc = address
+                else:
+                    outcome, details = "fault", self._fault(ACCESS_NAMES[UC_MEM_FETCH_PROT])
+            elif error is not None:
+                outcome, details = "fault", self._fault(str(error))
+            elif time.perf_counter() >= deadline:
+                outcome = "timeout"
+            elif arch.halted(uc):
+                outcome, details = "fault", self._fault("the guest halted (hlt)")
+            else:
+                outcome, details = "fault", self._fault("emulation stopped for no known reason")
+        finished = time.perf_counter()
+        report = self._report(outcome, details)
+        report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
+                         "total_s": round(finished - started, 4),
+                         "cpu_s": round(time.process_time() - cpu_started, 4)}
+        return report
+
+    def _fault(self, reason: str) -> dict:
+        uc, arch = self.uc, self.arch
+        pc = arch.pc(uc)
+        fault = {"reason": reason, "pc": pc, "registers": arch.registers(uc)}
+        if self._invalid is not None:
+            access, address, size = self._invalid
+            fault["access"] = {"kind": ACCESS_NAMES.get(access, str(access)), "address": address, "size": size}
+        try:
+            code = bytes(uc.mem_read(pc, 16))
+            insn = next(arch.disassembler().disasm(code, pc), None)
+            fault["instruction"] = f"{insn.mnemonic} {insn.op_str}".strip() if insn else f"(undecodable) {code.hex()}"
+        except Exception:
+            fault["instruction"] = "(pc is not in memory)"
+        region = self.fw.in_loaded_image(pc)
+        if region is not None:
+            fault["image_offset"] = pc - region[0]
+        fault["last_calls"] = [c.as_dict() for c in self.dispatcher.calls[-10:]]
+        return fault
+
+    def _report(self, outcome: str, details: dict) -> Report:
+        fw, image = self.fw, self.image
+        report = Report(
+            image=os.path.abspath(image.path), arch=self.arch.name, outcome=outcome,
+            console="".join(fw.console), calls=self.dispatcher.calls, notes=fw.notes,
+            image_info={"load_address": self.load_address, "entry": self.entry, "size": image.size_of_image,
+                        "image_base": image.image_base, "relocated": image.has_relocations},
+            options={"cmdline": self.options.cmdline, "memory": self.options.memory, "seed": self.options.seed,
+                     "initrd_size": None if self.options.initrd is None else len(self.options.initrd),
+                     "rng": self.options.rng},
+        )
+        if outcome == "exit":
+            from .status import Status
+
+            report.exit_status = Status.name_of(details["status"])
+            report.exit_data = details.get("exit_data")
+            if details.get("returned"):
+                report.notes.append("the image's entry point returned")
+        elif outcome == "handoff":
+            report.handoff = self._handoff(details["entry"])
+        elif outcome == "fault":
+            report.fault = details
+        elif outcome == "error":
+            report.error = details
+        return report
+
+    def _handoff(self, entry: int) -> dict:
+        from .handoff import describe
+
+        return describe(self, entry)

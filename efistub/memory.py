@@ -1,0 +1,279 @@
+"""Guest memory: typed access to guest RAM, the page allocator and the UEFI memory map."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from .errors import EfiError, GuestMemoryError
+from .guids import Guid
+from .layouts.efi import PAGE_SIZE
+from .status import Status
+
+
+class MemoryType(enum.IntEnum):
+    EfiReservedMemoryType = 0
+    EfiLoaderCode = 1
+    EfiLoaderData = 2
+    EfiBootServicesCode = 3
+    EfiBootServicesData = 4
+    EfiRuntimeServicesCode = 5
+    EfiRuntimeServicesData = 6
+    EfiConventionalMemory = 7
+    EfiUnusableMemory = 8
+    EfiACPIReclaimMemory = 9
+    EfiACPIMemoryNVS = 10
+    EfiMemoryMappedIO = 11
+    EfiMemoryMappedIOPortSpace = 12
+    EfiPalCode = 13
+    EfiPersistentMemory = 14
+    EfiUnacceptedMemoryType = 15
+
+    @classmethod
+    def name_of(cls, value: int) -> str:
+        try:
+            return cls(value).name
+        except ValueError:
+            return f"0x{value:x}"
+
+
+MAX_MEMORY_TYPE = 16
+OEM_TYPES_START = 0x70000000
+
+# EFI_MEMORY_* attributes
+MEMORY_UC = 0x1
+MEMORY_WC = 0x2
+MEMORY_WT = 0x4
+MEMORY_WB = 0x8
+MEMORY_RUNTIME = 1 << 63
+RAM_ATTRIBUTES = MEMORY_UC | MEMORY_WC | MEMORY_WT | MEMORY_WB
+RUNTIME_TYPES = (MemoryType.EfiRuntimeServicesCode, MemoryType.EfiRuntimeServicesData)
+FREE = MemoryType.EfiConventionalMemory
+
+
+class AllocateType(enum.IntEnum):
+    AllocateAnyPages = 0
+    AllocateMaxAddress = 1
+    AllocateAddress = 2
+
+
+def pages_for(size: int) -> int:
+    return (size + PAGE_SIZE - 1) // PAGE_SIZE
+
+
+def check_allocatable_type(memory_type: int) -> None:
+    """AllocatePages/AllocatePool reject the reserved type range and the free types."""
+    if MAX_MEMORY_TYPE <= memory_type < OEM_TYPES_START or memory_type in (
+        MemoryType.EfiConventionalMemory, MemoryType.EfiPersistentMemory, MemoryType.EfiUnacceptedMemoryType,
+    ):
+        raise EfiError(Status.EFI_INVALID_PARAMETER, f"memory type 0x{memory_type:x} cannot be allocated")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    type: int
+    start: int
+    pages: int
+    attribute: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.pages * PAGE_SIZE
+
+    def as_dict(self) -> dict:
+        return {
+            "type": MemoryType.name_of(self.type), "start": self.start,
+            "pages": self.pages, "attribute": self.attribute,
+        }
+
+
+class PageAllocator:
+    """Tracks the type of every page of guest RAM.
+
+    The map is a sorted list of boundaries: ``_starts[i]`` begins a run of pages of
+    ``_types[i]`` that lasts until ``_starts[i + 1]`` (or ``end``). Allocation is
+    top-down, as on EDK2. ``map_key`` changes on every change of the map.
+    """
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+        self._starts = [start]
+        self._types = [int(FREE)]
+        self.map_key = 1
+
+    # -- queries -------------------------------------------------------------
+    def runs(self):
+        """(start, end, type) of each run of equal type, low to high."""
+        bounds = self._starts + [self.end]
+        for i, t in enumerate(self._types):
+            yield bounds[i], bounds[i + 1], t
+
+    def type_at(self, address: int) -> int | None:
+        if not self.start <= address < self.end:
+            return None
+        return self._types[bisect_right(self._starts, address) - 1]
+
+    def is_type(self, start: int, end: int, memory_type: int | None) -> bool:
+        """True when every page in [start, end) is of ``memory_type`` (None: any allocated type)."""
+        if start < self.start or end > self.end or start >= end:
+            return False
+        for s, e, t in self.runs():
+            if e <= start or s >= end:
+                continue
+            if memory_type is None and t == FREE or memory_type is not None and t != memory_type:
+                return False
+        return True
+
+    def descriptors(self) -> list[Descriptor]:
+        out = []
+        for s, e, t in self.runs():
+            attribute = RAM_ATTRIBUTES | (MEMORY_RUNTIME if t in RUNTIME_TYPES else 0)
+            out.append(Descriptor(t, s, (e - s) // PAGE_SIZE, attribute))
+        return out
+
+    # -- changes ---------------------------------------------------------------
+    def _set(self, start: int, end: int, memory_type: int) -> None:
+        starts, types = self._starts, self._types
+        tail = self.type_at(end) if end < self.end else None
+        lo = bisect_right(starts, start) - 1
+        hi = bisect_right(starts, end - 1)
+        new_starts, new_types = [], []
+        if starts[lo] < start:
+            new_starts.append(starts[lo]); new_types.append(types[lo])
+        new_starts.append(start); new_types.append(memory_type)
+        if tail is not None and (hi >= len(starts) or starts[hi] != end):
+            new_starts.append(end); new_types.append(tail)
+        starts[lo:hi] = new_starts
+        types[lo:hi] = new_types
+        self._merge()
+        self.map_key += 1
+
+    def _merge(self) -> None:
+        starts, types = [self._starts[0]], [self._types[0]]
+        for s, t in zip(self._starts[1:], self._types[1:]):
+            if t != types[-1]:
+                starts.append(s); types.append(t)
+        self._starts, self._types = starts, types
+
+    def touch(self) -> None:
+        """Record a change that does not move pages (a new configuration table)."""
+        self.map_key += 1
+
+    def allocate(self, kind: int, memory_type: int, pages: int, address: int = 0, align: int = PAGE_SIZE) -> int:
+        """Allocate ``pages`` pages; return the address or raise EfiError."""
+        size = pages * PAGE_SIZE
+        if pages <= 0 or size > self.end:
+            raise EfiError(Status.EFI_OUT_OF_RESOURCES if pages > 0 else Status.EFI_INVALID_PARAMETER,
+                           f"cannot allocate {pages} pages")
+        if kind == AllocateType.AllocateAddress:
+            if address % PAGE_SIZE or not self.is_type(address, address + size, FREE):
+                raise EfiError(Status.EFI_NOT_FOUND, f"0x{address:x}+{pages} pages is not free memory")
+            self._set(address, address + size, memory_type)
+            return address
+        limit = self.end if kind == AllocateType.AllocateAnyPages else min(self.end, address + 1)
+        for s, e, t in reversed(list(self.runs())):
+            if t != FREE or s >= limit:
+                continue
+            candidate = (min(e, limit) - size) // align * align
+            if candidate >= s:
+                self._set(candidate, candidate + size, memory_type)
+                return candidate
+        raise EfiError(Status.EFI_OUT_OF_RESOURCES if kind == AllocateType.AllocateAnyPages else Status.EFI_NOT_FOUND,
+                       f"no free run of {pages} pages" + ("" if kind == AllocateType.AllocateAnyPages else f" below 0x{address:x}"))
+
+    def free(self, address: int, pages: int) -> None:
+        end = address + pages * PAGE_SIZE
+        if address % PAGE_SIZE or pages <= 0:
+            raise EfiError(Status.EFI_INVALID_PARAMETER, "unaligned address or no pages")
+        if not self.is_type(address, end, None):
+            raise EfiError(Status.EFI_NOT_FOUND, f"0x{address:x}+{pages} pages were not allocated")
+        self._set(address, end, FREE)
+
+
+class GuestMemory:
+    """Reads and writes guest RAM through the CPU engine; every failure is a GuestMemoryError."""
+
+    def __init__(self, uc):
+        self._uc = uc
+
+    def read(self, address: int, size: int) -> bytes:
+        if size < 0 or address <= 0:
+            raise GuestMemoryError(address, size, "read")
+        if size == 0:
+            return b""
+        try:
+            return bytes(self._uc.mem_read(address, size))
+        except Exception:
+            raise GuestMemoryError(address, size, "read") from None
+
+    def write(self, address: int, data: bytes) -> None:
+        if address <= 0:
+            raise GuestMemoryError(address, len(data), "write")
+        if not data:
+            return
+        try:
+            self._uc.mem_write(address, bytes(data))
+        except Exception:
+            raise GuestMemoryError(address, len(data), "write") from None
+
+    def read_u8(self, a: int) -> int:
+        return self.read(a, 1)[0]
+
+    def read_u16(self, a: int) -> int:
+        return struct.unpack("<H", self.read(a, 2))[0]
+
+    def read_u32(self, a: int) -> int:
+        return struct.unpack("<I", self.read(a, 4))[0]
+
+    def read_u64(self, a: int) -> int:
+        return struct.unpack("<Q", self.read(a, 8))[0]
+
+    def write_u8(self, a: int, v: int) -> None:
+        self.write(a, struct.pack("<B", v & 0xFF))
+
+    def write_u32(self, a: int, v: int) -> None:
+        self.write(a, struct.pack("<I", v & 0xFFFFFFFF))
+
+    def write_u64(self, a: int, v: int) -> None:
+        self.write(a, struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
+
+    def read_guid(self, a: int) -> Guid:
+        return Guid.from_bytes(self.read(a, Guid.SIZE))
+
+    def write_guid(self, a: int, guid: Guid) -> None:
+        self.write(a, guid.to_bytes())
+
+    def read_ucs2(self, a: int, limit: int = 1 << 16) -> str:
+        """A NUL-terminated UCS-2 string of at most ``limit`` characters."""
+        out = bytearray()
+        chunk = 64
+        while len(out) < limit * 2:
+            try:
+                data = self.read(a + len(out), chunk)
+            except GuestMemoryError:
+                if chunk == 2:
+                    raise
+                chunk = 2
+                continue
+            for i in range(0, len(data), 2):
+                if data[i] == 0 and data[i + 1] == 0:
+                    out += data[:i]
+                    return out.decode("utf-16-le", errors="replace")
+            out += data
+        raise GuestMemoryError(a, limit * 2, "find the end of a string")
+
+    def write_ucs2(self, a: int, text: str) -> None:
+        self.write(a, ucs2(text))
+
+    def read_struct(self, layout, a: int):
+        return layout.parse(self.read(a, layout.sizeof()))
+
+    def write_struct(self, layout, a: int, value: dict) -> None:
+        self.write(a, layout.build(value))
+
+
+def ucs2(text: str) -> bytes:
+    """NUL-terminated UCS-2 encoding of ``text``."""
+    return (text + "\0").encode("utf-16-le")

@@ -1,0 +1,22 @@
+"""Protocols the firmware provides, one module each.
+
+A protocol's functions are services like any other (registered as
+``"<Protocol>.<Member>"``); ``make_interface`` lays out the protocol structure in
+guest memory with every member pointing at its stub.
+"""
+
+from __future__ import annotations
+
+from ..memory import MemoryType
+
+
+def make_interface(fw, prefix: str, members, layout, **data) -> int:
+    """Write ``layout`` with function members ``prefix.member`` into firmware memory."""
+    value = {name: fw.stub_address[f"{prefix}.{name}"] for name in members}
+    value.update(data)
+    address = fw.allocate_pool(MemoryType.EfiBootServicesData, layout.sizeof())
+    fw.mem.write_struct(layout, address, value)
+    return address
+
+
+from . import console, initrd, loaded_image, rng  # noqa: E402,F401 - register the protocol services

@@ -1,0 +1,153 @@
+"""SIMPLE_TEXT_OUTPUT and SIMPLE_TEXT_INPUT on the console handle.
+
+OutputString goes to the run's console stream. The output device has one mode,
+80x25, and tracks the attribute and cursor in its Mode structure.
+"""
+
+from __future__ import annotations
+
+from .. import guids
+from ..layouts import efi
+from ..memory import MemoryType
+from ..registry import BOOLEAN, POINTER, STRING, UINTN, service
+from ..status import Status
+from . import make_interface
+
+MODES = [(80, 25)]
+DEFAULT_ATTRIBUTE = 0x07  # light grey on black
+
+
+class TextOutput:
+    def __init__(self, fw):
+        self.fw = fw
+        self.mode_address = fw.allocate_pool(MemoryType.EfiBootServicesData, efi.SimpleTextOutputMode.sizeof())
+        self.mode = dict(MaxMode=len(MODES), Mode=0, Attribute=DEFAULT_ATTRIBUTE,
+                         CursorColumn=0, CursorRow=0, CursorVisible=1)
+        self.sync()
+
+    def sync(self):
+        self.fw.mem.write_struct(efi.SimpleTextOutputMode, self.mode_address, self.mode)
+
+    def advance(self, text: str):
+        columns, rows = MODES[self.mode["Mode"]]
+        col, row = self.mode["CursorColumn"], self.mode["CursorRow"]
+        for ch in text:
+            if ch == "\n":
+                row += 1
+            elif ch == "\r":
+                col = 0
+            elif ch == "\b":
+                col = max(0, col - 1)
+            else:
+                col += 1
+                if col >= columns:
+                    col, row = 0, row + 1
+        self.mode.update(CursorColumn=col, CursorRow=min(row, rows - 1))
+        self.sync()
+
+
+def _out(fw) -> TextOutput:
+    return fw.protocol_state["console"]
+
+
+@service("TextOutput.Reset", This=POINTER, ExtendedVerification=BOOLEAN)
+def Reset(fw, this, extended):
+    return ClearScreen(fw, this)
+
+
+@service("TextOutput.OutputString", This=POINTER, String=STRING)
+def OutputString(fw, this, string):
+    if not string:
+        return Status.EFI_INVALID_PARAMETER
+    text = fw.mem.read_ucs2(string)
+    fw.output(text)
+    _out(fw).advance(text)
+    return Status.EFI_SUCCESS
+
+
+@service("TextOutput.TestString", This=POINTER, String=STRING)
+def TestString(fw, this, string):
+    return Status.EFI_SUCCESS if string else Status.EFI_INVALID_PARAMETER
+
+
+@service("TextOutput.QueryMode", This=POINTER, ModeNumber=UINTN, Columns=POINTER, Rows=POINTER)
+def QueryMode(fw, this, mode, columns_ptr, rows_ptr):
+    if mode >= len(MODES):
+        return Status.EFI_UNSUPPORTED
+    if not columns_ptr or not rows_ptr:
+        return Status.EFI_INVALID_PARAMETER
+    columns, rows = MODES[mode]
+    fw.mem.write_u64(columns_ptr, columns)
+    fw.mem.write_u64(rows_ptr, rows)
+    return Status.EFI_SUCCESS
+
+
+@service("TextOutput.SetMode", This=POINTER, ModeNumber=UINTN)
+def SetMode(fw, this, mode):
+    if mode >= len(MODES):
+        return Status.EFI_UNSUPPORTED
+    _out(fw).mode["Mode"] = mode
+    return ClearScreen(fw, this)
+
+
+@service("TextOutput.SetAttribute", This=POINTER, Attribute=UINTN)
+def SetAttribute(fw, this, attribute):
+    if attribute > 0x7F:
+        return Status.EFI_UNSUPPORTED
+    out = _out(fw)
+    out.mode["Attribute"] = attribute
+    out.sync()
+    return Status.EFI_SUCCESS
+
+
+@service("TextOutput.ClearScreen", This=POINTER)
+def ClearScreen(fw, this):
+    out = _out(fw)
+    out.mode.update(CursorColumn=0, CursorRow=0)
+    out.sync()
+    return Status.EFI_SUCCESS
+
+
+@service("TextOutput.SetCursorPosition", This=POINTER, Column=UINTN, Row=UINTN)
+def SetCursorPosition(fw, this, column, row):
+    out = _out(fw)
+    columns, rows = MODES[out.mode["Mode"]]
+    if column >= columns or row >= rows:
+        return Status.EFI_UNSUPPORTED
+    out.mode.update(CursorColumn=column, CursorRow=row)
+    out.sync()
+    return Status.EFI_SUCCESS
+
+
+@service("TextOutput.EnableCursor", This=POINTER, Visible=BOOLEAN)
+def EnableCursor(fw, this, visible):
+    out = _out(fw)
+    out.mode["CursorVisible"] = int(visible)
+    out.sync()
+    return Status.EFI_SUCCESS
+
+
+@service("TextInput.Reset", This=POINTER, ExtendedVerification=BOOLEAN)
+def InputReset(fw, this, extended):
+    return Status.EFI_SUCCESS
+
+
+@service("TextInput.ReadKeyStroke", This=POINTER, Key=POINTER)
+def ReadKeyStroke(fw, this, key):
+    return Status.EFI_NOT_READY  # headless: no key is ever pressed
+
+
+def install(fw) -> dict:
+    """Create the console handle; return the system table's console members."""
+    out = TextOutput(fw)
+    fw.protocol_state["console"] = out
+    text_out = make_interface(fw, "TextOutput", efi.SIMPLE_TEXT_OUTPUT, efi.SimpleTextOutput,
+                              Mode=out.mode_address)
+    # WaitForKey is an event handle; events are not implemented, so it is an opaque token.
+    wait_for_key = fw.allocate_pool(MemoryType.EfiBootServicesData, 16)
+    text_in = make_interface(fw, "TextInput", efi.SIMPLE_TEXT_INPUT, efi.SimpleTextInput,
+                             WaitForKey=wait_for_key)
+    handle = fw.handles.install(None, guids.SIMPLE_TEXT_OUTPUT_PROTOCOL, text_out)
+    fw.handles.install(handle, guids.SIMPLE_TEXT_INPUT_PROTOCOL, text_in)
+    return dict(ConsoleInHandle=handle.address, ConIn=text_in, ConsoleOutHandle=handle.address,
+                ConOut=text_out, StandardErrorHandle=handle.address, StdErr=text_out)

@@ -1,0 +1,78 @@
+"""The report of a run: what the guest printed and called, and how the run ended.
+
+A Report is plain data. ``to_dict()`` gives the JSON document described in
+docs/report.md (schema 1); the CLI renders the terminal summary from it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = 1
+OUTCOMES = ("handoff", "exit", "fault", "timeout", "error")
+
+
+@dataclass
+class Report:
+    image: str
+    arch: str
+    outcome: str
+    console: str = ""
+    calls: list = field(default_factory=list)  # dispatch.Call records
+    exit_status: str | None = None
+    exit_data: str | None = None
+    handoff: dict | None = None
+    fault: dict | None = None
+    error: dict | None = None
+    notes: list[str] = field(default_factory=list)
+    image_info: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+    engine: str = "stock"
+    dispatch: str = "python"
+
+    @property
+    def services_called(self) -> Counter:
+        return Counter(c.service for c in self.calls)
+
+    @property
+    def unimplemented(self) -> list[str]:
+        return sorted({c.service for c in self.calls if c.unimplemented})
+
+    @property
+    def violations(self) -> list[dict]:
+        return [c.as_dict() for c in self.calls if c.violation]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "image": self.image,
+            "arch": self.arch,
+            "outcome": self.outcome,
+        }
+        if self.outcome == "exit":
+            out["exit_status"] = self.exit_status
+            out["exit_data"] = self.exit_data
+        out.update({
+            "console": self.console,
+            "calls": [c.as_dict() for c in self.calls],
+            "services": dict(sorted(self.services_called.items())),
+            "unimplemented": self.unimplemented,
+            "violations": self.violations,
+            "handoff": self.handoff,
+            "fault": self.fault,
+            "error": self.error,
+            "notes": self.notes,
+            "image_info": self.image_info,
+            "options": self.options,
+            "engine": self.engine,
+            "dispatch": self.dispatch,
+            "timing": self.timing,
+        })
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)

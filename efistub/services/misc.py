@@ -1,0 +1,61 @@
+"""Miscellaneous boot services (UEFI 2.10 §7.5)."""
+
+from __future__ import annotations
+
+import zlib
+
+from ..registry import GUID_PTR, POINTER, STRING, UINT8, UINTN, service
+from ..status import Status
+
+INVALID = Status.EFI_INVALID_PARAMETER
+
+
+@service("SetWatchdogTimer", Timeout=UINTN, WatchdogCode=UINTN, DataSize=UINTN, WatchdogData=STRING)
+def SetWatchdogTimer(fw, timeout, code, data_size, data):
+    if 0 < code <= 0xFFFF:
+        return INVALID  # codes up to 0xFFFF are reserved for the firmware
+    fw.watchdog_seconds = timeout
+    return Status.EFI_SUCCESS
+
+
+@service("Stall", Microseconds=UINTN)
+def Stall(fw, microseconds):
+    fw.virtual_time_us += microseconds  # time is virtual: a stall costs no host time
+    return Status.EFI_SUCCESS
+
+
+@service("CopyMem", returns="void", Destination=POINTER, Source=POINTER, Length=UINTN)
+def CopyMem(fw, destination, source, length):
+    if length and destination != source:
+        fw.mem.write(destination, fw.mem.read(source, length))  # read first: overlap is allowed
+
+
+@service("SetMem", returns="void", Buffer=POINTER, Size=UINTN, Value=UINT8)
+def SetMem(fw, buffer, size, value):
+    if size:
+        fw.mem.write(buffer, bytes([value]) * size)
+
+
+@service("GetNextMonotonicCount", Count=POINTER)
+def GetNextMonotonicCount(fw, count):
+    if not count:
+        return INVALID
+    fw.monotonic_count += 1
+    fw.mem.write_u64(count, fw.monotonic_count)
+    return Status.EFI_SUCCESS
+
+
+@service("CalculateCrc32", Data=POINTER, DataSize=UINTN, Crc32=POINTER)
+def CalculateCrc32(fw, data, size, crc_ptr):
+    if not data or not crc_ptr or not size:
+        return INVALID
+    fw.mem.write_u32(crc_ptr, zlib.crc32(fw.mem.read(data, size)))
+    return Status.EFI_SUCCESS
+
+
+@service("InstallConfigurationTable", Guid=GUID_PTR, Table=POINTER)
+def InstallConfigurationTable(fw, guid, table):
+    if not guid:
+        return INVALID
+    fw.set_configuration_table(fw.mem.read_guid(guid), table)
+    return Status.EFI_SUCCESS

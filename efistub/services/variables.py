@@ -1,0 +1,122 @@
+"""Variable services (UEFI 2.10 §8.2) over the in-memory store ``fw.variables``."""
+
+from __future__ import annotations
+
+from .. import variables as v
+from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, service
+from ..status import Status
+
+INVALID = Status.EFI_INVALID_PARAMETER
+
+
+def _visible(fw, var: v.Variable | None) -> bool:
+    """After ExitBootServices only variables with runtime access exist for the caller."""
+    return var is not None and (fw.boot_services_active or bool(var.attributes & v.RUNTIME_ACCESS))
+
+
+@service("GetVariable", boot=False, VariableName=STRING, VendorGuid=GUID_PTR, Attributes=POINTER,
+         DataSize=POINTER, Data=POINTER)
+def GetVariable(fw, name_ptr, guid_ptr, attributes_ptr, size_ptr, data_ptr):
+    if not name_ptr or not guid_ptr or not size_ptr:
+        return INVALID
+    var = fw.variables.get(fw.mem.read_ucs2(name_ptr), fw.mem.read_guid(guid_ptr))
+    if not _visible(fw, var):
+        return Status.EFI_NOT_FOUND
+    available = fw.mem.read_u64(size_ptr)
+    fw.mem.write_u64(size_ptr, len(var.data))
+    if attributes_ptr:
+        fw.mem.write_u32(attributes_ptr, var.attributes)
+    if available < len(var.data):
+        return Status.EFI_BUFFER_TOO_SMALL
+    if not data_ptr and var.data:
+        return INVALID
+    fw.mem.write(data_ptr, var.data)
+    return Status.EFI_SUCCESS
+
+
+@service("GetNextVariableName", boot=False, VariableNameSize=POINTER, VariableName=POINTER, VendorGuid=POINTER)
+def GetNextVariableName(fw, size_ptr, name_ptr, guid_ptr):
+    if not size_ptr or not name_ptr or not guid_ptr:
+        return INVALID
+    size = fw.mem.read_u64(size_ptr)
+    raw = fw.mem.read(name_ptr, min(size, 2 * (v.MAX_VARIABLE_SIZE + 1)) & ~1)
+    end = next((i for i in range(0, len(raw), 2) if raw[i:i + 2] == b"\0\0"), None)
+    if end is None:
+        return INVALID  # no NUL within VariableNameSize
+    name = raw[:end].decode("utf-16-le", errors="replace")
+    visible = [var for var in fw.variables if _visible(fw, var)]
+    if not name:
+        position = 0
+    else:
+        guid = fw.mem.read_guid(guid_ptr)
+        keys = [(var.name, var.guid) for var in visible]
+        if (name, guid) not in keys:
+            return INVALID
+        position = keys.index((name, guid)) + 1
+    if position >= len(visible):
+        return Status.EFI_NOT_FOUND
+    following = visible[position]
+    encoded = (following.name + "\0").encode("utf-16-le")
+    fw.mem.write_u64(size_ptr, len(encoded))
+    if size < len(encoded):
+        return Status.EFI_BUFFER_TOO_SMALL
+    fw.mem.write(name_ptr, encoded)
+    fw.mem.write_guid(guid_ptr, following.guid)
+    return Status.EFI_SUCCESS
+
+
+@service("SetVariable", boot=False, VariableName=STRING, VendorGuid=GUID_PTR, Attributes=UINT32,
+         DataSize=UINTN, Data=POINTER)
+def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
+    if not name_ptr or not guid_ptr or (size and not data_ptr):
+        return INVALID
+    name, guid = fw.mem.read_ucs2(name_ptr), fw.mem.read_guid(guid_ptr)
+    if not name or attributes & ~v.KNOWN_ATTRIBUTES:
+        return INVALID
+    if attributes & v.AUTHENTICATED:
+        return Status.EFI_UNSUPPORTED  # no authenticated variables in this store
+    if attributes & v.RUNTIME_ACCESS and not attributes & v.BOOTSERVICE_ACCESS:
+        return INVALID
+    if not fw.boot_services_active and attributes and not (
+            attributes & v.RUNTIME_ACCESS and attributes & v.NON_VOLATILE):
+        return INVALID  # after ExitBootServices only NV+RT variables may be written
+    existing = fw.variables.get(name, guid)
+    if existing is not None and not _visible(fw, existing):
+        return Status.EFI_NOT_FOUND if not attributes else INVALID
+    append = bool(attributes & v.APPEND_WRITE)
+    stored_attributes = attributes & ~v.APPEND_WRITE
+    if not append and (size == 0 or not stored_attributes):
+        if existing is None:
+            return Status.EFI_NOT_FOUND
+        fw.variables.delete(name, guid)
+        return Status.EFI_SUCCESS
+    if existing is not None and existing.attributes != stored_attributes:
+        return INVALID
+    data = fw.mem.read(data_ptr, size)
+    if append:
+        if existing is None and not size:
+            return Status.EFI_SUCCESS
+        data = (existing.data if existing is not None else b"") + data
+    new_size = 2 * (len(name) + 1) + len(data)
+    if new_size > fw.variables.max_variable:
+        return INVALID
+    if new_size - (existing.size if existing else 0) > fw.variables.remaining:
+        return Status.EFI_OUT_OF_RESOURCES
+    fw.variables.set(name, guid, stored_attributes, data)
+    return Status.EFI_SUCCESS
+
+
+@service("QueryVariableInfo", boot=False, Attributes=UINT32, MaximumVariableStorageSize=POINTER,
+         RemainingVariableStorageSize=POINTER, MaximumVariableSize=POINTER)
+def QueryVariableInfo(fw, attributes, max_storage_ptr, remaining_ptr, max_size_ptr):
+    if not max_storage_ptr or not remaining_ptr or not max_size_ptr or not attributes:
+        return INVALID
+    if attributes & v.RUNTIME_ACCESS and not attributes & v.BOOTSERVICE_ACCESS:
+        return INVALID
+    if attributes & v.AUTHENTICATED:
+        return Status.EFI_UNSUPPORTED
+    store = fw.variables
+    fw.mem.write_u64(max_storage_ptr, store.capacity)
+    fw.mem.write_u64(remaining_ptr, store.remaining)
+    fw.mem.write_u64(max_size_ptr, store.max_variable)
+    return Status.EFI_SUCCESS

@@ -1,0 +1,80 @@
+"""EFI_STATUS codes (UEFI 2.10, Appendix D) as a named enumeration."""
+
+from __future__ import annotations
+
+import enum
+
+ERROR_BIT = 1 << 63
+
+
+class Status(enum.IntEnum):
+    """An EFI_STATUS value; ``Status.EFI_NOT_FOUND.name`` is the spec's name."""
+
+    EFI_SUCCESS = 0
+    EFI_WARN_UNKNOWN_GLYPH = 1
+    EFI_WARN_DELETE_FAILURE = 2
+    EFI_WARN_WRITE_FAILURE = 3
+    EFI_WARN_BUFFER_TOO_SMALL = 4
+    EFI_WARN_STALE_DATA = 5
+    EFI_WARN_FILE_SYSTEM = 6
+    EFI_WARN_RESET_REQUIRED = 7
+    EFI_LOAD_ERROR = ERROR_BIT | 1
+    EFI_INVALID_PARAMETER = ERROR_BIT | 2
+    EFI_UNSUPPORTED = ERROR_BIT | 3
+    EFI_BAD_BUFFER_SIZE = ERROR_BIT | 4
+    EFI_BUFFER_TOO_SMALL = ERROR_BIT | 5
+    EFI_NOT_READY = ERROR_BIT | 6
+    EFI_DEVICE_ERROR = ERROR_BIT | 7
+    EFI_WRITE_PROTECTED = ERROR_BIT | 8
+    EFI_OUT_OF_RESOURCES = ERROR_BIT | 9
+    EFI_VOLUME_CORRUPTED = ERROR_BIT | 10
+    EFI_VOLUME_FULL = ERROR_BIT | 11
+    EFI_NO_MEDIA = ERROR_BIT | 12
+    EFI_MEDIA_CHANGED = ERROR_BIT | 13
+    EFI_NOT_FOUND = ERROR_BIT | 14
+    EFI_ACCESS_DENIED = ERROR_BIT | 15
+    EFI_NO_RESPONSE = ERROR_BIT | 16
+    EFI_NO_MAPPING = ERROR_BIT | 17
+    EFI_TIMEOUT = ERROR_BIT | 18
+    EFI_NOT_STARTED = ERROR_BIT | 19
+    EFI_ALREADY_STARTED = ERROR_BIT | 20
+    EFI_ABORTED = ERROR_BIT | 21
+    EFI_ICMP_ERROR = ERROR_BIT | 22
+    EFI_TFTP_ERROR = ERROR_BIT | 23
+    EFI_PROTOCOL_ERROR = ERROR_BIT | 24
+    EFI_INCOMPATIBLE_VERSION = ERROR_BIT | 25
+    EFI_SECURITY_VIOLATION = ERROR_BIT | 26
+    EFI_CRC_ERROR = ERROR_BIT | 27
+    EFI_END_OF_MEDIA = ERROR_BIT | 28
+    EFI_END_OF_FILE = ERROR_BIT | 31
+    EFI_INVALID_LANGUAGE = ERROR_BIT | 32
+    EFI_COMPROMISED_DATA = ERROR_BIT | 33
+    EFI_IP_ADDRESS_CONFLICT = ERROR_BIT | 34
+    EFI_HTTP_ERROR = ERROR_BIT | 35
+
+    @classmethod
+    def name_of(cls, value: int) -> str:
+        """The spec name of a status, or its hex value when it has none."""
+        try:
+            return cls(value).name
+        except ValueError:
+            return f"0x{value:016x}"
+
+    @classmethod
+    def parse(cls, value: "str | int | Status") -> "Status":
+        """Accept a Status, its name (with or without the EFI_ prefix) or its number."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        key = value.strip().upper()
+        if not key.startswith("EFI_"):
+            key = "EFI_" + key
+        try:
+            return cls[key]
+        except KeyError:
+            raise ValueError(f"unknown EFI status name {value!r}") from None
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self & ERROR_BIT)
