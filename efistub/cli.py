@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, metavar="N",
                      help="seed of the RNG protocol and the TSC (default 0): equal inputs give equal runs")
     run.add_argument("--no-rng", action="store_true", help="do not offer EFI_RNG_PROTOCOL")
+    run.add_argument("--keys", default="", metavar="TEXT",
+                     help="key presses queued on the console input, with backslash escapes "
+                          "(for example '\\r' for Enter); without it no key is ever pressed")
     run.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="end a guest that runs longer than S seconds (default 60)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
@@ -60,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
 
 
+def _unescape(text: str) -> str:
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise InputError("--keys", f"bad escape in {text!r}: {e.reason}") from None
+
+
 def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -73,7 +83,7 @@ def _run(args) -> int:
     from .machine import Machine
 
     options = Options(cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
-                      rng=not args.no_rng,
+                      rng=not args.no_rng, keys=_unescape(args.keys),
                       initrd=_read_file(args.initrd) if args.initrd else None)
     out = sys.stdout
     json_to_stdout = args.json == "-"
@@ -132,8 +142,8 @@ def summary(report) -> str:
         add("exit status", report.exit_status)
         if report.exit_data:
             add("exit data", json.dumps(report.exit_data))
-    elif report.outcome == "fault":
-        f = report.fault
+    elif report.outcome in ("fault", "timeout"):
+        f = report.fault or report.timeout
         add("reason", f["reason"])
         add("pc", f"0x{f['pc']:x}  {f.get('instruction', '')}")
         if "access" in f:

@@ -7,6 +7,7 @@ memory and the firmware's bookkeeping, never CPU registers or the architecture.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from .errors import EfiError
@@ -31,6 +32,7 @@ class Options:
     seed: int = 0
     timeout: float = 60.0
     rng: bool = True
+    keys: str = ""  # key presses queued on ConIn
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Firmware:
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
         self.variables = VariableStore()
+        self.events: dict[int, object] = {}  # event handle -> services.events.Event
+        self.keys = deque(options.keys)
         # Addresses of the tables and the stubs, filled in by tables.build_firmware_tables().
         self.system_table = 0
         self.boot_services = 0

@@ -180,8 +180,9 @@ def parse_image(path: str, data: bytes, supported_machines: dict[int, str] | Non
         )
         if s.virtual_address + s.span > opt.SizeOfImage or s.virtual_address < opt.SizeOfHeaders and s.span:
             raise InputError(path, f"section {s.name or i} (RVA 0x{s.virtual_address:x}, 0x{s.span:x} bytes) lies outside the image")
-        if s.raw_size and s.raw_pointer + min(s.raw_size, s.span) > len(data):
-            raise InputError(path, f"truncated: section {s.name or i} needs file bytes up to 0x{s.raw_pointer + min(s.raw_size, s.span):x}, the file has 0x{len(data):x}")
+        if s.raw_size and s.raw_pointer + s.raw_size > len(data):
+            raise InputError(path, f"truncated: section {s.name or i} needs file bytes up to "
+                                   f"0x{s.raw_pointer + s.raw_size:x}, the file has 0x{len(data):x}")
         sections.append(s)
 
     reloc_rva = reloc_size = 0

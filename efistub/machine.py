@@ -34,6 +34,9 @@ RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault
 MIN_MEMORY = 64 << 20
 MAX_MEMORY = 64 << 30
 STACK_SIZE = 1 << 20
+# Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it,
+# so changing the permissions of a few pages must not split one region of all RAM.
+RAM_CHUNK = 2 << 20
 RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
@@ -41,6 +44,14 @@ ACCESS_NAMES = {
     UC_MEM_READ_PROT: "read of protected memory", UC_MEM_WRITE_PROT: "write to read-only memory",
     UC_MEM_FETCH_PROT: "instruction fetch from non-executable memory",
 }
+
+
+def map_ram(uc, start: int, end: int) -> None:
+    """Map [start, end) read-write, without execute, in chunks aligned to RAM_CHUNK."""
+    while start < end:
+        chunk_end = min(end, (start // RAM_CHUNK + 1) * RAM_CHUNK)
+        uc.mem_map(start, chunk_end - start, UC_PROT_READ | UC_PROT_WRITE)
+        start = chunk_end
 
 
 def service_slots() -> list[Service]:
@@ -74,7 +85,7 @@ class Machine:
         fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink)
         arch = self.arch = arches.for_machine(image.machine)(fw)
         uc = self.uc = arch.create_engine()
-        uc.mem_map(RAM_START, opts.memory - RAM_START, UC_PROT_READ | UC_PROT_WRITE)
+        map_ram(uc, RAM_START, opts.memory)
         fw.mem = GuestMemory(uc)
 
         slots = service_slots()
@@ -113,7 +124,7 @@ class Machine:
             except EfiError:
                 raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
                                              f"{self.options.memory >> 20} MiB of guest RAM") from None
-            if not image.has_relocations:
+            if not image.has_relocations and image.image_base:
                 fw.note(f"image has no base relocations; loaded at 0x{base:x} instead of ImageBase "
                         f"0x{image.image_base:x}")
         fw.mem.write(base, image.layout(base))
@@ -159,7 +170,7 @@ class Machine:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 outcome = "timeout"
-                break
+                continue
             self._invalid = None
             error = None
             try:
@@ -182,10 +193,12 @@ class Machine:
                 outcome, details = "fault", self._fault(str(error))
             elif time.perf_counter() >= deadline:
                 outcome = "timeout"
-            elif arch.halted(uc):
-                outcome, details = "fault", self._fault("the guest halted (hlt)")
+            elif (hlt := arch.halted_at(uc)) is not None:
+                outcome, details = "fault", self._fault("the guest halted (hlt)", pc=hlt)
             else:
                 outcome, details = "fault", self._fault("emulation stopped for no known reason")
+        if outcome == "timeout":
+            details = self._fault(f"still running after --timeout {self.options.timeout:g} s")
         finished = time.perf_counter()
         report = self._report(outcome, details)
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
@@ -193,9 +206,10 @@ class Machine:
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
         return report
 
-    def _fault(self, reason: str) -> dict:
+    def _fault(self, reason: str, pc: int | None = None) -> dict:
+        """Where the guest stopped: reason, PC, instruction, registers, last service calls."""
         uc, arch = self.uc, self.arch
-        pc = arch.pc(uc)
+        pc = arch.pc(uc) if pc is None else pc
         fault = {"reason": reason, "pc": pc, "registers": arch.registers(uc)}
         if self._invalid is not None:
             access, address, size = self._invalid
@@ -234,6 +248,8 @@ class Machine:
             report.handoff = self._handoff(details["entry"])
         elif outcome == "fault":
             report.fault = details
+        elif outcome == "timeout":
+            report.timeout = details
         elif outcome == "error":
             report.error = details
         return report

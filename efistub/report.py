@@ -26,6 +26,7 @@ class Report:
     exit_data: str | None = None
     handoff: dict | None = None
     fault: dict | None = None
+    timeout: dict | None = None  # where a guest that ran out of time was
     error: dict | None = None
     notes: list[str] = field(default_factory=list)
     image_info: dict = field(default_factory=dict)
@@ -64,6 +65,7 @@ class Report:
             "violations": self.violations,
             "handoff": self.handoff,
             "fault": self.fault,
+            "timeout": self.timeout,
             "error": self.error,
             "notes": self.notes,
             "image_info": self.image_info,

@@ -136,12 +136,13 @@ class X86_64:
     def registers(self, uc: Uc) -> dict[str, int]:
         return {name: uc.reg_read(reg) for name, reg in REGISTERS.items()}
 
-    def halted(self, uc: Uc) -> bool:
-        """True when emulation stopped because the guest executed HLT."""
+    def halted_at(self, uc: Uc) -> int | None:
+        """The address of the HLT that stopped emulation, if one did (unicorn stops after it)."""
+        address = self.pc(uc) - 1
         try:
-            return uc.mem_read(self.pc(uc) - 1, 1)[0] == HLT
+            return address if uc.mem_read(address, 1)[0] == HLT else None
         except Exception:
-            return False
+            return None
 
     def disassembler(self):
         import capstone

@@ -131,6 +131,8 @@ SimpleTextOutputMode = Struct(
 SIMPLE_TEXT_INPUT = ("Reset", "ReadKeyStroke")
 SimpleTextInput = Struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
 
+InputKey = Struct("ScanCode" / Int16ul, "UnicodeChar" / Int16ul)
+
 LOAD_FILE2 = ("LoadFile",)
 LoadFile2 = function_table(LOAD_FILE2, header=False)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from .. import guids
 from ..layouts import efi
 from ..memory import MemoryType
+from ..services import events
 from ..registry import BOOLEAN, POINTER, STRING, UINTN, service
 from ..status import Status
 from . import make_interface
 
 MODES = [(80, 25)]
+SCAN_CODES = {"\x1b": 0x17}  # ESC is a scan code, not a character
 DEFAULT_ATTRIBUTE = 0x07  # light grey on black
 
 
@@ -134,7 +136,14 @@ def InputReset(fw, this, extended):
 
 @service("TextInput.ReadKeyStroke", This=POINTER, Key=POINTER)
 def ReadKeyStroke(fw, this, key):
-    return Status.EFI_NOT_READY  # headless: no key is ever pressed
+    if not key:
+        return Status.EFI_INVALID_PARAMETER
+    if not fw.keys:
+        return Status.EFI_NOT_READY  # headless: only the keys given with --keys are ever pressed
+    ch = fw.keys.popleft()
+    scan = SCAN_CODES.get(ch, 0)
+    fw.mem.write_struct(efi.InputKey, key, dict(ScanCode=scan, UnicodeChar=0 if scan else ord(ch)))
+    return Status.EFI_SUCCESS
 
 
 def install(fw) -> dict:
@@ -143,8 +152,7 @@ def install(fw) -> dict:
     fw.protocol_state["console"] = out
     text_out = make_interface(fw, "TextOutput", efi.SIMPLE_TEXT_OUTPUT, efi.SimpleTextOutput,
                               Mode=out.mode_address)
-    # WaitForKey is an event handle; events are not implemented, so it is an opaque token.
-    wait_for_key = fw.allocate_pool(MemoryType.EfiBootServicesData, 16)
+    wait_for_key = events.new_event(fw, events.Event(events.EVT_NOTIFY_WAIT, events.TPL_NOTIFY, 0, 0, is_key=True))
     text_in = make_interface(fw, "TextInput", efi.SIMPLE_TEXT_INPUT, efi.SimpleTextInput,
                              WaitForKey=wait_for_key)
     handle = fw.handles.install(None, guids.SIMPLE_TEXT_OUTPUT_PROTOCOL, text_out)

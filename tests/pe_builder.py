@@ -1,0 +1,87 @@
+"""Builds small synthetic PE32+ images for tests of the loader and of fault handling."""
+
+from __future__ import annotations
+
+import struct
+
+from efistub.layouts import pe
+
+FILE_ALIGN = 0x200
+SECTION_ALIGN = 0x1000
+CODE = pe.SCN_CNT_CODE | pe.SCN_MEM_EXECUTE | 0x40000000  # code, execute, read
+DATA = 0x00000040 | 0x40000000 | 0x80000000  # initialized data, read, write
+
+
+def _align(value: int, to: int) -> int:
+    return (value + to - 1) // to * to
+
+
+def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, entry_offset: int = 0,
+             machine: int = pe.MACHINE_AMD64, subsystem: int = pe.SUBSYSTEM_EFI_APPLICATION,
+             image_base: int = 0x10000000, relocations: list[tuple[int, int]] | None = None,
+             magic: int = pe.PE32PLUS_MAGIC, file_align: int = FILE_ALIGN, section_align: int = SECTION_ALIGN,
+             size_of_image: int | None = None) -> bytes:
+    """A PE image with ``sections`` = [(name, data, characteristics)].
+
+    ``relocations`` = [(rva, type)] are emitted as a .reloc section. Section RVAs
+    follow one another from ``section_align``.
+    """
+    sections = list(sections)
+    if relocations:
+        sections.append((".reloc", _reloc_blocks(relocations), DATA))
+    n = len(sections)
+    lfanew = 0x40
+    opt_size = pe.OptionalHeader64.sizeof() + 16 * pe.DataDirectory.sizeof()
+    headers_size = _align(lfanew + pe.CoffHeader.sizeof() + opt_size + n * pe.SectionHeader.sizeof(), file_align)
+    rva = _align(headers_size, section_align)
+    raw = headers_size
+    table, body, layout = [], b"", []
+    for name, data, flags in sections:
+        raw_size = _align(len(data), file_align)
+        table.append(pe.SectionHeader.build(dict(
+            Name=name.encode().ljust(8, b"\0")[:8], VirtualSize=len(data), VirtualAddress=rva,
+            SizeOfRawData=raw_size, PointerToRawData=raw, PointerToRelocations=0, PointerToLinenumbers=0,
+            NumberOfRelocations=0, NumberOfLinenumbers=0, Characteristics=flags)))
+        body += data.ljust(raw_size, b"\0")
+        layout.append((rva, len(data)))
+        rva = _align(rva + max(len(data), 1), section_align)
+        raw += raw_size
+    directories = [dict(VirtualAddress=0, Size=0) for _ in range(16)]
+    if relocations:
+        directories[pe.DIRECTORY_BASERELOC] = dict(VirtualAddress=layout[-1][0], Size=layout[-1][1])
+    opt = pe.OptionalHeader64.build(dict(
+        Magic=magic, MajorLinkerVersion=0, MinorLinkerVersion=0, SizeOfCode=0, SizeOfInitializedData=0,
+        SizeOfUninitializedData=0, AddressOfEntryPoint=layout[entry_section][0] + entry_offset, BaseOfCode=0,
+        ImageBase=image_base, SectionAlignment=section_align, FileAlignment=file_align,
+        MajorOperatingSystemVersion=0, MinorOperatingSystemVersion=0, MajorImageVersion=0, MinorImageVersion=0,
+        MajorSubsystemVersion=0, MinorSubsystemVersion=0, Win32VersionValue=0,
+        SizeOfImage=size_of_image if size_of_image is not None else rva, SizeOfHeaders=headers_size,
+        CheckSum=0, Subsystem=subsystem, DllCharacteristics=0, SizeOfStackReserve=0, SizeOfStackCommit=0,
+        SizeOfHeapReserve=0, SizeOfHeapCommit=0, LoaderFlags=0, NumberOfRvaAndSizes=16,
+    )) + b"".join(pe.DataDirectory.build(d) for d in directories)
+    coff = pe.CoffHeader.build(dict(Signature=pe.PE_SIGNATURE, Machine=machine, NumberOfSections=n,
+                                    TimeDateStamp=0, PointerToSymbolTable=0, NumberOfSymbols=0,
+                                    SizeOfOptionalHeader=opt_size, Characteristics=0x22))
+    dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", lfanew)
+    headers = (dos + coff + opt + b"".join(table)).ljust(headers_size, b"\0")
+    return headers + body
+
+
+def _reloc_blocks(relocations: list[tuple[int, int]]) -> bytes:
+    blocks = {}
+    for rva, kind in relocations:
+        blocks.setdefault(rva & ~0xFFF, []).append(kind << 12 | (rva & 0xFFF))
+    out = b""
+    for page, entries in sorted(blocks.items()):
+        if len(entries) % 2:
+            entries.append(pe.REL_BASED_ABSOLUTE << 12)  # padding, as linkers emit it
+        out += struct.pack("<II", page, 8 + 2 * len(entries)) + struct.pack(f"<{len(entries)}H", *entries)
+    return out
+
+
+def code_image(code: bytes, data: bytes = b"", **kwargs) -> bytes:
+    """An image whose entry point is the first byte of ``code``."""
+    sections = [(".text", code, CODE)]
+    if data:
+        sections.append((".data", data, DATA))
+    return build_pe(sections, **kwargs)

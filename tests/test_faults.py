@@ -1,0 +1,79 @@
+"""Whatever a guest does ends as a clear outcome: faults, halts, endless loops, wild pointers."""
+
+import struct
+
+from efistub.firmware import Options
+from efistub.machine import Machine
+from pe_builder import code_image
+
+BOOT_SERVICES = 0x60  # EFI_SYSTEM_TABLE.BootServices
+GET_MEMORY_MAP = 0x18 + 4 * 8  # EFI_BOOT_SERVICES.GetMemoryMap
+
+
+def run(tmp_path, code: bytes, **options):
+    path = tmp_path / "guest.efi"
+    path.write_bytes(code_image(code))
+    return Machine(str(path), Options(**options)).run()
+
+
+def test_invalid_opcode(tmp_path):
+    r = run(tmp_path, b"\x90\x0f\x0b")
+    assert r.outcome == "fault"
+    assert "Invalid instruction" in r.fault["reason"]
+    assert r.fault["instruction"] == "ud2"
+    assert r.fault["image_offset"] == 0x1001
+    assert set(r.fault["registers"]) >= {"rax", "rip", "rsp"}
+
+
+def test_unmapped_read(tmp_path):
+    r = run(tmp_path, bytes.fromhex("48b800000000adde0000488b00c3"))
+    assert r.outcome == "fault"
+    assert r.fault["access"] == {"kind": "read of unmapped memory", "address": 0xDEAD00000000, "size": 8}
+    assert r.fault["instruction"].startswith("mov rax, qword ptr [rax]")
+
+
+def test_null_write(tmp_path):
+    r = run(tmp_path, bytes.fromhex("31c0c70001000000c3"))  # xor eax,eax; mov dword [rax], 1
+    assert r.outcome == "fault"
+    assert r.fault["access"]["kind"] == "write to unmapped memory" and r.fault["access"]["address"] == 0
+
+
+def test_jump_into_data_is_a_fault(tmp_path):
+    # mov rax, rdx (the system table, in firmware data); jmp rax
+    r = run(tmp_path, bytes.fromhex("4889d0ffe0"))
+    assert r.outcome == "fault"
+    assert r.fault["reason"] == "instruction fetch from non-executable memory"
+
+
+def test_hlt(tmp_path):
+    r = run(tmp_path, b"\x90\xf4")
+    assert r.outcome == "fault" and r.fault["reason"] == "the guest halted (hlt)"
+    assert r.fault["instruction"] == "hlt"
+
+
+def test_endless_loop_times_out(tmp_path):
+    r = run(tmp_path, b"\xeb\xfe", timeout=0.5)
+    assert r.outcome == "timeout"
+    assert r.timeout["instruction"].startswith("jmp")
+
+
+def test_wild_pointer_to_a_service_gives_invalid_parameter(tmp_path):
+    # GetMemoryMap(MemoryMapSize=0xdead00000000, ...) then return its status from the entry point
+    code = (bytes.fromhex("4883ec28")                              # sub rsp, 0x28
+            + bytes.fromhex("488b4260")                              # mov rax, [rdx+0x60]  BootServices
+            + bytes.fromhex("48b900000000adde0000")                  # mov rcx, 0xdead00000000
+            + bytes.fromhex("31d24d31c04d31c9")                      # rdx = r8 = r9 = 0
+            + bytes.fromhex("ff5038")                                # call [rax+0x38]      GetMemoryMap
+            + bytes.fromhex("4883c428c3"))                           # add rsp, 0x28; ret
+    assert struct.unpack("<B", bytes.fromhex("38"))[0] == GET_MEMORY_MAP
+    r = run(tmp_path, code)
+    assert r.outcome == "exit" and r.exit_status == "EFI_INVALID_PARAMETER"
+    call = r.calls[-1]
+    assert call.service == "GetMemoryMap" and call.status == "EFI_INVALID_PARAMETER"
+    assert "bad guest pointer" in call.note
+    assert any("GetMemoryMap" in n for n in r.notes)
+
+
+def test_entry_return_value_is_the_exit_status(tmp_path):
+    r = run(tmp_path, bytes.fromhex("b801000000" "48c1e03f" "4883c80e" "c3"))  # rax = 1<<63 | 14
+    assert r.outcome == "exit" and r.exit_status == "EFI_NOT_FOUND"
