@@ -232,7 +232,7 @@ class Machine:
             image=os.path.abspath(image.path), arch=self.arch.name, outcome=outcome,
             console="".join(fw.console), calls=self.dispatcher.calls, notes=fw.notes,
             image_info={"load_address": self.load_address, "entry": self.entry, "size": image.size_of_image,
-                        "image_base": image.image_base, "relocated": image.has_relocations},
+                        "image_base": image.image_base, "has_relocations": image.has_relocations},
             options={"cmdline": self.options.cmdline, "memory": self.options.memory, "seed": self.options.seed,
                      "initrd_size": None if self.options.initrd is None else len(self.options.initrd),
                      "rng": self.options.rng},

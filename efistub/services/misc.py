@@ -59,3 +59,13 @@ def InstallConfigurationTable(fw, guid, table):
         return INVALID
     fw.set_configuration_table(fw.mem.read_guid(guid), table)
     return Status.EFI_SUCCESS
+
+
+@service("GetNextHighMonotonicCount", boot=False, HighCount=POINTER)
+def GetNextHighMonotonicCount(fw, high_count):
+    """Advance the high 32 bits of the monotonic count (UEFI 2.10 §8.5.2)."""
+    if not high_count:
+        return INVALID
+    fw.monotonic_count = ((fw.monotonic_count >> 32) + 1) << 32
+    fw.mem.write_u32(high_count, fw.monotonic_count >> 32)
+    return Status.EFI_SUCCESS

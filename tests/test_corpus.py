@@ -1,0 +1,101 @@
+"""Real images from the corpus (EFISTUB_CORPUS): the Linux x86_64 stubs to the hand-off, HelloWorld."""
+
+import pytest
+
+from conftest import corpus_file
+from efistub.firmware import Options
+from efistub.machine import Machine
+
+CMDLINE = "console=ttyS0 root=/dev/vda ro efistub-test"
+PAGE = 4096
+E820_OF_EFI_TYPE = {
+    "EfiLoaderCode": "RAM", "EfiLoaderData": "RAM", "EfiBootServicesCode": "RAM",
+    "EfiBootServicesData": "RAM", "EfiConventionalMemory": "RAM",
+    "EfiRuntimeServicesCode": "RESERVED", "EfiRuntimeServicesData": "RESERVED",
+    "EfiACPIReclaimMemory": "ACPI", "EfiACPIMemoryNVS": "NVS",
+}
+
+
+def boot(path, **options):
+    machine = Machine(str(path), Options(**options))
+    return machine, machine.run()
+
+
+@pytest.fixture(scope="module")
+def linux_612(corpus):
+    return boot(corpus_file(corpus, "x86_64/vmlinuz-6.12.117+deb13-amd64"), cmdline=CMDLINE)
+
+
+@pytest.fixture(scope="module")
+def linux_61_initrd(corpus):
+    initrd = corpus_file(corpus, "initrd/initrd-tiny.cpio").read_bytes()
+    path = corpus_file(corpus, "x86_64/vmlinuz-6.1.0-57-amd64")
+    return boot(path, cmdline=CMDLINE, initrd=initrd), initrd
+
+
+def check_handoff(machine, report):
+    assert report.outcome == "handoff", report.fault or report.error
+    h = report.handoff
+    assert h["arch"] == "x86_64"
+    bp = h["boot_params"]
+    assert bp["cmdline"] == CMDLINE
+    assert h["registers"]["rsi"] == bp["address"]
+    # the kernel is entered outside the loaded stub image, after ExitBootServices
+    base, size = report.image_info["load_address"], report.image_info["size"]
+    assert not base <= h["entry"] < base + size
+    assert report.calls[-1].service == "ExitBootServices" and report.calls[-1].status == "EFI_SUCCESS"
+    assert report.unimplemented == [] and report.violations == []
+    info = bp["efi_info"]
+    assert info["loader_signature"] == "EL64"
+    assert info["systab"] == machine.fw.system_table
+    assert info["memdesc_size"] == 48 and info["memdesc_version"] == 1
+    memory_map = h["memory_map"]
+    assert len(memory_map) * info["memdesc_size"] == info["memmap_size"]
+    check_e820_matches_memory_map(bp["e820"], memory_map)
+
+
+def check_e820_matches_memory_map(e820, memory_map):
+    """Every byte of every EFI descriptor lies in an e820 entry of the type Linux maps it to."""
+    assert e820
+    for d in memory_map:
+        start, end = d["start"], d["start"] + d["pages"] * PAGE
+        expected = E820_OF_EFI_TYPE[d["type"]]
+        covering = [e for e in e820 if e["addr"] <= start and end <= e["addr"] + e["size"]]
+        assert len(covering) == 1 and covering[0]["type"] == expected, (d, covering)
+    assert sum(e["size"] for e in e820) == sum(d["pages"] * PAGE for d in memory_map)
+
+
+def test_linux_612_hands_off_with_the_command_line(linux_612):
+    machine, report = linux_612
+    check_handoff(machine, report)
+    names = [c.service for c in report.calls]
+    assert names.count("GetMemoryMap") >= 2 and "InstallConfigurationTable" in names
+    tables = {t["name"] for t in report.handoff["configuration_tables"]}
+    assert "LINUX_EFI_BOOT_MEMMAP_GUID" in tables
+    assert report.handoff["boot_params"]["ramdisk_size"] == 0
+
+
+def test_linux_61_hands_off_with_the_initrd_in_memory(linux_61_initrd):
+    (machine, report), initrd = linux_61_initrd
+    check_handoff(machine, report)
+    bp = report.handoff["boot_params"]
+    assert bp["ramdisk_size"] == len(initrd) == 512
+    assert machine.fw.mem.read(bp["ramdisk_image"], bp["ramdisk_size"]) == initrd
+    tables = {t["name"]: t for t in report.handoff["configuration_tables"]}
+    assert tables["LINUX_EFI_INITRD_MEDIA_GUID"]["initrd"] == {"base": bp["ramdisk_image"], "size": 512}
+    load_file = [c for c in report.calls if c.service == "LoadFile2.LoadFile"]
+    assert [c.status for c in load_file] == ["EFI_BUFFER_TOO_SMALL", "EFI_SUCCESS"]
+    assert "Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path" in report.console
+
+
+def test_helloworld_prints_its_greeting_and_exits(corpus):
+    machine, report = boot(corpus_file(corpus, "x86_64/HelloWorld.efi"), keys="\r")
+    assert "HelloWorld" in report.console
+    assert "To execute an unsigned binary in secure boot mode" in report.console
+    assert report.outcome == "exit" and report.exit_status == "EFI_SUCCESS"
+
+
+def test_helloworld_without_a_key_stalls_clearly(corpus):
+    machine, report = boot(corpus_file(corpus, "x86_64/HelloWorld.efi"))
+    assert report.outcome == "fault"
+    assert report.fault["reason"] == "stalled: WaitForEvent waits for a key press, and no --keys input is left"
