@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(for example '\\r' for Enter); without it no key is ever pressed")
     run.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="end a guest that runs longer than S seconds (default 60)")
+    run.add_argument("--dispatch", choices=("native", "python"),
+                     help="how service calls reach the services: the C trampoline (native, the default when "
+                          "it is built) or pure Python; EFISTUB_DISPATCH sets the default")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
     return parser
@@ -61,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"efistub: error: {e}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _say_if_python_fallback(requested: str | None) -> None:
+    """Say once, on stderr, when native dispatch is not available and Python dispatch runs instead."""
+    import os
+
+    from . import native
+
+    if requested is None and not os.environ.get("EFISTUB_DISPATCH") and not native.available():
+        print(f"efistub: note: {native.UNAVAILABLE}; running with Python dispatch", file=sys.stderr)
 
 
 def _unescape(text: str) -> str:
@@ -82,7 +95,8 @@ def _run(args) -> int:
     from .firmware import Options
     from .machine import Machine
 
-    options = Options(cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
+    _say_if_python_fallback(args.dispatch)
+    options = Options(dispatch=args.dispatch, cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
                       rng=not args.no_rng, keys=_unescape(args.keys),
                       initrd=_read_file(args.initrd) if args.initrd else None)
     out = sys.stdout

@@ -60,7 +60,7 @@ class Dispatcher:
         values = [kind.decode(r) for (_, kind), r in zip(svc.args, raw)]
         record = Call(len(self.calls), svc.name, svc.show_args(fw, values))
         result: int = Status.EFI_UNSUPPORTED
-        if svc.boot and not fw.boot_services_active:
+        if svc.boot and not fw.state.boot_services_active:
             record.violation = True
             record.note = "boot service called after ExitBootServices"
         elif not svc.implemented:
@@ -73,12 +73,21 @@ class Dispatcher:
             except EfiError as e:
                 result, record.note = e.status, e.note
             except GuestMemoryError as e:
-                result, record.note = Status.EFI_INVALID_PARAMETER, f"bad guest pointer: {e}"
-                fw.note(f"{svc.name}: {e}")
+                result = Status.EFI_INVALID_PARAMETER
+                self.bad_pointer(record, e)
             except Exception as e:  # a bug in a service: stop at once, report it
                 fw.request_stop("error", service=svc.name, error=f"{type(e).__name__}: {e}",
                                 traceback=traceback.format_exc())
                 result, record.note = Status.EFI_DEVICE_ERROR, f"internal error: {e}"
+        self.finish(record, svc, result)
+        return result
+
+    def bad_pointer(self, record: Call, error: GuestMemoryError) -> None:
+        record.note = f"bad guest pointer: {error}"
+        self.fw.note(f"{record.service}: {error}")
+
+    def finish(self, record: Call, svc: Service, result: int) -> None:
+        """Store the call's result and record it (also for calls handled in C)."""
         if svc.returns == "status":
             record.status = Status.name_of(result)
         elif svc.returns == "value":
@@ -86,4 +95,3 @@ class Dispatcher:
         self.calls.append(record)
         if self.trace is not None:
             self.trace(record)
-        return result

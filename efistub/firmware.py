@@ -33,12 +33,29 @@ class Options:
     timeout: float = 60.0
     rng: bool = True
     keys: str = ""  # key presses queued on ConIn
+    dispatch: str | None = None  # "native" or "python"; None: EFISTUB_DISPATCH, else native when built
 
 
 @dataclass
 class StopRequest:
     outcome: str
     details: dict = field(default_factory=dict)
+
+
+class FirmwareState:
+    """Counters that the native trampoline keeps too: its C struct has the same fields.
+
+    With native dispatch, ``Firmware.state`` is that struct, so Python and C services
+    share one copy.
+    """
+
+    __slots__ = ("tpl", "monotonic_count", "virtual_time_us", "boot_services_active")
+
+    def __init__(self):
+        self.tpl = TPL_APPLICATION
+        self.monotonic_count = 0
+        self.virtual_time_us = 0  # virtual time: Stall and timer waits advance it
+        self.boot_services_active = True
 
 
 class DeterministicRandom:
@@ -73,10 +90,7 @@ class Firmware:
         self.config_tables: dict[Guid, int] = {}
         self.console: list[str] = []
         self._console_sink = console
-        self.boot_services_active = True
-        self.tpl = TPL_APPLICATION
-        self.monotonic_count = 0
-        self.virtual_time_us = 0
+        self.state = FirmwareState()
         self.watchdog_seconds = 0
         self.notes: list[str] = []
         self.stop: StopRequest | None = None

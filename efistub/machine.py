@@ -46,6 +46,18 @@ ACCESS_NAMES = {
 }
 
 
+def choose_dispatch(requested: str | None) -> str:
+    """``native`` or ``python``: the request, else EFISTUB_DISPATCH, else native when it is built."""
+    from . import native
+
+    mode = requested or os.environ.get("EFISTUB_DISPATCH") or ("native" if native.available() else "python")
+    if mode not in ("native", "python"):
+        raise InputError("--dispatch", f"unknown dispatch {mode!r} (native or python)")
+    if mode == "native" and not native.available():
+        raise InputError("--dispatch", native.UNAVAILABLE)
+    return mode
+
+
 def map_ram(uc, start: int, end: int) -> None:
     """Map [start, end) read-write, without execute, in chunks aligned to RAM_CHUNK."""
     while start < end:
@@ -68,6 +80,7 @@ class Machine:
 
     def __init__(self, image_path: str, options: Options | None = None, console_sink=None, trace=None):
         self.options = options or Options()
+        self.dispatch_mode = choose_dispatch(self.options.dispatch)
         if not MIN_MEMORY <= self.options.memory <= MAX_MEMORY or self.options.memory % PAGE:
             raise InputError("--mem", f"{self.options.memory} bytes: guest RAM must be a multiple of 4 KiB "
                                       f"between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
@@ -107,7 +120,13 @@ class Machine:
         stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE)
 
         self.dispatcher = Dispatcher(fw, slots, self.trace)
-        arch.install_dispatch(uc, stub_base, len(slots), self._on_trap)
+        self.native = None
+        if self.dispatch_mode == "native":
+            from .native import NativeDispatch
+
+            self.native = NativeDispatch(uc, arch, stub_base, slots, self.dispatcher, self._dispatch)
+        else:
+            arch.install_dispatch(uc, stub_base, len(slots), self.dispatcher.arg_count, self._dispatch)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
         self.entry = base + image.entry_rva
         arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
@@ -136,21 +155,22 @@ class Machine:
         return base
 
     # -- hooks ------------------------------------------------------------------------------
-    def _on_trap(self, slot):
+    def _dispatch(self, slot: int | None, args: list[int]) -> int:
+        """A service call from either dispatch path; returns the guest's return value."""
         uc, fw = self.uc, self.fw
+        result = 0
         try:
             if slot is None:
-                fw.request_stop("fault", reason="SYSCALL outside the firmware's service stubs")
+                fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
             else:
-                args = self.arch.read_args(uc, self.dispatcher.arg_count(slot))
                 result = self.dispatcher.call(slot, args, lambda i: self.arch.read_arg(uc, i))
-                self.arch.set_return(uc, result)
-        except Exception as e:  # never let an exception escape into the engine
+        except BaseException as e:  # never let an exception escape into the engine
             import traceback
 
             fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         if fw.stop is not None:
             uc.emu_stop()
+        return result
 
     def _on_invalid(self, uc, access, address, size, value, user_data):
         self._invalid = (access, address, size)
@@ -181,7 +201,7 @@ class Machine:
                 outcome, details = fw.stop.outcome, fw.stop.details
             elif self._invalid is not None and self._invalid[0] == UC_MEM_FETCH_PROT:
                 address = self._invalid[1]
-                if not fw.boot_services_active:
+                if not fw.state.boot_services_active:
                     outcome, details = "handoff", {"entry": address}
                 elif (region := fw.in_loaded_image(address)) is not None:
                     uc.mem_protect(region[0], region[1], UC_PROT_ALL)
@@ -199,8 +219,11 @@ class Machine:
                 outcome, details = "fault", self._fault("emulation stopped for no known reason")
         if outcome == "timeout":
             details = self._fault(f"still running after --timeout {self.options.timeout:g} s")
+        if self.native is not None:
+            self.native.drain()
         finished = time.perf_counter()
         report = self._report(outcome, details)
+        report.dispatch = self.dispatch_mode
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}

@@ -83,7 +83,7 @@ class X86_64:
 
     def _rdtsc(self, uc: Uc) -> int:
         self._tsc_reads += 1
-        tsc = TSC_START + self.fw.options.seed * 7919 + self.fw.virtual_time_us * TSC_TICKS_PER_US \
+        tsc = TSC_START + self.fw.options.seed * 7919 + self.fw.state.virtual_time_us * TSC_TICKS_PER_US \
             + self._tsc_reads * TSC_TICKS_PER_READ
         uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
         uc.reg_write(x86.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFFFFFF)
@@ -119,13 +119,18 @@ class X86_64:
     def set_return(self, uc: Uc, value: int) -> None:
         uc.reg_write(x86.UC_X86_REG_RAX, value & MASK64)
 
-    def install_dispatch(self, uc: Uc, stub_base: int, stub_count: int, on_trap) -> None:
-        """Call ``on_trap(slot)`` for a SYSCALL in a stub, ``on_trap(None)`` for one elsewhere."""
+    def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
+        """Python dispatch: on a SYSCALL, read the arguments, call ``dispatch(slot, args)``, set RAX.
+
+        ``slot`` is None for a SYSCALL outside the stubs.
+        """
 
         def hook(uc, user_data):
             offset = uc.reg_read(x86.UC_X86_REG_RIP) - stub_base
             slot = offset // self.STUB_STRIDE
-            on_trap(slot if 0 <= offset and slot <= stub_count else None)
+            slot = slot if 0 <= offset and slot <= slot_count else None
+            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
+            self.set_return(uc, dispatch(slot, args))
 
         uc.hook_add(UC_HOOK_INSN, hook, None, 1, 0, x86.UC_X86_INS_SYSCALL)
 

@@ -70,7 +70,7 @@ def _ready(fw, event: Event) -> bool:
     """Whether the event is signaled now; a fired timer re-arms or disarms."""
     if event.is_key:
         return bool(fw.keys)
-    if event.trigger_us is not None and fw.virtual_time_us >= event.trigger_us:
+    if event.trigger_us is not None and fw.state.virtual_time_us >= event.trigger_us:
         event.signaled = True
         event.trigger_us = event.trigger_us + event.period_us if event.period_us else None
     return event.signaled
@@ -136,7 +136,7 @@ def SetTimer(fw, event, kind, trigger_time):
     if kind == TimerDelay.TimerCancel:
         e.trigger_us, e.period_us = None, 0
     else:
-        e.trigger_us = fw.virtual_time_us + microseconds
+        e.trigger_us = fw.state.virtual_time_us + microseconds
         e.period_us = microseconds if kind == TimerDelay.TimerPeriodic else 0
     return Status.EFI_SUCCESS
 
@@ -145,7 +145,7 @@ def SetTimer(fw, event, kind, trigger_time):
 def WaitForEvent(fw, count, events_ptr, index_ptr):
     if not count or not events_ptr or not index_ptr:
         return Status.EFI_INVALID_PARAMETER
-    if fw.tpl != TPL_APPLICATION:
+    if fw.state.tpl != TPL_APPLICATION:
         return Status.EFI_UNSUPPORTED
     events = [_event(fw, fw.mem.read_u64(events_ptr + 8 * i)) for i in range(count)]
     for _ in range(2):  # now, then once more after advancing virtual time to the next timer
@@ -160,24 +160,36 @@ def WaitForEvent(fw, count, events_ptr, index_ptr):
         timers = [e.trigger_us for e in events if e.trigger_us is not None]
         if not timers:
             break
-        fw.virtual_time_us = max(fw.virtual_time_us, min(timers))
+        fw.state.virtual_time_us = max(fw.state.virtual_time_us, min(timers))
     waiting_for = "a key press, and no --keys input is left" if any(e.is_key for e in events) \
         else "events that nothing will signal"
     fw.request_stop("fault", reason=f"stalled: WaitForEvent waits for {waiting_for}")
     return Status.EFI_NOT_READY
 
 
+def raise_tpl_note(new_tpl: int, current: int) -> str | None:
+    if new_tpl < current or new_tpl > TPL_HIGH_LEVEL:
+        return f"RaiseTPL({new_tpl}) at TPL {current}: the new TPL must be between the current one and TPL_HIGH_LEVEL"
+    return None
+
+
+def restore_tpl_note(old_tpl: int, current: int) -> str | None:
+    if old_tpl > current:
+        return f"RestoreTPL({old_tpl}) at TPL {current}: RestoreTPL must not raise the TPL"
+    return None
+
+
 @service("RaiseTPL", returns="value", NewTpl=UINTN)
 def RaiseTPL(fw, new_tpl):
-    old = fw.tpl
-    if new_tpl < old or new_tpl > TPL_HIGH_LEVEL:
-        fw.note(f"RaiseTPL({new_tpl}) at TPL {old}: the new TPL must be between the current one and TPL_HIGH_LEVEL")
-    fw.tpl = new_tpl
+    old = fw.state.tpl
+    if note := raise_tpl_note(new_tpl, old):
+        fw.note(note)
+    fw.state.tpl = new_tpl
     return old
 
 
 @service("RestoreTPL", returns="void", OldTpl=UINTN)
 def RestoreTPL(fw, old_tpl):
-    if old_tpl > fw.tpl:
-        fw.note(f"RestoreTPL({old_tpl}) at TPL {fw.tpl}: RestoreTPL must not raise the TPL")
-    fw.tpl = old_tpl
+    if note := restore_tpl_note(old_tpl, fw.state.tpl):
+        fw.note(note)
+    fw.state.tpl = old_tpl

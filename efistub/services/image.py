@@ -28,7 +28,7 @@ def ExitBootServices(fw, image_handle, map_key):
     if map_key != fw.pages.map_key:
         fw.note(f"ExitBootServices with a stale map key {map_key} (current {fw.pages.map_key})")
         return Status.EFI_INVALID_PARAMETER
-    fw.boot_services_active = False
+    fw.state.boot_services_active = False
     # The spec has the firmware clear the boot-time members of the system table.
     update_system_table(fw, BootServices=0, ConsoleInHandle=0, ConIn=0, ConsoleOutHandle=0, ConOut=0,
                         StandardErrorHandle=0, StdErr=0)

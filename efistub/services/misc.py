@@ -20,7 +20,7 @@ def SetWatchdogTimer(fw, timeout, code, data_size, data):
 
 @service("Stall", Microseconds=UINTN)
 def Stall(fw, microseconds):
-    fw.virtual_time_us += microseconds  # time is virtual: a stall costs no host time
+    fw.state.virtual_time_us += microseconds  # time is virtual: a stall costs no host time
     return Status.EFI_SUCCESS
 
 
@@ -40,8 +40,8 @@ def SetMem(fw, buffer, size, value):
 def GetNextMonotonicCount(fw, count):
     if not count:
         return INVALID
-    fw.monotonic_count += 1
-    fw.mem.write_u64(count, fw.monotonic_count)
+    fw.state.monotonic_count += 1
+    fw.mem.write_u64(count, fw.state.monotonic_count)
     return Status.EFI_SUCCESS
 
 
@@ -66,6 +66,6 @@ def GetNextHighMonotonicCount(fw, high_count):
     """Advance the high 32 bits of the monotonic count (UEFI 2.10 §8.5.2)."""
     if not high_count:
         return INVALID
-    fw.monotonic_count = ((fw.monotonic_count >> 32) + 1) << 32
-    fw.mem.write_u32(high_count, fw.monotonic_count >> 32)
+    fw.state.monotonic_count = ((fw.state.monotonic_count >> 32) + 1) << 32
+    fw.mem.write_u32(high_count, fw.state.monotonic_count >> 32)
     return Status.EFI_SUCCESS

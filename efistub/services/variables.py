@@ -11,7 +11,7 @@ INVALID = Status.EFI_INVALID_PARAMETER
 
 def _visible(fw, var: v.Variable | None) -> bool:
     """After ExitBootServices only variables with runtime access exist for the caller."""
-    return var is not None and (fw.boot_services_active or bool(var.attributes & v.RUNTIME_ACCESS))
+    return var is not None and (fw.state.boot_services_active or bool(var.attributes & v.RUNTIME_ACCESS))
 
 
 @service("GetVariable", boot=False, VariableName=STRING, VendorGuid=GUID_PTR, Attributes=POINTER,
@@ -77,7 +77,7 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
         return Status.EFI_UNSUPPORTED  # no authenticated variables in this store
     if attributes & v.RUNTIME_ACCESS and not attributes & v.BOOTSERVICE_ACCESS:
         return INVALID
-    if not fw.boot_services_active and attributes and not (
+    if not fw.state.boot_services_active and attributes and not (
             attributes & v.RUNTIME_ACCESS and attributes & v.NON_VOLATILE):
         return INVALID  # after ExitBootServices only NV+RT variables may be written
     existing = fw.variables.get(name, guid)

@@ -1,0 +1,471 @@
+/*
+ * Minimal UEFI declarations for efistub's guest test programs.
+ * Written from the UEFI 2.10 specification; only what the guests use.
+ * Freestanding: no EFI SDK, no libc.
+ */
+#ifndef EFISTUB_GUEST_EFI_H
+#define EFISTUB_GUEST_EFI_H
+
+#if defined(__x86_64__)
+#define EFIAPI __attribute__((ms_abi))
+#else
+#define EFIAPI
+#endif
+
+typedef unsigned char UINT8;
+typedef unsigned short UINT16;
+typedef unsigned int UINT32;
+typedef unsigned long long UINT64;
+typedef signed char INT8;
+typedef short INT16;
+typedef int INT32;
+typedef long long INT64;
+typedef UINT64 UINTN;
+typedef INT64 INTN;
+typedef UINT8 BOOLEAN;
+typedef UINT16 CHAR16;
+typedef char CHAR8;
+typedef void VOID;
+
+typedef UINTN EFI_STATUS;
+typedef VOID *EFI_HANDLE;
+typedef VOID *EFI_EVENT;
+typedef UINTN EFI_TPL;
+typedef UINT64 EFI_PHYSICAL_ADDRESS;
+typedef UINT64 EFI_VIRTUAL_ADDRESS;
+
+#define NULL ((void *)0)
+#define TRUE 1
+#define FALSE 0
+
+typedef struct {
+    UINT32 Data1;
+    UINT16 Data2;
+    UINT16 Data3;
+    UINT8 Data4[8];
+} EFI_GUID;
+
+/* Status codes (Appendix D) */
+#define EFI_ERR (1ULL << 63)
+#define EFI_SUCCESS 0ULL
+#define EFI_LOAD_ERROR (EFI_ERR | 1)
+#define EFI_INVALID_PARAMETER (EFI_ERR | 2)
+#define EFI_UNSUPPORTED (EFI_ERR | 3)
+#define EFI_BAD_BUFFER_SIZE (EFI_ERR | 4)
+#define EFI_BUFFER_TOO_SMALL (EFI_ERR | 5)
+#define EFI_NOT_READY (EFI_ERR | 6)
+#define EFI_DEVICE_ERROR (EFI_ERR | 7)
+#define EFI_WRITE_PROTECTED (EFI_ERR | 8)
+#define EFI_OUT_OF_RESOURCES (EFI_ERR | 9)
+#define EFI_NOT_FOUND (EFI_ERR | 14)
+#define EFI_ACCESS_DENIED (EFI_ERR | 15)
+#define EFI_ABORTED (EFI_ERR | 21)
+#define EFI_SECURITY_VIOLATION (EFI_ERR | 26)
+#define EFI_ERROR(s) (((INTN)(s)) < 0)
+
+/* Task priority levels */
+#define TPL_APPLICATION 4
+#define TPL_CALLBACK 8
+#define TPL_NOTIFY 16
+#define TPL_HIGH_LEVEL 31
+
+typedef struct {
+    UINT64 Signature;
+    UINT32 Revision;
+    UINT32 HeaderSize;
+    UINT32 CRC32;
+    UINT32 Reserved;
+} EFI_TABLE_HEADER;
+
+#define EFI_SYSTEM_TABLE_SIGNATURE 0x5453595320494249ULL
+#define EFI_BOOT_SERVICES_SIGNATURE 0x56524553544f4f42ULL
+#define EFI_RUNTIME_SERVICES_SIGNATURE 0x56524553544e5552ULL
+
+/* Memory */
+typedef enum {
+    EfiReservedMemoryType,
+    EfiLoaderCode,
+    EfiLoaderData,
+    EfiBootServicesCode,
+    EfiBootServicesData,
+    EfiRuntimeServicesCode,
+    EfiRuntimeServicesData,
+    EfiConventionalMemory,
+    EfiUnusableMemory,
+    EfiACPIReclaimMemory,
+    EfiACPIMemoryNVS,
+    EfiMemoryMappedIO,
+    EfiMemoryMappedIOPortSpace,
+    EfiPalCode,
+    EfiPersistentMemory,
+    EfiUnacceptedMemoryType,
+    EfiMaxMemoryType
+} EFI_MEMORY_TYPE;
+
+typedef enum {
+    AllocateAnyPages,
+    AllocateMaxAddress,
+    AllocateAddress,
+    MaxAllocateType
+} EFI_ALLOCATE_TYPE;
+
+#define EFI_MEMORY_DESCRIPTOR_VERSION 1
+typedef struct {
+    UINT32 Type;
+    EFI_PHYSICAL_ADDRESS PhysicalStart;
+    EFI_VIRTUAL_ADDRESS VirtualStart;
+    UINT64 NumberOfPages;
+    UINT64 Attribute;
+} EFI_MEMORY_DESCRIPTOR;
+
+#define EFI_PAGE_SIZE 4096ULL
+
+/* Time */
+typedef struct {
+    UINT16 Year;
+    UINT8 Month;
+    UINT8 Day;
+    UINT8 Hour;
+    UINT8 Minute;
+    UINT8 Second;
+    UINT8 Pad1;
+    UINT32 Nanosecond;
+    INT16 TimeZone;
+    UINT8 Daylight;
+    UINT8 Pad2;
+} EFI_TIME;
+
+typedef struct {
+    UINT32 Resolution;
+    UINT32 Accuracy;
+    BOOLEAN SetsToZero;
+} EFI_TIME_CAPABILITIES;
+
+/* Device path (10.2) */
+typedef struct {
+    UINT8 Type;
+    UINT8 SubType;
+    UINT8 Length[2];
+} EFI_DEVICE_PATH_PROTOCOL;
+
+#define MEDIA_DEVICE_PATH 0x04
+#define MEDIA_VENDOR_DP 0x03
+#define END_DEVICE_PATH_TYPE 0x7f
+#define END_ENTIRE_DEVICE_PATH_SUBTYPE 0xff
+
+/* Simple text output (12.4) */
+typedef struct EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL;
+typedef struct {
+    INT32 MaxMode;
+    INT32 Mode;
+    INT32 Attribute;
+    INT32 CursorColumn;
+    INT32 CursorRow;
+    BOOLEAN CursorVisible;
+} SIMPLE_TEXT_OUTPUT_MODE;
+
+struct EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL {
+    EFI_STATUS(EFIAPI *Reset)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, BOOLEAN ExtendedVerification);
+    EFI_STATUS(EFIAPI *OutputString)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, CHAR16 *String);
+    EFI_STATUS(EFIAPI *TestString)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, CHAR16 *String);
+    EFI_STATUS(EFIAPI *QueryMode)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, UINTN ModeNumber,
+                                  UINTN *Columns, UINTN *Rows);
+    EFI_STATUS(EFIAPI *SetMode)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, UINTN ModeNumber);
+    EFI_STATUS(EFIAPI *SetAttribute)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, UINTN Attribute);
+    EFI_STATUS(EFIAPI *ClearScreen)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This);
+    EFI_STATUS(EFIAPI *SetCursorPosition)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, UINTN Column,
+                                          UINTN Row);
+    EFI_STATUS(EFIAPI *EnableCursor)(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *This, BOOLEAN Visible);
+    SIMPLE_TEXT_OUTPUT_MODE *Mode;
+};
+
+/* Simple text input (12.3); only its shape is needed */
+typedef struct {
+    UINT16 ScanCode;
+    CHAR16 UnicodeChar;
+} EFI_INPUT_KEY;
+
+typedef struct EFI_SIMPLE_TEXT_INPUT_PROTOCOL EFI_SIMPLE_TEXT_INPUT_PROTOCOL;
+struct EFI_SIMPLE_TEXT_INPUT_PROTOCOL {
+    EFI_STATUS(EFIAPI *Reset)(EFI_SIMPLE_TEXT_INPUT_PROTOCOL *This, BOOLEAN ExtendedVerification);
+    EFI_STATUS(EFIAPI *ReadKeyStroke)(EFI_SIMPLE_TEXT_INPUT_PROTOCOL *This, EFI_INPUT_KEY *Key);
+    EFI_EVENT WaitForKey;
+};
+
+/* Protocol handling */
+typedef enum {
+    EFI_NATIVE_INTERFACE
+} EFI_INTERFACE_TYPE;
+
+typedef enum {
+    AllHandles,
+    ByRegisterNotify,
+    ByProtocol
+} EFI_LOCATE_SEARCH_TYPE;
+
+#define EFI_OPEN_PROTOCOL_BY_HANDLE_PROTOCOL 0x00000001
+#define EFI_OPEN_PROTOCOL_GET_PROTOCOL 0x00000002
+#define EFI_OPEN_PROTOCOL_TEST_PROTOCOL 0x00000004
+#define EFI_OPEN_PROTOCOL_BY_CHILD_CONTROLLER 0x00000008
+#define EFI_OPEN_PROTOCOL_BY_DRIVER 0x00000010
+#define EFI_OPEN_PROTOCOL_EXCLUSIVE 0x00000020
+
+typedef struct {
+    EFI_HANDLE AgentHandle;
+    EFI_HANDLE ControllerHandle;
+    UINT32 Attributes;
+    UINT32 OpenCount;
+} EFI_OPEN_PROTOCOL_INFORMATION_ENTRY;
+
+typedef struct {
+    EFI_GUID VendorGuid;
+    VOID *VendorTable;
+} EFI_CONFIGURATION_TABLE;
+
+typedef enum {
+    EfiResetCold,
+    EfiResetWarm,
+    EfiResetShutdown,
+    EfiResetPlatformSpecific
+} EFI_RESET_TYPE;
+
+typedef struct {
+    UINT64 Length;
+    union {
+        EFI_PHYSICAL_ADDRESS DataBlock;
+        EFI_PHYSICAL_ADDRESS ContinuationPointer;
+    } Union;
+} EFI_CAPSULE_BLOCK_DESCRIPTOR;
+
+typedef struct {
+    EFI_GUID CapsuleGuid;
+    UINT32 HeaderSize;
+    UINT32 Flags;
+    UINT32 CapsuleImageSize;
+} EFI_CAPSULE_HEADER;
+
+typedef VOID(EFIAPI *EFI_EVENT_NOTIFY)(EFI_EVENT Event, VOID *Context);
+
+/* Variable attributes (8.2) */
+#define EFI_VARIABLE_NON_VOLATILE 0x00000001
+#define EFI_VARIABLE_BOOTSERVICE_ACCESS 0x00000002
+#define EFI_VARIABLE_RUNTIME_ACCESS 0x00000004
+#define EFI_VARIABLE_HARDWARE_ERROR_RECORD 0x00000008
+#define EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS 0x00000020
+#define EFI_VARIABLE_APPEND_WRITE 0x00000040
+
+/* Runtime services (8), 14 members after the header, in spec order */
+typedef struct {
+    EFI_TABLE_HEADER Hdr;
+    /* Time */
+    EFI_STATUS(EFIAPI *GetTime)(EFI_TIME *Time, EFI_TIME_CAPABILITIES *Capabilities);
+    EFI_STATUS(EFIAPI *SetTime)(EFI_TIME *Time);
+    EFI_STATUS(EFIAPI *GetWakeupTime)(BOOLEAN *Enabled, BOOLEAN *Pending, EFI_TIME *Time);
+    EFI_STATUS(EFIAPI *SetWakeupTime)(BOOLEAN Enable, EFI_TIME *Time);
+    /* Virtual memory */
+    EFI_STATUS(EFIAPI *SetVirtualAddressMap)(UINTN MemoryMapSize, UINTN DescriptorSize,
+                                             UINT32 DescriptorVersion,
+                                             EFI_MEMORY_DESCRIPTOR *VirtualMap);
+    EFI_STATUS(EFIAPI *ConvertPointer)(UINTN DebugDisposition, VOID **Address);
+    /* Variables */
+    EFI_STATUS(EFIAPI *GetVariable)(CHAR16 *VariableName, EFI_GUID *VendorGuid,
+                                    UINT32 *Attributes, UINTN *DataSize, VOID *Data);
+    EFI_STATUS(EFIAPI *GetNextVariableName)(UINTN *VariableNameSize, CHAR16 *VariableName,
+                                            EFI_GUID *VendorGuid);
+    EFI_STATUS(EFIAPI *SetVariable)(CHAR16 *VariableName, EFI_GUID *VendorGuid,
+                                    UINT32 Attributes, UINTN DataSize, VOID *Data);
+    /* Miscellaneous */
+    EFI_STATUS(EFIAPI *GetNextHighMonotonicCount)(UINT32 *HighCount);
+    VOID(EFIAPI *ResetSystem)(EFI_RESET_TYPE ResetType, EFI_STATUS ResetStatus, UINTN DataSize,
+                              VOID *ResetData);
+    /* UEFI 2.0 capsules */
+    EFI_STATUS(EFIAPI *UpdateCapsule)(EFI_CAPSULE_HEADER **CapsuleHeaderArray,
+                                      UINTN CapsuleCount,
+                                      EFI_PHYSICAL_ADDRESS ScatterGatherList);
+    EFI_STATUS(EFIAPI *QueryCapsuleCapabilities)(EFI_CAPSULE_HEADER **CapsuleHeaderArray,
+                                                 UINTN CapsuleCount, UINT64 *MaximumCapsuleSize,
+                                                 EFI_RESET_TYPE *ResetType);
+    /* UEFI 2.0 variable information */
+    EFI_STATUS(EFIAPI *QueryVariableInfo)(UINT32 Attributes,
+                                          UINT64 *MaximumVariableStorageSize,
+                                          UINT64 *RemainingVariableStorageSize,
+                                          UINT64 *MaximumVariableSize);
+} EFI_RUNTIME_SERVICES;
+
+/* Boot services (7), 44 members after the header, in spec order */
+typedef struct {
+    EFI_TABLE_HEADER Hdr;
+    /* Task priority (1-2) */
+    EFI_TPL(EFIAPI *RaiseTPL)(EFI_TPL NewTpl);
+    VOID(EFIAPI *RestoreTPL)(EFI_TPL OldTpl);
+    /* Memory (3-7) */
+    EFI_STATUS(EFIAPI *AllocatePages)(EFI_ALLOCATE_TYPE Type, EFI_MEMORY_TYPE MemoryType,
+                                      UINTN Pages, EFI_PHYSICAL_ADDRESS *Memory);
+    EFI_STATUS(EFIAPI *FreePages)(EFI_PHYSICAL_ADDRESS Memory, UINTN Pages);
+    EFI_STATUS(EFIAPI *GetMemoryMap)(UINTN *MemoryMapSize, EFI_MEMORY_DESCRIPTOR *MemoryMap,
+                                     UINTN *MapKey, UINTN *DescriptorSize,
+                                     UINT32 *DescriptorVersion);
+    EFI_STATUS(EFIAPI *AllocatePool)(EFI_MEMORY_TYPE PoolType, UINTN Size, VOID **Buffer);
+    EFI_STATUS(EFIAPI *FreePool)(VOID *Buffer);
+    /* Events and timers (8-13) */
+    EFI_STATUS(EFIAPI *CreateEvent)(UINT32 Type, EFI_TPL NotifyTpl, EFI_EVENT_NOTIFY NotifyFunction,
+                                    VOID *NotifyContext, EFI_EVENT *Event);
+    EFI_STATUS(EFIAPI *SetTimer)(EFI_EVENT Event, UINT32 Type, UINT64 TriggerTime);
+    EFI_STATUS(EFIAPI *WaitForEvent)(UINTN NumberOfEvents, EFI_EVENT *Event, UINTN *Index);
+    EFI_STATUS(EFIAPI *SignalEvent)(EFI_EVENT Event);
+    EFI_STATUS(EFIAPI *CloseEvent)(EFI_EVENT Event);
+    EFI_STATUS(EFIAPI *CheckEvent)(EFI_EVENT Event);
+    /* Protocol handlers (14-22) */
+    EFI_STATUS(EFIAPI *InstallProtocolInterface)(EFI_HANDLE *Handle, EFI_GUID *Protocol,
+                                                 EFI_INTERFACE_TYPE InterfaceType,
+                                                 VOID *Interface);
+    EFI_STATUS(EFIAPI *ReinstallProtocolInterface)(EFI_HANDLE Handle, EFI_GUID *Protocol,
+                                                   VOID *OldInterface, VOID *NewInterface);
+    EFI_STATUS(EFIAPI *UninstallProtocolInterface)(EFI_HANDLE Handle, EFI_GUID *Protocol,
+                                                   VOID *Interface);
+    EFI_STATUS(EFIAPI *HandleProtocol)(EFI_HANDLE Handle, EFI_GUID *Protocol, VOID **Interface);
+    VOID *Reserved;
+    EFI_STATUS(EFIAPI *RegisterProtocolNotify)(EFI_GUID *Protocol, EFI_EVENT Event,
+                                               VOID **Registration);
+    EFI_STATUS(EFIAPI *LocateHandle)(EFI_LOCATE_SEARCH_TYPE SearchType, EFI_GUID *Protocol,
+                                     VOID *SearchKey, UINTN *BufferSize, EFI_HANDLE *Buffer);
+    EFI_STATUS(EFIAPI *LocateDevicePath)(EFI_GUID *Protocol,
+                                         EFI_DEVICE_PATH_PROTOCOL **DevicePath,
+                                         EFI_HANDLE *Device);
+    EFI_STATUS(EFIAPI *InstallConfigurationTable)(EFI_GUID *Guid, VOID *Table);
+    /* Image services (23-27) */
+    EFI_STATUS(EFIAPI *LoadImage)(BOOLEAN BootPolicy, EFI_HANDLE ParentImageHandle,
+                                  EFI_DEVICE_PATH_PROTOCOL *DevicePath, VOID *SourceBuffer,
+                                  UINTN SourceSize, EFI_HANDLE *ImageHandle);
+    EFI_STATUS(EFIAPI *StartImage)(EFI_HANDLE ImageHandle, UINTN *ExitDataSize,
+                                   CHAR16 **ExitData);
+    EFI_STATUS(EFIAPI *Exit)(EFI_HANDLE ImageHandle, EFI_STATUS ExitStatus, UINTN ExitDataSize,
+                             CHAR16 *ExitData);
+    EFI_STATUS(EFIAPI *UnloadImage)(EFI_HANDLE ImageHandle);
+    EFI_STATUS(EFIAPI *ExitBootServices)(EFI_HANDLE ImageHandle, UINTN MapKey);
+    /* Miscellaneous (28-30) */
+    EFI_STATUS(EFIAPI *GetNextMonotonicCount)(UINT64 *Count);
+    EFI_STATUS(EFIAPI *Stall)(UINTN Microseconds);
+    EFI_STATUS(EFIAPI *SetWatchdogTimer)(UINTN Timeout, UINT64 WatchdogCode, UINTN DataSize,
+                                         CHAR16 *WatchdogData);
+    /* Driver support (31-32) */
+    EFI_STATUS(EFIAPI *ConnectController)(EFI_HANDLE ControllerHandle,
+                                          EFI_HANDLE *DriverImageHandle,
+                                          EFI_DEVICE_PATH_PROTOCOL *RemainingDevicePath,
+                                          BOOLEAN Recursive);
+    EFI_STATUS(EFIAPI *DisconnectController)(EFI_HANDLE ControllerHandle,
+                                             EFI_HANDLE DriverImageHandle,
+                                             EFI_HANDLE ChildHandle);
+    /* Open and close protocol (33-35) */
+    EFI_STATUS(EFIAPI *OpenProtocol)(EFI_HANDLE Handle, EFI_GUID *Protocol, VOID **Interface,
+                                     EFI_HANDLE AgentHandle, EFI_HANDLE ControllerHandle,
+                                     UINT32 Attributes);
+    EFI_STATUS(EFIAPI *CloseProtocol)(EFI_HANDLE Handle, EFI_GUID *Protocol,
+                                      EFI_HANDLE AgentHandle, EFI_HANDLE ControllerHandle);
+    EFI_STATUS(EFIAPI *OpenProtocolInformation)(EFI_HANDLE Handle, EFI_GUID *Protocol,
+                                                EFI_OPEN_PROTOCOL_INFORMATION_ENTRY **EntryBuffer,
+                                                UINTN *EntryCount);
+    /* Library (36-40) */
+    EFI_STATUS(EFIAPI *ProtocolsPerHandle)(EFI_HANDLE Handle, EFI_GUID ***ProtocolBuffer,
+                                           UINTN *ProtocolBufferCount);
+    EFI_STATUS(EFIAPI *LocateHandleBuffer)(EFI_LOCATE_SEARCH_TYPE SearchType, EFI_GUID *Protocol,
+                                           VOID *SearchKey, UINTN *NoHandles,
+                                           EFI_HANDLE **Buffer);
+    EFI_STATUS(EFIAPI *LocateProtocol)(EFI_GUID *Protocol, VOID *Registration, VOID **Interface);
+    EFI_STATUS(EFIAPI *InstallMultipleProtocolInterfaces)(EFI_HANDLE *Handle, ...);
+    EFI_STATUS(EFIAPI *UninstallMultipleProtocolInterfaces)(EFI_HANDLE Handle, ...);
+    /* 32-bit CRC (41) */
+    EFI_STATUS(EFIAPI *CalculateCrc32)(VOID *Data, UINTN DataSize, UINT32 *Crc32);
+    /* Miscellaneous (42-44) */
+    VOID(EFIAPI *CopyMem)(VOID *Destination, VOID *Source, UINTN Length);
+    VOID(EFIAPI *SetMem)(VOID *Buffer, UINTN Size, UINT8 Value);
+    EFI_STATUS(EFIAPI *CreateEventEx)(UINT32 Type, EFI_TPL NotifyTpl,
+                                      EFI_EVENT_NOTIFY NotifyFunction, const VOID *NotifyContext,
+                                      const EFI_GUID *EventGroup, EFI_EVENT *Event);
+} EFI_BOOT_SERVICES;
+
+/* System table (4.3) */
+typedef struct {
+    EFI_TABLE_HEADER Hdr;
+    CHAR16 *FirmwareVendor;
+    UINT32 FirmwareRevision;
+    EFI_HANDLE ConsoleInHandle;
+    EFI_SIMPLE_TEXT_INPUT_PROTOCOL *ConIn;
+    EFI_HANDLE ConsoleOutHandle;
+    EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *ConOut;
+    EFI_HANDLE StandardErrorHandle;
+    EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL *StdErr;
+    EFI_RUNTIME_SERVICES *RuntimeServices;
+    EFI_BOOT_SERVICES *BootServices;
+    UINTN NumberOfTableEntries;
+    EFI_CONFIGURATION_TABLE *ConfigurationTable;
+} EFI_SYSTEM_TABLE;
+
+/* Loaded image protocol (9.1) */
+#define EFI_LOADED_IMAGE_PROTOCOL_GUID \
+    { 0x5b1b31a1, 0x9562, 0x11d2, { 0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+#define EFI_LOADED_IMAGE_PROTOCOL_REVISION 0x1000
+
+typedef struct {
+    UINT32 Revision;
+    EFI_HANDLE ParentHandle;
+    EFI_SYSTEM_TABLE *SystemTable;
+    EFI_HANDLE DeviceHandle;
+    EFI_DEVICE_PATH_PROTOCOL *FilePath;
+    VOID *Reserved;
+    UINT32 LoadOptionsSize;
+    VOID *LoadOptions;
+    VOID *ImageBase;
+    UINT64 ImageSize;
+    EFI_MEMORY_TYPE ImageCodeType;
+    EFI_MEMORY_TYPE ImageDataType;
+    EFI_STATUS(EFIAPI *Unload)(EFI_HANDLE ImageHandle);
+} EFI_LOADED_IMAGE_PROTOCOL;
+
+#define EFI_DEVICE_PATH_PROTOCOL_GUID \
+    { 0x09576e91, 0x6d3f, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+#define EFI_LOADED_IMAGE_DEVICE_PATH_PROTOCOL_GUID \
+    { 0xbc62157e, 0x3e33, 0x4fec, { 0x99, 0x20, 0x2d, 0x3b, 0x36, 0xd7, 0x50, 0xdf } }
+#define EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL_GUID \
+    { 0x387477c2, 0x69c7, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+
+/* Load file 2 protocol (13.2) */
+#define EFI_LOAD_FILE2_PROTOCOL_GUID \
+    { 0x4006c0c1, 0xfcb3, 0x403e, { 0x99, 0x6d, 0x4a, 0x6c, 0x87, 0x24, 0xe0, 0x6d } }
+
+typedef struct EFI_LOAD_FILE2_PROTOCOL EFI_LOAD_FILE2_PROTOCOL;
+struct EFI_LOAD_FILE2_PROTOCOL {
+    EFI_STATUS(EFIAPI *LoadFile)(EFI_LOAD_FILE2_PROTOCOL *This,
+                                 EFI_DEVICE_PATH_PROTOCOL *FilePath, BOOLEAN BootPolicy,
+                                 UINTN *BufferSize, VOID *Buffer);
+};
+
+/* RNG protocol (37.5) */
+#define EFI_RNG_PROTOCOL_GUID \
+    { 0x3152bca5, 0xeade, 0x433d, { 0x86, 0x2e, 0xc0, 0x1c, 0xdc, 0x29, 0x1f, 0x44 } }
+#define EFI_RNG_ALGORITHM_RAW \
+    { 0xe43176d7, 0xb6e8, 0x4827, { 0xb7, 0x84, 0x7f, 0xfd, 0xc4, 0xb6, 0x85, 0x61 } }
+
+typedef EFI_GUID EFI_RNG_ALGORITHM;
+typedef struct EFI_RNG_PROTOCOL EFI_RNG_PROTOCOL;
+struct EFI_RNG_PROTOCOL {
+    EFI_STATUS(EFIAPI *GetInfo)(EFI_RNG_PROTOCOL *This, UINTN *RNGAlgorithmListSize,
+                                EFI_RNG_ALGORITHM *RNGAlgorithmList);
+    EFI_STATUS(EFIAPI *GetRNG)(EFI_RNG_PROTOCOL *This, EFI_RNG_ALGORITHM *RNGAlgorithm,
+                               UINTN RNGValueLength, UINT8 *RNGValue);
+};
+
+/* Compile-time layout checks (all sizes for a 64-bit target) */
+#define EFI_STATIC_ASSERT(c, m) typedef char efi_static_assert_##m[(c) ? 1 : -1]
+EFI_STATIC_ASSERT(sizeof(EFI_GUID) == 16, guid);
+EFI_STATIC_ASSERT(sizeof(EFI_TABLE_HEADER) == 24, table_header);
+EFI_STATIC_ASSERT(sizeof(EFI_BOOT_SERVICES) == 24 + 44 * 8, boot_services);
+EFI_STATIC_ASSERT(sizeof(EFI_RUNTIME_SERVICES) == 24 + 14 * 8, runtime_services);
+EFI_STATIC_ASSERT(sizeof(EFI_SYSTEM_TABLE) == 120, system_table);
+EFI_STATIC_ASSERT(sizeof(EFI_MEMORY_DESCRIPTOR) == 40, memory_descriptor);
+EFI_STATIC_ASSERT(sizeof(EFI_TIME) == 16, time);
+EFI_STATIC_ASSERT(sizeof(EFI_LOADED_IMAGE_PROTOCOL) == 96, loaded_image);
+EFI_STATIC_ASSERT(sizeof(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL) == 80, text_output);
+EFI_STATIC_ASSERT(sizeof(EFI_CONFIGURATION_TABLE) == 24, configuration_table);
+
+#endif

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Validate the guest programs' checks on real firmware: QEMU + OVMF (EDK2).
+#
+#   tests/guests/run-ovmf.sh [NAME...]   boot each ARCH/NAME.efi (default: all)
+#                                        as EFI/BOOT/BOOT{X64,AA64}.EFI, show its output
+#   tests/guests/run-ovmf.sh --runner    boot ovmf_runner.c, which LoadImage/StartImages
+#                                        every program and prints its exit status
+#                                        and ExitData (needs clang + lld-link)
+#
+# ARCH=x86_64 (default): apt-get install qemu-system-x86 ovmf
+# ARCH=aarch64:          apt-get install qemu-system-arm qemu-efi-aarch64
+# PFLASH=1: firmware as pflash (code + a fresh copy of the variable store)
+#           instead of -bios (whose variable store is emulated in RAM).
+# Exit status 0 when every program printed only PASS lines and "DONE 0 failures"
+# (hello: its greeting; exit: no FAIL), and in --runner mode returned the
+# expected status.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ARCH="${ARCH:-x86_64}"
+TIMEOUT="${TIMEOUT:-60}"
+case "$ARCH" in
+    x86_64)
+        OVMF="${OVMF:-/usr/share/ovmf/OVMF.fd}"
+        CODE=/usr/share/OVMF/OVMF_CODE_4M.fd VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+        QEMU=qemu-system-x86_64 PACKAGES="qemu-system-x86 ovmf" BOOTFILE=BOOTX64.EFI
+        TARGET=x86_64-unknown-windows MACHINE=x64 CFLAGS_ARCH=-mno-red-zone ;;
+    aarch64)
+        OVMF="${OVMF:-/usr/share/qemu-efi-aarch64/QEMU_EFI.fd}"
+        CODE=/usr/share/AAVMF/AAVMF_CODE.fd VARS=/usr/share/AAVMF/AAVMF_VARS.fd
+        QEMU=qemu-system-aarch64 PACKAGES="qemu-system-arm qemu-efi-aarch64" BOOTFILE=BOOTAA64.EFI
+        TARGET=aarch64-unknown-windows MACHINE=arm64 CFLAGS_ARCH= ;;
+    *) echo "ARCH must be x86_64 or aarch64" >&2; exit 1 ;;
+esac
+command -v "$QEMU" >/dev/null || { echo "apt-get install $PACKAGES" >&2; exit 1; }
+[[ -f "$OVMF" ]] || { echo "no $OVMF: apt-get install $PACKAGES" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# boot FATDIR LOG STOP-REGEX: run OVMF on a virtual FAT drive until STOP-REGEX
+# shows on the serial console (then 2 s more), the timeout, or QEMU's exit.
+boot() {
+    local fat="$1" log="$2" stop="$3" qpid
+    : > "$log"
+    local args firmware
+    if [[ -n "${PFLASH:-}" ]]; then
+        # Real flash: read-only code and a fresh writable copy of the variable store.
+        cp "$VARS" "$work/vars.fd"
+        firmware=(-drive if=pflash,format=raw,readonly=on,file="$CODE"
+                  -drive if=pflash,format=raw,file="$work/vars.fd")
+    else
+        firmware=(-bios "$OVMF")
+    fi
+    if [[ "$ARCH" == x86_64 ]]; then
+        args=(-machine q35 -m 512 -nographic "${firmware[@]}"
+              -drive format=raw,file=fat:rw:"$fat" -net none -no-reboot)
+    else
+        args=(-machine virt -cpu cortex-a57 -m 512 -nographic "${firmware[@]}"
+              -drive if=none,format=raw,file=fat:rw:"$fat",id=hd0
+              -device virtio-blk-device,drive=hd0 -net none -no-reboot)
+    fi
+    timeout "$TIMEOUT" "$QEMU" "${args[@]}" < /dev/null > "$log" 2> "$work/qemu.err" &
+    qpid=$!
+    for _ in $(seq 1 "$((TIMEOUT * 2))"); do
+        if grep -aqE "$stop" "$log"; then sleep 2; break; fi
+        kill -0 "$qpid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill "$qpid" 2>/dev/null || true
+    wait "$qpid" 2>/dev/null || true
+}
+
+# The firmware console with ANSI escapes and carriage returns removed.
+clean() { sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[()][A-Za-z0-9]//g' -e 's/\r//g' "$1"; }
+
+bad=0
+if [[ "${1:-}" == "--runner" ]]; then
+    command -v clang >/dev/null && command -v lld-link >/dev/null ||
+        { echo "apt-get install clang lld" >&2; exit 1; }
+    clang -target "$TARGET" -ffreestanding -fshort-wchar $CFLAGS_ARCH -nostdlib \
+        -fno-stack-protector -fno-builtin -O2 -c "$here/ovmf_runner.c" -o "$work/runner.obj"
+    mkdir -p "$work/fat/EFI/BOOT" "$work/fat/EFI/efistub"
+    lld-link -subsystem:efi_application -entry:efi_main -nodefaultlib -machine:"$MACHINE" \
+        -out:"$work/fat/EFI/BOOT/$BOOTFILE" "$work/runner.obj" >/dev/null
+    cp "$here/$ARCH"/*.efi "$work/fat/EFI/efistub/"
+    boot "$work/fat" "$work/runner.log" '^RUNNER '
+    out="$(clean "$work/runner.log" | grep -a -E '^(RESULT|RUNNER|FAIL|DONE|Hello)' || true)"
+    echo "$out"
+    grep -q '^FAIL' <<<"$out" && bad=1
+    for name in hello memory protocols misc variables reloc; do
+        grep -qx "RESULT $name status=0x0000000000000000 exitdatasize=0 exitdata=" <<<"$out" || bad=1
+    done
+    # ExitData is L"exit-data-marker" with its terminator: 17 UCS-2 characters.
+    grep -qx 'RESULT exit status=0x8000000000000002 exitdatasize=34 exitdata=exit-data-marker' \
+        <<<"$out" || bad=1
+    grep -q '^RUNNER finished' <<<"$out" || bad=1
+    exit "$bad"
+fi
+
+if [[ $# -eq 0 ]]; then
+    set -- $(cd "$here/$ARCH" && ls *.efi | sed 's/\.efi$//')
+fi
+for name in "$@"; do
+    rm -rf "$work/fat" && mkdir -p "$work/fat/EFI/BOOT"
+    cp "$here/$ARCH/$name.efi" "$work/fat/EFI/BOOT/$BOOTFILE"
+    log="$work/$name.log"
+    # Stop once the program is done (exit: a moment after it called Exit);
+    # the boot manager would otherwise go on to the next boot option.
+    boot "$work/fat" "$log" '^DONE |Hello from efistub guest|exit: calling Exit'
+    out="$(clean "$log" |
+           grep -a -E '^(PASS|FAIL|DONE|  note|  info|Hello|exit:|memory:|protocols:|misc:|variables:|reloc:)' || true)"
+    echo "== $name"
+    echo "$out"
+    if grep -q '^FAIL' <<<"$out"; then bad=1; fi
+    case "$name" in
+        hello) grep -q 'Hello from efistub guest' <<<"$out" || bad=1 ;;
+        exit)  grep -q 'exit: calling Exit' <<<"$out" || bad=1 ;;
+        *)     grep -q '^DONE 0 failures' <<<"$out" || bad=1 ;;
+    esac
+done
+exit "$bad"

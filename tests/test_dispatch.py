@@ -1,0 +1,79 @@
+"""Native (C trampoline) and Python dispatch behave identically; errors in services are never swallowed."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from efistub import native
+from efistub.firmware import Options
+from efistub.machine import Machine
+from efistub.registry import REGISTRY, load_all
+from pe_builder import code_image
+
+GUESTS = Path(__file__).parent / "guests" / "x86_64"
+needs_native = pytest.mark.skipif(not native.available(), reason=native.UNAVAILABLE or "")
+
+
+def comparable(report) -> dict:
+    d = report.to_dict()
+    d.pop("timing")
+    d.pop("dispatch")
+    d["console"] = re.sub(r"year \d+", "year", d["console"])
+    return d
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["misc", "memory", "protocols", "variables", "exit"])
+def test_native_and_python_dispatch_give_the_same_report(name):
+    reports = {mode: Machine(str(GUESTS / f"{name}.efi"), Options(dispatch=mode)).run()
+               for mode in ("native", "python")}
+    assert reports["native"].dispatch == "native" and reports["python"].dispatch == "python"
+    assert comparable(reports["native"]) == comparable(reports["python"])
+
+
+@needs_native
+def test_c_handled_calls_are_recorded_in_order_with_notes(tmp_path):
+    # CopyMem(dst=0xdead00000000, src=rsp, 16): a wild destination, handled in C
+    code = (bytes.fromhex("4883ec28")               # sub rsp, 0x28
+            + bytes.fromhex("488b4260")             # mov rax, [rdx+0x60]  BootServices
+            + bytes.fromhex("48b900000000adde0000")  # mov rcx, 0xdead00000000
+            + bytes.fromhex("4889e2")               # mov rdx, rsp
+            + bytes.fromhex("41b810000000")         # mov r8d, 16
+            + bytes.fromhex("ff90600100004883c428c3"))  # call [rax+0x160] CopyMem; add rsp,0x28; ret
+    path = tmp_path / "copy.efi"
+    path.write_bytes(code_image(code))
+    reports = [Machine(str(path), Options(dispatch=mode)).run() for mode in ("native", "python")]
+    for r in reports:
+        assert r.outcome == "exit"
+        (call,) = r.calls
+        assert call.service == "CopyMem" and call.args["Length"] == 16
+        assert call.note == "bad guest pointer: cannot write 16 bytes at 0xdead00000000"
+    assert comparable(reports[0]) == comparable(reports[1])
+
+
+@pytest.mark.parametrize("mode", ["native", "python"])
+def test_an_exception_in_a_service_ends_the_run_with_error(monkeypatch, mode):
+    if mode == "native" and not native.available():
+        pytest.skip(native.UNAVAILABLE)
+    load_all()
+    original = REGISTRY["TextOutput.OutputString"]
+
+    def broken(fw, this, string):
+        raise ZeroDivisionError("service bug")
+
+    monkeypatch.setitem(REGISTRY, "TextOutput.OutputString", original.__class__(
+        original.name, broken, original.args, original.varargs, original.boot, original.returns))
+    report = Machine(str(GUESTS / "hello.efi"), Options(dispatch=mode)).run()
+    assert report.outcome == "error"
+    assert report.error["error"] == "ZeroDivisionError: service bug"
+    assert "ZeroDivisionError" in report.error["traceback"]
+    assert report.calls[-1].service == "TextOutput.OutputString"
+
+
+@needs_native
+def test_one_libunicorn_in_the_process():
+    Machine(str(GUESTS / "hello.efi"), Options(dispatch="native")).run()
+    with open("/proc/self/maps") as f:
+        libraries = {line.split()[-1] for line in f if "libunicorn" in line}
+    assert len(libraries) == 1, libraries
