@@ -49,17 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
                           "(for example '\\r' for Enter); without it no key is ever pressed")
     run.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="end a guest that runs longer than S seconds (default 60)")
+    run.add_argument("--engine", choices=("fast", "stock"),
+                     help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
+                          "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the default")
     run.add_argument("--dispatch", choices=("native", "python"),
                      help="how service calls reach the services: the C trampoline (native, the default when "
                           "it is built) or pure Python; EFISTUB_DISPATCH sets the default")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+    eng = sub.add_parser("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
+                         description="The fast engine is libunicorn built from the installed unicorn release with "
+                                     "efistub's patch that keeps guest stores to memory without execute on the fast "
+                                     "path. efistub uses it when it is built and matches the unicorn binding.")
+    eng_sub = eng.add_subparsers(dest="engine_command", required=True)
+    build = eng_sub.add_parser("build", help="download unicorn's source with pip, patch, build (cmake), self-test, "
+                                             "install in the cache folder")
+    build.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel compile jobs (default: cores)")
+    eng_sub.add_parser("status", help="say which engine a run would use and why")
+    eng_sub.add_parser("remove", help="delete the fast engine")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "engine":
+            return _engine(args)
         return _run(args)
     except InputError as e:
         print(f"efistub: error: {e}", file=sys.stderr)
@@ -91,7 +106,40 @@ def _read_file(path: str) -> bytes:
         raise InputError(path, e.strerror or str(e)) from None
 
 
+def _engine(args) -> int:
+    from . import engine
+    from .engine import build as builder
+
+    if args.engine_command == "build":
+        try:
+            folder = builder.build(args.jobs, log=lambda message: print(f"efistub engine: {message}", flush=True))
+        except builder.EngineError as e:
+            print(f"efistub: error: engine build: {e}", file=sys.stderr)
+            return EXIT_GUEST
+        report = json.loads((folder / engine.MANIFEST).read_text())["selftest"]
+        print(f"efistub engine: built {folder / engine.LIBRARY}")
+        print(f"efistub engine: self-test passed; guest store {report['store_ns']} ns, load {report['load_ns']} ns")
+        return EXIT_OK
+    if args.engine_command == "remove":
+        folder = builder.remove()
+        print(f"efistub engine: removed {folder}" if folder else "efistub engine: no fast engine to remove")
+        return EXIT_OK
+    try:
+        choice = engine.choose()
+    except ValueError as e:
+        print(f"efistub engine: {e}")
+        return EXIT_GUEST
+    print(f"engine: {choice.engine}\nreason: {choice.reason}")
+    return EXIT_OK
+
+
 def _run(args) -> int:
+    from . import engine
+
+    try:
+        engine.activate(args.engine)
+    except ValueError as e:
+        raise InputError("--engine", str(e)) from None
     from .firmware import Options
     from .machine import Machine
 
@@ -172,6 +220,7 @@ def summary(report) -> str:
         add("violations", ", ".join(v["service"] for v in report.violations))
     for note in report.notes:
         add("note", note)
+    add("engine", f"{report.engine}, {report.dispatch} dispatch")
     add("elapsed", f"{report.timing.get('total_s', 0):.2f} s")
     return "\n".join(lines) + "\n"
 

@@ -10,14 +10,16 @@ own data) is allowed by granting execute, and anything else is a fault.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from unicorn import (
-    UC_HOOK_MEM_INVALID, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
+    UC_ERR_FETCH_PROT, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
     UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UcError,
 )
 
 from . import arch as arches
+from . import engine
 from .dispatch import Dispatcher
 from .errors import EfiError, InputError
 from .firmware import Firmware, Options
@@ -37,7 +39,8 @@ STACK_SIZE = 1 << 20
 # Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it,
 # so changing the permissions of a few pages must not split one region of all RAM.
 RAM_CHUNK = 2 << 20
-RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
+MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
+RUN_UNTIL = MAX_ADDRESS  # an address the guest never reaches: run until stopped
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
     UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
@@ -127,7 +130,10 @@ class Machine:
             self.native = NativeDispatch(uc, arch, stub_base, slots, self.dispatcher, self._dispatch)
         else:
             arch.install_dispatch(uc, stub_base, len(slots), self.dispatcher.arg_count, self._dispatch)
-        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
+        # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
+        # covers RAM would keep every guest store on unicorn's slow path.
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, 0, RAM_START - 1)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, opts.memory, MAX_ADDRESS)
         self.entry = base + image.entry_rva
         arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
         self.load_address = base
@@ -193,14 +199,19 @@ class Machine:
                 continue
             self._invalid = None
             error = None
+            # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
+            watchdog = threading.Timer(remaining, uc.emu_stop)
+            watchdog.start()
             try:
-                uc.emu_start(pc, RUN_UNTIL, timeout=max(1, int(remaining * 1e6)))
+                uc.emu_start(pc, RUN_UNTIL)
             except UcError as e:
                 error = e
+            finally:
+                watchdog.cancel()
             if fw.stop is not None:
                 outcome, details = fw.stop.outcome, fw.stop.details
-            elif self._invalid is not None and self._invalid[0] == UC_MEM_FETCH_PROT:
-                address = self._invalid[1]
+            elif error is not None and error.errno == UC_ERR_FETCH_PROT:
+                address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
                 if not fw.state.boot_services_active:
                     outcome, details = "handoff", {"entry": address}
                 elif (region := fw.in_loaded_image(address)) is not None:
@@ -224,6 +235,7 @@ class Machine:
         finished = time.perf_counter()
         report = self._report(outcome, details)
         report.dispatch = self.dispatch_mode
+        report.engine = engine.loaded().engine
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}

@@ -108,7 +108,11 @@ static int map_covers(UINT64 addr, UINT64 len, UINT32 type)
     return ok;
 }
 
-/* The lowest free range at or above 1 MiB with at least `pages` pages. */
+/*
+ * The lowest free range of at least `pages` pages at or above 1 MiB (legacy low
+ * memory is avoided). A free descriptor that starts below 1 MiB counts with
+ * its part above 1 MiB, so a map with one big free run from 4 KiB works too.
+ */
 static int find_free(UINTN pages, UINT64 *start)
 {
     MAP m;
@@ -119,9 +123,10 @@ static int find_free(UINTN pages, UINT64 *start)
         return 0;
     for (i = 0; i < map_count(&m); i++) {
         EFI_MEMORY_DESCRIPTOR *d = map_at(&m, i);
-        if (d->Type == EfiConventionalMemory && d->PhysicalStart >= MB &&
-            d->NumberOfPages >= pages && (!found || d->PhysicalStart < *start)) {
-            *start = d->PhysicalStart;
+        UINT64 lo = d->PhysicalStart < MB ? MB : d->PhysicalStart;
+        if (d->Type == EfiConventionalMemory && lo < desc_end(d) &&
+            (desc_end(d) - lo) / EFI_PAGE_SIZE >= pages && (!found || lo < *start)) {
+            *start = lo;
             found = 1;
         }
     }
