@@ -29,6 +29,7 @@ class Call:
     note: str | None = None
     unimplemented: bool = False
     violation: bool = False  # a boot service called after ExitBootServices
+    native_before: int = 0  # calls handled in C before this one (native dispatch only)
 
     def as_dict(self) -> dict:
         out: dict[str, Any] = {"seq": self.seq, "service": self.service, "args": self.args, "status": self.status}
@@ -45,7 +46,29 @@ class Dispatcher:
     fw: Any
     services: list[Service]  # index = stub slot
     trace: Callable[[Call], None] | None = None
-    calls: list[Call] = field(default_factory=list)
+    native: Any = None  # native.NativeDispatch, whose C-handled calls join ``calls`` in order
+    _python_calls: list[Call] = field(default_factory=list)
+    _merged: tuple = ((), 0, [])
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every call in order, numbered; C-handled calls are turned into records only here."""
+        if self.native is None:
+            return self._python_calls
+        done, count, merged = self._merged
+        native_count = self.native.count()
+        if (done, count) != (len(self._python_calls), native_count):
+            c_calls = self.native.calls(native_count)
+            merged, position = [], 0
+            for call in self._python_calls:
+                merged += c_calls[position:call.native_before]
+                position = call.native_before
+                merged.append(call)
+            merged += c_calls[position:]
+            for seq, call in enumerate(merged):
+                call.seq = seq
+            self._merged = (len(self._python_calls), native_count, merged)
+        return merged
 
     def arg_count(self, slot: int) -> int:
         return len(self.services[slot].args) if slot < len(self.services) else 1
@@ -57,8 +80,11 @@ class Dispatcher:
             fw.request_stop("exit", status=raw[0], returned=True)
             return raw[0]
         svc = self.services[slot]
+        fw.mem.forget()
         values = [kind.decode(r) for (_, kind), r in zip(svc.args, raw)]
-        record = Call(len(self.calls), svc.name, svc.show_args(fw, values))
+        record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values))
+        if self.native is not None:
+            record.native_before = self.native.count()
         result: int = Status.EFI_UNSUPPORTED
         if svc.boot and not fw.state.boot_services_active:
             record.violation = True
@@ -68,8 +94,10 @@ class Dispatcher:
         else:
             try:
                 extra = (lambda i: vararg(len(svc.args) + i),) if svc.varargs else ()
+                fw.call_note = None
                 returned = svc.function(fw, *values, *extra)
                 result = 0 if returned is None else int(returned)
+                record.note = fw.call_note
             except EfiError as e:
                 result, record.note = e.status, e.note
             except GuestMemoryError as e:
@@ -82,16 +110,19 @@ class Dispatcher:
         self.finish(record, svc, result)
         return result
 
-    def bad_pointer(self, record: Call, error: GuestMemoryError) -> None:
+    @staticmethod
+    def bad_pointer(record: Call, error: GuestMemoryError) -> None:
         record.note = f"bad guest pointer: {error}"
-        self.fw.note(f"{record.service}: {error}")
 
-    def finish(self, record: Call, svc: Service, result: int) -> None:
-        """Store the call's result and record it (also for calls handled in C)."""
+    @staticmethod
+    def set_result(record: Call, svc: Service, result: int) -> None:
         if svc.returns == "status":
             record.status = Status.name_of(result)
         elif svc.returns == "value":
             record.value = result
-        self.calls.append(record)
+
+    def finish(self, record: Call, svc: Service, result: int) -> None:
+        self.set_result(record, svc, result)
+        self._python_calls.append(record)
         if self.trace is not None:
             self.trace(record)

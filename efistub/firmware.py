@@ -92,7 +92,8 @@ class Firmware:
         self._console_sink = console
         self.state = FirmwareState()
         self.watchdog_seconds = 0
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # observations about the run
+        self.call_note: str | None = None  # a service's remark on the current call (shown on the call)
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
         self.variables = VariableStore()

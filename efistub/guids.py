@@ -18,7 +18,11 @@ class Guid(uuid.UUID):
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Guid":
-        return cls(bytes_le=bytes(raw))
+        raw = bytes(raw)
+        guid = _BY_BYTES.get(raw)
+        if guid is None:
+            guid = _BY_BYTES[raw] = cls(bytes_le=raw)
+        return guid
 
     def to_bytes(self) -> bytes:
         return self.bytes_le
@@ -29,13 +33,18 @@ class Guid(uuid.UUID):
         return guid_name(self)
 
 
+_BY_BYTES: dict[bytes, "Guid"] = {}  # GUIDs repeat: parse each one once
+_NAMES: dict[uuid.UUID, str] = {}
+
+
 def guid_name(guid: uuid.UUID) -> str:
-    text = str(guid)
-    name = _OWN_NAMES.get(text)
+    """The macro name of a known GUID, else the GUID text."""
+    name = _NAMES.get(guid)
     if name is None:
         from .guid_table import KNOWN_GUIDS
 
-        name = KNOWN_GUIDS.get(text, text)
+        text = str(guid)
+        name = _NAMES[guid] = KNOWN_GUIDS.get(text, text)
     return name
 
 
@@ -54,9 +63,3 @@ GLOBAL_VARIABLE = Guid("8be4df61-93ca-11d2-aa0d-00e098032b8c")
 DEVICE_TREE_TABLE = Guid("b1b621d5-f19c-41a5-830b-d9152c69aae0")
 LINUX_EFI_INITRD_MEDIA = Guid("5568e427-68fc-4f3d-ac74-ca555231cc68")
 LINUX_EFI_BOOT_MEMMAP = Guid("800f683f-d08b-423a-a293-965c3c6fe2b4")
-
-_OWN_NAMES = {
-    str(value): "EFI_" + key + "_GUID" if not key.startswith("LINUX") else key + "_GUID"
-    for key, value in dict(globals()).items()
-    if isinstance(value, Guid)
-}

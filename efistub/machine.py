@@ -230,8 +230,6 @@ class Machine:
                 outcome, details = "fault", self._fault("emulation stopped for no known reason")
         if outcome == "timeout":
             details = self._fault(f"still running after --timeout {self.options.timeout:g} s")
-        if self.native is not None:
-            self.native.drain()
         finished = time.perf_counter()
         report = self._report(outcome, details)
         report.dispatch = self.dispatch_mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import struct
 from bisect import bisect_right
@@ -193,30 +194,46 @@ class PageAllocator:
 
 
 class GuestMemory:
-    """Reads and writes guest RAM through the CPU engine; every failure is a GuestMemoryError."""
+    """Reads and writes guest RAM through the CPU engine; every failure is a GuestMemoryError.
+
+    It calls libunicorn's uc_mem_read/uc_mem_write directly with a reused buffer:
+    the binding's own methods allocate twice per access, and services make many
+    small accesses.
+    """
+
+    SMALL = 4096
 
     def __init__(self, uc):
-        self._uc = uc
+        from unicorn.unicorn_py3 import unicorn as binding
+
+        self._handle = uc._uch
+        self._read = binding.uclib.uc_mem_read
+        self._write = binding.uclib.uc_mem_write
+        self._buffer = ctypes.create_string_buffer(self.SMALL)
+        # Strings and GUIDs read during one service call: the dispatcher shows the arguments
+        # and the service reads them again. Cleared by forget() and by every write.
+        self._memo: dict = {}
 
     def read(self, address: int, size: int) -> bytes:
         if size < 0 or address <= 0:
             raise GuestMemoryError(address, size, "read")
         if size == 0:
             return b""
-        try:
-            return bytes(self._uc.mem_read(address, size))
-        except Exception:
-            raise GuestMemoryError(address, size, "read") from None
+        buffer = self._buffer if size <= self.SMALL else ctypes.create_string_buffer(size)
+        if self._read(self._handle, address, buffer, size):
+            raise GuestMemoryError(address, size, "read")
+        return ctypes.string_at(buffer, size)
 
     def write(self, address: int, data: bytes) -> None:
         if address <= 0:
             raise GuestMemoryError(address, len(data), "write")
         if not data:
             return
-        try:
-            self._uc.mem_write(address, bytes(data))
-        except Exception:
-            raise GuestMemoryError(address, len(data), "write") from None
+        data = bytes(data)
+        if self._memo:
+            self._memo.clear()
+        if self._write(self._handle, address, data, len(data)):
+            raise GuestMemoryError(address, len(data), "write")
 
     def read_u8(self, a: int) -> int:
         return self.read(a, 1)[0]
@@ -240,29 +257,45 @@ class GuestMemory:
         self.write(a, struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
 
     def read_guid(self, a: int) -> Guid:
-        return Guid.from_bytes(self.read(a, Guid.SIZE))
+        key = ("guid", a)
+        guid = self._memo.get(key)
+        if guid is None:
+            guid = self._memo[key] = Guid.from_bytes(self.read(a, Guid.SIZE))
+        return guid
 
     def write_guid(self, a: int, guid: Guid) -> None:
         self.write(a, guid.to_bytes())
 
     def read_ucs2(self, a: int, limit: int = 1 << 16) -> str:
         """A NUL-terminated UCS-2 string of at most ``limit`` characters."""
-        out = bytearray()
-        chunk = 64
+        key = ("ucs2", a, limit)
+        text = self._memo.get(key)
+        if text is None:
+            text = self._memo[key] = self._read_ucs2(a, limit)
+        return text
+
+    def _read_ucs2(self, a: int, limit: int) -> str:
+        out = b""
+        chunk = 128
         while len(out) < limit * 2:
             try:
                 data = self.read(a + len(out), chunk)
             except GuestMemoryError:
                 if chunk == 2:
                     raise
-                chunk = 2
+                chunk = 2  # near the end of RAM: go on character by character
                 continue
-            for i in range(0, len(data), 2):
-                if data[i] == 0 and data[i + 1] == 0:
-                    out += data[:i]
-                    return out.decode("utf-16-le", errors="replace")
+            end = data.find(b"\0\0")
+            while end >= 0 and end % 2:
+                end = data.find(b"\0\0", end + 1)
+            if end >= 0:
+                return (out + data[:end]).decode("utf-16-le", errors="replace")
             out += data
         raise GuestMemoryError(a, limit * 2, "find the end of a string")
+
+    def forget(self) -> None:
+        """Drop remembered strings and GUIDs: guest code may have changed memory since."""
+        self._memo.clear()
 
     def write_ucs2(self, a: int, text: str) -> None:
         self.write(a, ucs2(text))

@@ -65,7 +65,11 @@ class NativeDispatch:
         for field in ("tpl", "monotonic_count", "virtual_time_us", "boot_services_active"):
             setattr(t.state, field, getattr(fw.state, field))
         fw.state = t.state  # from now on C and Python services share these counters
-        self.error = None
+        self._calls: list = []
+        if dispatcher.trace is not None:  # a live trace sees every call as it happens: all go to Python
+            for i in range(len(services)):
+                t.handler[i] = 0
+        dispatcher.native = self
         err = lib.efistub_attach(t)
         if err:
             raise RuntimeError(f"the native trampoline could not hook the engine (error {err})")
@@ -76,33 +80,31 @@ class NativeDispatch:
             if svc.name == name:
                 self.t.handler[i] = 0
 
-    def drain(self) -> None:
-        """Turn the calls handled in C since the last drain into report records."""
-        t = self.t
-        count = t.nrecords
-        if not count:
-            return
-        d = self.dispatcher
-        from .dispatch import Call
+    def count(self) -> int:
+        """Calls handled in C so far."""
+        return self.t.nrecords
+
+    def calls(self, count: int) -> list:
+        """Report records of the first ``count`` C-handled calls (converted once, on demand)."""
+        from .dispatch import Call, Dispatcher
         from .services.events import raise_tpl_note, restore_tpl_note
 
-        for i in range(count):
+        t, fw = self.t, self.dispatcher.fw
+        for i in range(len(self._calls), count):
             r = t.records[i]
             svc = self.services[r.slot]
-            raw = [r.args[k] for k in range(len(svc.args))]
-            values = [kind.decode(v) for (_, kind), v in zip(svc.args, raw)]
-            record = Call(len(d.calls), svc.name, svc.show_args(d.fw, values))
+            values = [kind.decode(r.args[k]) for k, (_, kind) in enumerate(svc.args)]
+            record = Call(0, svc.name, svc.show_args(fw, values))
             if r.flags & (READ_FAILED | WRITE_FAILED):
                 access = "read" if r.flags & READ_FAILED else "write"
-                d.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
+                Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
             if r.flags & TPL_NOTE:
-                note = (raise_tpl_note if svc.name == "RaiseTPL" else restore_tpl_note)(values[0], r.aux)
-                d.fw.note(note)
-            d.finish(record, svc, r.result)
-        t.nrecords = 0
+                record.note = (raise_tpl_note if svc.name == "RaiseTPL" else restore_tpl_note)(values[0], r.aux)
+            Dispatcher.set_result(record, svc, r.result)
+            self._calls.append(record)
+        return self._calls[:count]
 
     def detach(self) -> None:
-        self.drain()
         lib.efistub_detach(self.t)
 
 
@@ -116,7 +118,6 @@ if lib is not None:
     def efistub_dispatch(handle, slot, args, count):
         self = ffi.from_handle(handle)
         try:
-            self.drain()
             return self.dispatch(None if slot == SLOT_OUTSIDE else slot, [args[i] for i in range(count)])
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",

@@ -1,13 +1,9 @@
 """Whatever a guest does ends as a clear outcome: faults, halts, endless loops, wild pointers."""
 
-import struct
-
 from efistub.firmware import Options
 from efistub.machine import Machine
 from pe_builder import code_image
 
-BOOT_SERVICES = 0x60  # EFI_SYSTEM_TABLE.BootServices
-GET_MEMORY_MAP = 0x18 + 4 * 8  # EFI_BOOT_SERVICES.GetMemoryMap
 
 
 def run(tmp_path, code: bytes, **options):
@@ -65,13 +61,11 @@ def test_wild_pointer_to_a_service_gives_invalid_parameter(tmp_path):
             + bytes.fromhex("31d24d31c04d31c9")                      # rdx = r8 = r9 = 0
             + bytes.fromhex("ff5038")                                # call [rax+0x38]      GetMemoryMap
             + bytes.fromhex("4883c428c3"))                           # add rsp, 0x28; ret
-    assert struct.unpack("<B", bytes.fromhex("38"))[0] == GET_MEMORY_MAP
     r = run(tmp_path, code)
     assert r.outcome == "exit" and r.exit_status == "EFI_INVALID_PARAMETER"
     call = r.calls[-1]
     assert call.service == "GetMemoryMap" and call.status == "EFI_INVALID_PARAMETER"
-    assert "bad guest pointer" in call.note
-    assert any("GetMemoryMap" in n for n in r.notes)
+    assert call.note == "bad guest pointer: cannot read 8 bytes at 0xdead00000000"
 
 
 def test_entry_return_value_is_the_exit_status(tmp_path):

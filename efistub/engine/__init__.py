@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from importlib import metadata
+import importlib.util
 from pathlib import Path
 
 LIBRARY = "libunicorn.so.2"
@@ -25,6 +25,15 @@ def cache_root() -> Path:
 
 
 def binding_version() -> str | None:
+    """The installed unicorn version, found without importing unicorn (that would load its library)."""
+    spec = importlib.util.find_spec("unicorn")
+    if spec is None or not spec.origin:
+        return None
+    site = Path(spec.origin).parent.parent
+    for info in site.glob("unicorn-*.dist-info"):
+        return info.name[len("unicorn-"):-len(".dist-info")]
+    from importlib import metadata  # an unusual installation layout: ask the slow way
+
     try:
         return metadata.version("unicorn")
     except metadata.PackageNotFoundError:

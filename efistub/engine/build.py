@@ -87,7 +87,7 @@ def build(jobs: int | None = None, log=lambda message: None) -> Path:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="efistub-engine-") as tmp:
         work = Path(tmp)
-        _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--no-build-isolation",
+        _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
               "-d", str(work), f"unicorn=={version}"], work, log, "download")
         archive = next(work.glob("unicorn-*.tar.gz"), None)
         if archive is None:

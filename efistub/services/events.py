@@ -182,14 +182,12 @@ def restore_tpl_note(old_tpl: int, current: int) -> str | None:
 @service("RaiseTPL", returns="value", NewTpl=UINTN)
 def RaiseTPL(fw, new_tpl):
     old = fw.state.tpl
-    if note := raise_tpl_note(new_tpl, old):
-        fw.note(note)
+    fw.call_note = raise_tpl_note(new_tpl, old)
     fw.state.tpl = new_tpl
     return old
 
 
 @service("RestoreTPL", returns="void", OldTpl=UINTN)
 def RestoreTPL(fw, old_tpl):
-    if note := restore_tpl_note(old_tpl, fw.state.tpl):
-        fw.note(note)
+    fw.call_note = restore_tpl_note(old_tpl, fw.state.tpl)
     fw.state.tpl = old_tpl

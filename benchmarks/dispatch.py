@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Cost of one service call, by dispatch path: native (C trampoline) or Python.
+
+A guest program of ours (tests/guests/bench.c) calls a C-handled service (CopyMem
+of 16 bytes) or a Python-handled one (GetVariable of a missing variable) N times;
+the same loop without calls is subtracted. Times are µs per call, including the
+guest's own call; medians of --repeat runs.
+
+    python3 benchmarks/dispatch.py [--calls N] [--repeat R] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from efistub import native  # noqa: E402
+from efistub.firmware import Options  # noqa: E402
+from efistub.machine import Machine  # noqa: E402
+
+BENCH = ROOT / "tests" / "guests" / "x86_64" / "bench.efi"
+SERVICES = {"c": "copymem", "python": "getvariable"}
+
+
+def run_seconds(dispatch: str, loop: str, calls: int) -> float:
+    report = Machine(str(BENCH), Options(dispatch=dispatch, cmdline=f"{loop} {calls}")).run()
+    if report.outcome != "exit" or report.exit_status != "EFI_SUCCESS":
+        raise SystemExit(f"bench.efi {loop} {calls} under {dispatch} dispatch ended with {report.outcome}")
+    return report.timing["run_s"]
+
+
+def per_call_us(dispatch: str, service: str, calls: int, repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        loop = run_seconds(dispatch, "none", calls)
+        samples.append((run_seconds(dispatch, SERVICES[service], calls) - loop) / calls * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    modes = ["native", "python"] if native.available() else ["python"]
+    result = {f"{mode}_{service}_us": round(per_call_us(mode, service, args.calls, args.repeat), 3)
+              for mode in modes for service in SERVICES}
+    result.update(calls=args.calls, repeat=args.repeat, engine=__import__("efistub.engine").engine.loaded().engine)
+    if "native_c_us" in result:
+        for service in SERVICES:
+            result[f"speedup_{service}"] = round(result[f"python_{service}_us"] / result[f"native_{service}_us"], 1)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"µs per call ({args.calls} calls, median of {args.repeat}, engine {result['engine']})")
+    print(f"{'dispatch':<10}{'C-handled (CopyMem 16 B)':>28}{'Python-handled (GetVariable)':>32}")
+    for mode in modes:
+        print(f"{mode:<10}{result[f'{mode}_c_us']:>28.3f}{result[f'{mode}_python_us']:>32.3f}")
+    if "speedup_c" in result:
+        print(f"{'speedup':<10}{result['speedup_c']:>27.1f}x{result['speedup_python']:>31.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

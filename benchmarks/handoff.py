@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Time from process start to the kernel hand-off, per corpus kernel and engine, beside QEMU + firmware.
+
+Each efistub run is a fresh `efistub run KERNEL` process (import time counts). QEMU
+runs under TCG with the distribution's UEFI firmware and `-kernel`, and is timed
+until the kernel prints its first "Linux version" line on the serial console.
+Medians of --repeat runs; peak RSS is the largest of the runs.
+
+    python3 benchmarks/handoff.py [--corpus DIR] [--repeat N] [--engines fast,stock] [--no-qemu] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KERNELS = {  # corpus path -> QEMU set-up that boots the same kernel
+    "x86_64/vmlinuz-6.12.117+deb13-amd64": "x86_64",
+    "x86_64/vmlinuz-6.1.0-57-amd64": "x86_64",
+}
+QEMU = {
+    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-m", "1024"],
+               ["/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF_CODE.fd"]),
+}
+CMDLINE = "console=ttyS0 earlyprintk=ttyS0"
+QEMU_TIMEOUT = 300
+
+
+def timed(command: list[str], env: dict | None = None, until: bytes | None = None) -> dict:
+    """Run ``command``; wall and CPU seconds and peak RSS of that process (until ``until`` is printed)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    seen = b""
+    if until is not None:
+        deadline = start + QEMU_TIMEOUT
+        os.set_blocking(proc.stdout.fileno(), False)
+        while until not in seen and time.perf_counter() < deadline and proc.poll() is None:
+            chunk = proc.stdout.read(65536)
+            if chunk:
+                seen = seen[-4096:] + chunk
+            else:
+                time.sleep(0.005)
+        wall = time.perf_counter() - start
+        proc.kill()
+    else:
+        seen = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if until is None:
+        wall = time.perf_counter() - start
+    ok = until in seen if until is not None else os.waitstatus_to_exitcode(status) == 0
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "ok": ok,
+            "tail": seen[-300:].decode(errors="replace")}
+
+
+def summarize(runs: list[dict]) -> dict:
+    return {"wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
+            "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 2),
+            "rss_mib": round(max(r["rss_mib"] for r in runs)),
+            "ok": all(r["ok"] for r in runs), "runs": len(runs)}
+
+
+def efistub_runs(kernel: Path, engine: str, repeat: int) -> dict:
+    command = [sys.executable, "-m", "efistub", "run", str(kernel), "--cmdline", CMDLINE, "--engine", engine]
+    return summarize([timed(command) for _ in range(repeat)])
+
+
+def qemu_runs(kernel: Path, arch: str, repeat: int) -> dict | None:
+    base, firmwares = QEMU[arch]
+    firmware = next((f for f in firmwares if os.path.exists(f)), None)
+    if shutil.which(base[0]) is None or firmware is None:
+        return None
+    command = base + ["-nographic", "-bios", firmware, "-kernel", str(kernel), "-append", CMDLINE,
+                      "-net", "none", "-no-reboot"]
+    return summarize([timed(command, until=b"Linux version") for _ in range(repeat)])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--engines", default="fast,stock")
+    parser.add_argument("--no-qemu", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from efistub import engine
+
+    engines = [e for e in args.engines.split(",") if e != "fast" or engine.built_engine()[0] is not None]
+    results = {}
+    for relative, arch in KERNELS.items():
+        kernel = Path(args.corpus) / relative
+        if not kernel.exists():
+            continue
+        row = {e: efistub_runs(kernel, e, args.repeat) for e in engines}
+        if not args.no_qemu:
+            row["qemu"] = qemu_runs(kernel, arch, args.repeat)
+        results[relative] = row
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"process start to hand-off (efistub) or to 'Linux version' (QEMU + UEFI firmware, TCG); "
+          f"median of {args.repeat}")
+    print(f"{'kernel':<38}{'run':<8}{'wall s':>8}{'cpu s':>8}{'RSS MiB':>9}{'QEMU/run':>10}")
+    for relative, row in results.items():
+        qemu = row.get("qemu")
+        for name, r in row.items():
+            if r is None:
+                continue
+            ratio = f"{qemu['wall_s'] / r['wall_s']:.1f}x" if qemu and name != "qemu" else ""
+            flag = "" if r["ok"] else "  (FAILED)"
+            print(f"{relative.split('/')[-1]:<38}{name:<8}{r['wall_s']:>8.2f}{r['cpu_s']:>8.2f}{r['rss_mib']:>9}"
+                  f"{ratio:>10}{flag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
