@@ -36,9 +36,8 @@ RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault
 MIN_MEMORY = 64 << 20
 MAX_MEMORY = 64 << 30
 STACK_SIZE = 1 << 20
-# Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it,
-# so changing the permissions of a few pages must not split one region of all RAM.
-RAM_CHUNK = 2 << 20
+# Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it.
+RAM_CHUNK = 64 << 20
 MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
 RUN_UNTIL = MAX_ADDRESS  # an address the guest never reaches: run until stopped
 ACCESS_NAMES = {
@@ -61,12 +60,20 @@ def choose_dispatch(requested: str | None) -> str:
     return mode
 
 
-def map_ram(uc, start: int, end: int) -> None:
-    """Map [start, end) read-write, without execute, in chunks aligned to RAM_CHUNK."""
-    while start < end:
-        chunk_end = min(end, (start // RAM_CHUNK + 1) * RAM_CHUNK)
-        uc.mem_map(start, chunk_end - start, UC_PROT_READ | UC_PROT_WRITE)
-        start = chunk_end
+def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> None:
+    """Map [start, end) read-write without execute, except the ``special`` (start, end, perms) ranges.
+
+    Plain RAM is mapped in pieces of at most RAM_CHUNK, so that a later change of
+    permissions (execute granted on an image) splits, and so copies, one piece only.
+    """
+    cuts = sorted({start, end} | {b for s, e, _ in special for b in (s, e)})
+    perms_at = {s: p for s, _, p in special}
+    for lo, hi in zip(cuts, cuts[1:]):
+        perms = perms_at.get(lo, UC_PROT_READ | UC_PROT_WRITE)
+        while lo < hi:
+            top = min(hi, (lo // RAM_CHUNK + 1) * RAM_CHUNK)
+            uc.mem_map(lo, top - lo, perms)
+            lo = top
 
 
 def service_slots() -> list[Service]:
@@ -97,24 +104,31 @@ class Machine:
     # -- set-up -------------------------------------------------------------------------
     def _boot(self):
         opts, image = self.options, self.image
-        self.arch = None
         fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink)
         arch = self.arch = arches.for_machine(image.machine)(fw)
-        uc = self.uc = arch.create_engine()
-        map_ram(uc, RAM_START, opts.memory)
-        fw.mem = GuestMemory(uc)
-
         slots = service_slots()
+
+        # Place the stubs and the image first, so that RAM is mapped with its final
+        # permissions and never split later (unicorn copies a region it splits).
         stub_bytes = (len(slots) + 1) * arch.STUB_STRIDE
         stub_base = fw.allocate_pages(MemoryType.EfiRuntimeServicesCode, pages_for(stub_bytes))
-        code = b"".join(arch.stub() for _ in slots) + arch.stub(returns_entry=True)
-        fw.mem.write(stub_base, code)
-        uc.mem_protect(stub_base, pages_for(stub_bytes) * PAGE, UC_PROT_READ | UC_PROT_EXEC)
+        stub_end = stub_base + pages_for(stub_bytes) * PAGE
+        base = self._place_image(fw)
+        executable = [(stub_base, stub_end, UC_PROT_READ | UC_PROT_EXEC)]
+        for rva, size in image.executable_ranges():
+            start = (base + rva) // PAGE * PAGE
+            executable.append((start, -(-(base + rva + size) // PAGE) * PAGE, UC_PROT_ALL))
+        uc = self.uc = arch.create_engine()
+        map_ram(uc, RAM_START, opts.memory, executable)
+        fw.mem = GuestMemory(uc)
+
+        fw.mem.write(stub_base, b"".join(arch.stub() for _ in slots) + arch.stub(returns_entry=True))
         fw.stub_address = {s.name: stub_base + i * arch.STUB_STRIDE for i, s in enumerate(slots)}
         return_address = stub_base + len(slots) * arch.STUB_STRIDE
+        fw.mem.write(base, image.layout(base))
+        fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE))
 
         build_firmware_tables(fw, console.install(fw))
-        base = self._load_image(fw, uc)
         fw.image_handle = loaded_image.install(fw, image, base, opts.cmdline)
         if opts.initrd is not None:
             initrd.install(fw, opts.initrd)
@@ -138,26 +152,22 @@ class Machine:
         arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
         self.load_address = base
 
-    def _load_image(self, fw: Firmware, uc) -> int:
+    def _place_image(self, fw: Firmware) -> int:
+        """Allocate the image's LoaderCode range: at its ImageBase when that is free RAM."""
         image = self.image
         pages = pages_for(image.size_of_image)
         try:
-            base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, AllocateType.AllocateAddress, image.image_base)
+            return fw.allocate_pages(MemoryType.EfiLoaderCode, pages, AllocateType.AllocateAddress, image.image_base)
         except EfiError:
-            try:
-                base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, align=image.alignment)
-            except EfiError:
-                raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
-                                             f"{self.options.memory >> 20} MiB of guest RAM") from None
-            if not image.has_relocations and image.image_base:
-                fw.note(f"image has no base relocations; loaded at 0x{base:x} instead of ImageBase "
-                        f"0x{image.image_base:x}")
-        fw.mem.write(base, image.layout(base))
-        for rva, size in image.executable_ranges():
-            start = (base + rva) // PAGE * PAGE
-            end = -(-(base + rva + size) // PAGE) * PAGE
-            uc.mem_protect(start, end - start, UC_PROT_ALL)
-        fw.loaded_images.append((base, pages * PAGE))
+            pass
+        try:
+            base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, align=image.alignment)
+        except EfiError:
+            raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
+                                         f"{self.options.memory >> 20} MiB of guest RAM") from None
+        if not image.has_relocations and image.image_base:
+            fw.note(f"image has no base relocations; loaded at 0x{base:x} instead of ImageBase "
+                    f"0x{image.image_base:x}")
         return base
 
     # -- hooks ------------------------------------------------------------------------------

@@ -71,3 +71,12 @@ def test_wild_pointer_to_a_service_gives_invalid_parameter(tmp_path):
 def test_entry_return_value_is_the_exit_status(tmp_path):
     r = run(tmp_path, bytes.fromhex("b801000000" "48c1e03f" "4883c80e" "c3"))  # rax = 1<<63 | 14
     assert r.outcome == "exit" and r.exit_status == "EFI_NOT_FOUND"
+
+
+def test_image_running_its_own_data_is_granted_execute(tmp_path):
+    # lea rax, [rip + to .data]; jmp rax -- .data holds: mov eax, 5; ret
+    path = tmp_path / "data.efi"
+    path.write_bytes(code_image(bytes.fromhex("488d05f90f0000ffe0"), data=bytes.fromhex("b805000000c3")))
+    r = Machine(str(path), Options()).run()
+    assert r.outcome == "exit" and r.exit_status == "0x0000000000000005"
+    assert any("executed its own data" in note for note in r.notes)

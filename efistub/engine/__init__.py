@@ -69,7 +69,12 @@ def built_engine() -> tuple[Path | None, str]:
     return folder, f"fast engine for unicorn {version} at {folder}"
 
 
-_USER_PATH = os.environ.get("LIBUNICORN_PATH")  # set before efistub was imported: the user's choice
+# LIBUNICORN_PATH as efistub found it. activate() records its own setting in MARKER, so a
+# child process can tell a path efistub chose (inherited) from one the user chose.
+MARKER = "EFISTUB_LIBUNICORN_PATH"
+_USER_PATH = os.environ.get("LIBUNICORN_PATH")
+if _USER_PATH and _USER_PATH == os.environ.get(MARKER):
+    _USER_PATH = None
 
 
 def choose(requested: str | None = None) -> Choice:
@@ -95,9 +100,10 @@ def activate(requested: str | None = None) -> Choice:
     if "unicorn" in sys.modules:
         return loaded()
     if choice.engine == "fast":
-        os.environ["LIBUNICORN_PATH"] = str(choice.path)
+        os.environ["LIBUNICORN_PATH"] = os.environ[MARKER] = str(choice.path)
     elif choice.engine == "stock":
         os.environ.pop("LIBUNICORN_PATH", None)
+        os.environ.pop(MARKER, None)
     return choice
 
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import LIBRARY, MANIFEST, binding_version, engine_dir
+from . import LIBRARY, MANIFEST, MARKER, binding_version, engine_dir
 
 PATCH = Path(__file__).with_name("fast-store.patch")
 ARCHES = "x86;aarch64;riscv"
@@ -63,7 +63,8 @@ def _apply_patch(source: Path, log) -> None:
 
 def self_test(library_dir: Path) -> dict:
     """Run the self-test against the library in ``library_dir`` in a fresh process."""
-    env = dict(os.environ, LIBUNICORN_PATH=str(library_dir))
+    env = {k: v for k, v in os.environ.items() if k not in ("EFISTUB_ENGINE", MARKER)}
+    env["LIBUNICORN_PATH"] = str(library_dir)
     result = subprocess.run([sys.executable, "-m", "efistub.engine.selftest"], env=env, capture_output=True,
                             text=True, timeout=600)
     if result.returncode != 0:
