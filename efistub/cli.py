@@ -35,10 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "summary. Exit code: 0 for a hand-off to a kernel or an Exit with EFI_SUCCESS, 1 for "
                     "any other outcome, 2 for bad input.",
     )
-    run.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image (x86_64)")
+    run.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image for x86_64, aarch64 or riscv64 (the PE "
+                                                    "machine field picks the architecture)")
     run.add_argument("--cmdline", default="", metavar="TEXT", help="the image's load options (kernel command line)")
     run.add_argument("--initrd", metavar="FILE", help="offer FILE as the initrd through LOAD_FILE2 "
                                                       "(LINUX_EFI_INITRD_MEDIA device path)")
+    run.add_argument("--dtb", metavar="FILE", help="install FILE as the device tree configuration table "
+                                                   "(EFI_DTB_TABLE); without it none is installed")
+    run.add_argument("--hart-id", type=int, default=0, metavar="N",
+                     help="RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports (default 0)")
     run.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
                      help="guest RAM: MiB, or with a K/M/G suffix (default 1G)")
     run.add_argument("--seed", type=int, default=0, metavar="N",
@@ -146,7 +151,8 @@ def _run(args) -> int:
     _say_if_python_fallback(args.dispatch)
     options = Options(dispatch=args.dispatch, cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
                       rng=not args.no_rng, keys=_unescape(args.keys),
-                      initrd=_read_file(args.initrd) if args.initrd else None)
+                      initrd=_read_file(args.initrd) if args.initrd else None,
+                      dtb=_read_file(args.dtb) if args.dtb else None, hart_id=args.hart_id)
     out = sys.stdout
     json_to_stdout = args.json == "-"
     console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))

@@ -33,6 +33,8 @@ class Options:
     timeout: float = 60.0
     rng: bool = True
     keys: str = ""  # key presses queued on ConIn
+    hart_id: int = 0  # RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports
+    dtb: bytes | None = None  # a device tree to install as the EFI_DTB_TABLE configuration table
     dispatch: str | None = None  # "native" or "python"; None: EFISTUB_DISPATCH, else native when built
 
 
@@ -107,6 +109,7 @@ class Firmware:
         self.image_handle = 0
         self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
+        self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given
 
     # -- memory -----------------------------------------------------------------
     def allocate_pages(self, memory_type: int, pages: int, kind: int = AllocateType.AllocateAnyPages,

@@ -29,6 +29,8 @@ def describe(machine, entry: int) -> dict:
         except Exception as e:
             info["memory_map_error"] = f"cannot read the memory map at 0x{memmap[0]:x}: {e}"
     info["configuration_tables"] = configuration_tables(fw)
+    if fw.virtual_map is not None:
+        info["virtual_address_map"] = fw.virtual_map
     return info
 
 
@@ -46,12 +48,16 @@ def read_memory_map(mem, address: int, size: int, descriptor_size: int) -> list[
 
 
 def configuration_tables(fw) -> list[dict]:
-    """The configuration tables as the system table in guest memory lists them."""
+    """The configuration tables as the system table in guest memory lists them.
+
+    The array is read at its physical address: after SetVirtualAddressMap the system
+    table holds its virtual one.
+    """
     st = fw.mem.read_struct(efi.SystemTable, fw.system_table)
     entry = efi.ConfigurationTable
     out = []
     for i in range(min(st.NumberOfTableEntries, 1024)):
-        e = fw.mem.read_struct(entry, st.ConfigurationTable + i * entry.sizeof())
+        e = fw.mem.read_struct(entry, fw.config_table_array + i * entry.sizeof())
         guid = Guid.from_bytes(e.VendorGuid)
         table = {"guid": str(guid), "name": guid.name, "address": e.VendorTable}
         try:

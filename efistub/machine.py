@@ -14,12 +14,12 @@ import threading
 import time
 
 from unicorn import (
-    UC_ERR_FETCH_PROT, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
+    UC_ERR_FETCH_PROT, UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
     UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UcError,
 )
 
 from . import arch as arches
-from . import engine
+from . import engine, guids
 from .dispatch import Dispatcher
 from .errors import EfiError, InputError
 from .firmware import Firmware, Options
@@ -134,6 +134,9 @@ class Machine:
             initrd.install(fw, opts.initrd)
         if opts.rng:
             rng.install(fw)
+        arch.install_protocols(fw)
+        if opts.dtb is not None:
+            fw.set_configuration_table(guids.DEVICE_TREE_TABLE, fw.store(MemoryType.EfiACPIReclaimMemory, opts.dtb))
         stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE)
 
         self.dispatcher = Dispatcher(fw, slots, self.trace)
@@ -148,6 +151,10 @@ class Machine:
         # covers RAM would keep every guest store on unicorn's slow path.
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, 0, RAM_START - 1)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, opts.memory, MAX_ADDRESS)
+        kernel = arch.kernel_entry_offset(image.data[:0x1000])
+        if kernel is not None:  # a kernel that runs where it was loaded enters without leaving the image
+            self.kernel_entry = base + kernel
+            uc.hook_add(UC_HOOK_CODE, self._on_kernel_entry, None, self.kernel_entry, self.kernel_entry)
         self.entry = base + image.entry_rva
         arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
         self.load_address = base
@@ -188,6 +195,11 @@ class Machine:
             uc.emu_stop()
         return result
 
+    def _on_kernel_entry(self, uc, address, size, user_data):
+        if not self.fw.state.boot_services_active:
+            self.fw.request_stop("handoff", entry=address)
+            uc.emu_stop()
+
     def _on_invalid(self, uc, access, address, size, value, user_data):
         self._invalid = (access, address, size)
         return False
@@ -220,6 +232,8 @@ class Machine:
                 watchdog.cancel()
             if fw.stop is not None:
                 outcome, details = fw.stop.outcome, fw.stop.details
+                if outcome == "handoff":
+                    details = {"entry": details["entry"]}
             elif error is not None and error.errno == UC_ERR_FETCH_PROT:
                 address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
                 if not fw.state.boot_services_active:

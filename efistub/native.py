@@ -24,7 +24,8 @@ C_HANDLED = {"CopyMem": 1, "SetMem": 2, "CalculateCrc32": 3, "RaiseTPL": 4, "Res
              "GetNextMonotonicCount": 7}
 READ_FAILED, WRITE_FAILED, TPL_NOTE = 1, 2, 4
 SLOT_OUTSIDE = 0xFFFFFFFF
-ARCH_IDS = {"x86_64": 0}
+SLOT_EXCEPTION = 0xFFFFFFFE  # a CPU exception that is not a hypercall; args[0] is its number
+ARCH_IDS = {"x86_64": 0, "aarch64": 1, "riscv64": 2}
 API_FUNCTIONS = ("reg_read", "reg_write", "mem_read", "mem_write", "emu_stop", "hook_add", "hook_del")
 
 
@@ -118,6 +119,10 @@ if lib is not None:
     def efistub_dispatch(handle, slot, args, count):
         self = ffi.from_handle(handle)
         try:
+            if slot == SLOT_EXCEPTION:
+                self.dispatcher.fw.request_stop("fault", reason=f"CPU exception {args[0]}")
+                self.uc.emu_stop()
+                return 0
             return self.dispatch(None if slot == SLOT_OUTSIDE else slot, [args[i] for i in range(count)])
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",

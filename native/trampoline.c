@@ -16,6 +16,9 @@
 #include "trampoline.h"
 
 #define EFISTUB_ARCH_X86_64 0
+#define EFISTUB_ARCH_AARCH64 1
+#define EFISTUB_ARCH_RISCV64 2
+#define EFISTUB_SLOT_EXCEPTION 0xFFFFFFFEu /* a CPU exception that is not a hypercall: args[0] = intno */
 #define EFISTUB_MAX_ARGS 8
 #define EFISTUB_SLOT_OUTSIDE 0xFFFFFFFFu
 #define EFISTUB_READ_FAILED 1u
@@ -211,16 +214,46 @@ static int handle_in_c(efistub_trampoline *t, uint32_t slot, const uint64_t *arg
     return 1;
 }
 
-/* -- x86_64: SYSCALL in a stub, MS x64 arguments ---------------------------------- */
+/* -- the calling conventions ------------------------------------------------------ */
 
-static const int x86_arg_regs[4] = {UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8, UC_X86_REG_R9};
+typedef struct {
+    int pc, sp, ret;
+    int args[8];
+    uint32_t nregs;        /* arguments passed in registers */
+    uint64_t stack_offset; /* bytes from SP at the trap to the first stack argument */
+    uint64_t trap_length;  /* how far past the trap instruction the PC is when the hook runs */
+} convention;
 
-static void x86_64_syscall(uc_engine *uc, void *user_data)
+static const convention ms_x64 = {
+    UC_X86_REG_RIP, UC_X86_REG_RSP, UC_X86_REG_RAX,
+    {UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8, UC_X86_REG_R9}, 4, MS_X64_STACK_ARGS, 0};
+static const convention aapcs64 = {
+    UC_ARM64_REG_PC, UC_ARM64_REG_SP, UC_ARM64_REG_X0,
+    {UC_ARM64_REG_X0, UC_ARM64_REG_X1, UC_ARM64_REG_X2, UC_ARM64_REG_X3,
+     UC_ARM64_REG_X4, UC_ARM64_REG_X5, UC_ARM64_REG_X6, UC_ARM64_REG_X7}, 8, 0, 4};
+static const convention lp64 = {
+    UC_RISCV_REG_PC, UC_RISCV_REG_SP, UC_RISCV_REG_A0,
+    {UC_RISCV_REG_A0, UC_RISCV_REG_A1, UC_RISCV_REG_A2, UC_RISCV_REG_A3,
+     UC_RISCV_REG_A4, UC_RISCV_REG_A5, UC_RISCV_REG_A6, UC_RISCV_REG_A7}, 8, 0, 4};
+
+static const convention *convention_of(int32_t arch)
 {
-    efistub_trampoline *t = user_data;
+    switch (arch) {
+    case EFISTUB_ARCH_X86_64: return &ms_x64;
+    case EFISTUB_ARCH_AARCH64: return &aapcs64;
+    case EFISTUB_ARCH_RISCV64: return &lp64;
+    default: return NULL;
+    }
+}
+
+/* A hypercall: read the arguments, run the service in C or in Python, set the result. */
+static void hypercall(uc_engine *uc, efistub_trampoline *t)
+{
+    const convention *cc = convention_of(t->arch);
     reg_read_fn reg_read = (reg_read_fn)t->api.reg_read;
     uint64_t pc = 0, args[EFISTUB_MAX_ARGS] = {0}, result = 0;
-    reg_read(uc, UC_X86_REG_RIP, &pc);
+    reg_read(uc, cc->pc, &pc);
+    pc -= cc->trap_length;
     uint64_t offset = pc - t->stub_base;
     uint32_t slot = EFISTUB_SLOT_OUTSIDE, count = 0;
     if (pc >= t->stub_base && offset / t->stub_stride <= t->slots) {
@@ -229,17 +262,35 @@ static void x86_64_syscall(uc_engine *uc, void *user_data)
     }
     if (count > EFISTUB_MAX_ARGS)
         count = EFISTUB_MAX_ARGS;
-    for (uint32_t i = 0; i < count && i < 4; i++)
-        reg_read(uc, x86_arg_regs[i], &args[i]);
-    if (count > 4) {
-        uint64_t rsp = 0;
-        reg_read(uc, UC_X86_REG_RSP, &rsp);
-        if (!guest_read(t, rsp + MS_X64_STACK_ARGS, &args[4], 8ull * (count - 4)))
-            memset(&args[4], 0, 8ull * (count - 4)); /* Python re-reads and reports the bad stack */
+    for (uint32_t i = 0; i < count && i < cc->nregs; i++)
+        reg_read(uc, cc->args[i], &args[i]);
+    if (count > cc->nregs) {
+        uint64_t sp = 0;
+        reg_read(uc, cc->sp, &sp);
+        if (!guest_read(t, sp + cc->stack_offset, &args[cc->nregs], 8ull * (count - cc->nregs)))
+            memset(&args[cc->nregs], 0, 8ull * (count - cc->nregs)); /* Python re-reads and reports it */
     }
     if (slot == EFISTUB_SLOT_OUTSIDE || slot >= t->slots || !handle_in_c(t, slot, args, &result))
         result = efistub_dispatch(t->python, slot, args, count);
-    ((reg_write_fn)t->api.reg_write)(uc, UC_X86_REG_RAX, &result);
+    ((reg_write_fn)t->api.reg_write)(uc, cc->ret, &result);
+}
+
+static void x86_64_syscall(uc_engine *uc, void *user_data)
+{
+    hypercall(uc, user_data);
+}
+
+/* aarch64 SVC (interrupt 2) and riscv64 ECALL (causes 8, 9, 11); any other exception is a fault. */
+static void interrupt(uc_engine *uc, uint32_t intno, void *user_data)
+{
+    efistub_trampoline *t = user_data;
+    int is_call = t->arch == EFISTUB_ARCH_AARCH64 ? intno == 2 : (intno == 8 || intno == 9 || intno == 11);
+    if (is_call) {
+        hypercall(uc, t);
+    } else {
+        uint64_t args[1] = {intno};
+        efistub_dispatch(t->python, EFISTUB_SLOT_EXCEPTION, args, 1);
+    }
 }
 
 int efistub_attach(efistub_trampoline *t)
@@ -247,11 +298,16 @@ int efistub_attach(efistub_trampoline *t)
     if (t->attached)
         return 0;
     crc_init();
-    if (t->arch != EFISTUB_ARCH_X86_64 || t->slots > 255)
+    if (!convention_of(t->arch) || t->slots > 255)
         return -1;
     uc_hook hook;
-    uc_err err = ((hook_add_fn)t->api.hook_add)(t->uc, &hook, UC_HOOK_INSN, (void *)x86_64_syscall, t,
-                                                (uint64_t)1, (uint64_t)0, UC_X86_INS_SYSCALL);
+    uc_err err;
+    if (t->arch == EFISTUB_ARCH_X86_64)
+        err = ((hook_add_fn)t->api.hook_add)(t->uc, &hook, UC_HOOK_INSN, (void *)x86_64_syscall, t,
+                                             (uint64_t)1, (uint64_t)0, UC_X86_INS_SYSCALL);
+    else
+        err = ((hook_add_fn)t->api.hook_add)(t->uc, &hook, UC_HOOK_INTR, (void *)interrupt, t,
+                                             (uint64_t)1, (uint64_t)0);
     if (err != UC_ERR_OK)
         return (int)err;
     t->hook = hook;

@@ -23,12 +23,15 @@ def one_line_error(result, path, fragment):
     assert fragment in lines[0]
 
 
+LOONGARCH64 = 0x6264
+
+
 @pytest.mark.parametrize("content, fragment", [
     (b"not a PE image\n", "not a PE image"),
-    (code_image(b"\xc3", machine=pe.MACHINE_ARM64), "machine aarch64 is not supported"),
+    (code_image(b"\xc3", machine=LOONGARCH64), "machine loongarch64 is not supported"),
     (code_image(b"\xc3")[:0x250], "truncated"),
     (code_image(b"\xc3", size_of_image=0xF0000000), "SizeOfImage"),
-])
+], ids=["text", "wrong-machine", "truncated", "absurd-size"])
 def test_bad_images_give_one_line_and_exit_2(tmp_path, content, fragment):
     path = tmp_path / "bad.efi"
     path.write_bytes(content)

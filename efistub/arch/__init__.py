@@ -8,14 +8,20 @@ from __future__ import annotations
 from ..layouts import pe
 
 
+ARCHITECTURES = {  # PE machine -> (name, module, class)
+    pe.MACHINE_AMD64: ("x86_64", "x86_64", "X86_64"),
+    pe.MACHINE_ARM64: ("aarch64", "aarch64", "AArch64"),
+    pe.MACHINE_RISCV64: ("riscv64", "riscv64", "RiscV64"),
+}
+
+
 def supported() -> dict[int, str]:
     """PE machine -> architecture name, for every architecture efistub runs."""
-    return {pe.MACHINE_AMD64: "x86_64"}
+    return {machine: name for machine, (name, _, _) in ARCHITECTURES.items()}
 
 
 def for_machine(machine: int):
-    if machine == pe.MACHINE_AMD64:
-        from .x86_64 import X86_64
+    import importlib
 
-        return X86_64
-    raise KeyError(machine)
+    _, module, cls = ARCHITECTURES[machine]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)

@@ -14,8 +14,8 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, Uc
 from unicorn import x86_const as x86
 
 from ..layouts import linux_x86, pe
+from .base import Architecture
 
-MASK64 = 0xFFFFFFFFFFFFFFFF
 ARG_REGISTERS = (x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9)
 STACK_ARGS_OFFSET = 0x28  # return address + 32 bytes of shadow space
 CR4_OSFXSR = 1 << 9
@@ -40,18 +40,23 @@ REGISTERS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
     "r12", "r13", "r14", "r15", "rip", "rflags", "cr0", "cr3", "cr4")}
 
 
-class X86_64:
+class X86_64(Architecture):
     name = "x86_64"
     machine = pe.MACHINE_AMD64
-    STUB_STRIDE = 8
     SERVICE_STUB = bytes.fromhex("0f05c3")  # syscall; ret
     RETURN_STUB = bytes.fromhex("4889c10f05")  # mov rcx, rax; syscall  (the entry point's return value)
+    STUB_PADDING = b"\xcc"
+    TRAP_PC_OFFSET = 0  # unicorn reports SYSCALL with RIP at the instruction
+    ARG_REGISTERS = ARG_REGISTERS
+    RETURN_REGISTER = x86.UC_X86_REG_RAX
+    SP, PC = x86.UC_X86_REG_RSP, x86.UC_X86_REG_RIP
+    STACK_ARGS_OFFSET = STACK_ARGS_OFFSET
+    REGISTERS = REGISTERS
 
     def __init__(self, fw):
-        self.fw = fw
+        super().__init__(fw)
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._tsc_reads = 0
-        self._callbacks = []  # ctypes callbacks must outlive the engine
 
     # -- engine -----------------------------------------------------------------
     def create_engine(self) -> Uc:
@@ -90,10 +95,6 @@ class X86_64:
         return 1
 
     # -- calling convention --------------------------------------------------------
-    def stub(self, returns_entry: bool = False) -> bytes:
-        code = self.RETURN_STUB if returns_entry else self.SERVICE_STUB
-        return code.ljust(self.STUB_STRIDE, b"\xcc")
-
     def start(self, uc: Uc, entry: int, stack_top: int, return_address: int, args: tuple[int, int]) -> None:
         """Set up a call of ``entry(args)`` that returns to ``return_address``."""
         rsp = (stack_top & ~0xF) - 64  # 16-aligned before the call, with shadow space above
@@ -104,21 +105,6 @@ class X86_64:
         uc.reg_write(x86.UC_X86_REG_RDX, args[1])
         uc.reg_write(x86.UC_X86_REG_RIP, entry)
 
-    def read_args(self, uc: Uc, count: int) -> list[int]:
-        values = [uc.reg_read(r) for r in ARG_REGISTERS[:count]]
-        if count > 4:
-            rsp = uc.reg_read(x86.UC_X86_REG_RSP)
-            values += [self.fw.mem.read_u64(rsp + STACK_ARGS_OFFSET + 8 * i) for i in range(count - 4)]
-        return values
-
-    def read_arg(self, uc: Uc, index: int) -> int:
-        if index < 4:
-            return uc.reg_read(ARG_REGISTERS[index])
-        return self.fw.mem.read_u64(uc.reg_read(x86.UC_X86_REG_RSP) + STACK_ARGS_OFFSET + 8 * (index - 4))
-
-    def set_return(self, uc: Uc, value: int) -> None:
-        uc.reg_write(x86.UC_X86_REG_RAX, value & MASK64)
-
     def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
         """Python dispatch: on a SYSCALL, read the arguments, call ``dispatch(slot, args)``, set RAX.
 
@@ -126,21 +112,13 @@ class X86_64:
         """
 
         def hook(uc, user_data):
-            offset = uc.reg_read(x86.UC_X86_REG_RIP) - stub_base
-            slot = offset // self.STUB_STRIDE
-            slot = slot if 0 <= offset and slot <= slot_count else None
+            slot = self.slot_of(uc.reg_read(x86.UC_X86_REG_RIP), stub_base, slot_count)
             args = self.read_args(uc, arg_count(slot)) if slot is not None else []
             self.set_return(uc, dispatch(slot, args))
 
         uc.hook_add(UC_HOOK_INSN, hook, None, 1, 0, x86.UC_X86_INS_SYSCALL)
 
     # -- state for reports ------------------------------------------------------------
-    def pc(self, uc: Uc) -> int:
-        return uc.reg_read(x86.UC_X86_REG_RIP)
-
-    def registers(self, uc: Uc) -> dict[str, int]:
-        return {name: uc.reg_read(reg) for name, reg in REGISTERS.items()}
-
     def halted_at(self, uc: Uc) -> int | None:
         """The address of the HLT that stopped emulation, if one did (unicorn stops after it)."""
         address = self.pc(uc) - 1

@@ -19,4 +19,4 @@ def make_interface(fw, prefix: str, members, layout, **data) -> int:
     return address
 
 
-from . import console, initrd, loaded_image, rng  # noqa: E402,F401 - register the protocol services
+from . import console, initrd, loaded_image, riscv_boot, rng  # noqa: E402,F401 - register the protocol services

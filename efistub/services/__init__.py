@@ -3,4 +3,4 @@
 Importing this package registers every service in ``efistub.registry.REGISTRY``.
 """
 
-from . import events, image, memory, misc, protocol_handler, time, variables  # noqa: F401
+from . import events, image, memory, misc, protocol_handler, time, variables, virtual_memory  # noqa: F401

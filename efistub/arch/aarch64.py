@@ -1,0 +1,73 @@
+"""AArch64: EL1 with the MMU off, AAPCS64 arguments, SVC hypercalls, the FDT hand-off.
+
+unicorn 2.1.4 cannot use HVC as a hypercall (it raises without advancing the PC),
+so each stub is ``svc #0; ret``: the SVC exception reaches the interrupt hook with
+the PC already past the instruction.
+"""
+
+from __future__ import annotations
+
+from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_MODE_ARM, Uc
+from unicorn import arm64_const as arm
+
+from ..layouts import pe
+from .base import Architecture
+from .devicetree import fdt_handoff
+
+EXCP_SWI = 2  # unicorn's interrupt number for SVC
+REGISTERS = {f"x{i}": getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(29)}
+REGISTERS.update(fp=arm.UC_ARM64_REG_FP, lr=arm.UC_ARM64_REG_LR, sp=arm.UC_ARM64_REG_SP, pc=arm.UC_ARM64_REG_PC,
+                 nzcv=arm.UC_ARM64_REG_NZCV)
+CPACR_FPEN = 3 << 20  # let EL1 use the FP/SIMD registers, as UEFI requires
+
+
+class AArch64(Architecture):
+    name = "aarch64"
+    machine = pe.MACHINE_ARM64
+    SERVICE_STUB = bytes.fromhex("010000d4c0035fd6")  # svc #0; ret
+    RETURN_STUB = bytes.fromhex("010000d4")  # svc #0 (x0 already holds the entry point's status)
+    STUB_PADDING = bytes.fromhex("000020d4")  # brk #0
+    STUB_STRIDE = 8
+    TRAP_PC_OFFSET = 4  # the PC is past the SVC when the hook runs
+    ARG_REGISTERS = tuple(getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(8))
+    RETURN_REGISTER = arm.UC_ARM64_REG_X0
+    SP, PC, LINK = arm.UC_ARM64_REG_SP, arm.UC_ARM64_REG_PC, arm.UC_ARM64_REG_LR
+    STACK_ARGS_OFFSET = 0
+    REGISTERS = REGISTERS
+
+    def create_engine(self) -> Uc:
+        uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.reg_write(arm.UC_ARM64_REG_CPACR_EL1, uc.reg_read(arm.UC_ARM64_REG_CPACR_EL1) | CPACR_FPEN)
+        return uc
+
+    def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
+        def hook(uc, intno, user_data):
+            if intno != EXCP_SWI:
+                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
+                uc.emu_stop()
+                return
+            slot = self.slot_of(uc.reg_read(arm.UC_ARM64_REG_PC), stub_base, slot_count)
+            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
+            self.set_return(uc, dispatch(slot, args))
+
+        uc.hook_add(UC_HOOK_INTR, hook)
+
+    def kernel_entry_offset(self, image: bytes) -> int | None:
+        """arm64 Image header: "ARM\\x64" at 0x38, and code1 at offset 4 branches to primary_entry."""
+        if image[0x38:0x3C] != b"ARM\x64":
+            return None
+        code1 = int.from_bytes(image[4:8], "little")
+        if code1 >> 26 != 0b000101:  # not a B instruction
+            return None
+        imm26 = code1 & 0x3FFFFFF
+        return 4 + ((imm26 - (1 << 26) if imm26 & (1 << 25) else imm26) << 2)
+
+    def disassembler(self):
+        import capstone
+
+        return capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+
+    def handoff(self, uc: Uc, entry: int):
+        """The kernel is entered with x0 = the FDT."""
+        regs = {f"x{i}": uc.reg_read(getattr(arm, f"UC_ARM64_REG_X{i}")) for i in range(4)}
+        return fdt_handoff(self, entry, regs, regs["x0"])

@@ -1,0 +1,88 @@
+"""RISC-V 64: S-mode, LP64 arguments, ECALL hypercalls, RISCV_EFI_BOOT_PROTOCOL, the FDT hand-off.
+
+The kernel is entered with a0 = the boot hart id and a1 = the FDT, after the stub has
+turned address translation off (``csrw satp, 0``); efistub never turns it on, so the
+hand-off is the first fetch outside the stub (or the kernel entry, when the kernel
+runs where it was loaded).
+"""
+
+from __future__ import annotations
+
+from unicorn import UC_ARCH_RISCV, UC_HOOK_INTR, UC_MODE_RISCV64, Uc
+from unicorn import riscv_const as rv
+
+from ..layouts import pe
+from .base import Architecture
+from .devicetree import fdt_handoff
+
+ECALL_CAUSES = (8, 9, 11)  # environment call from U-, S- or M-mode
+PRIV_SUPERVISOR = 1
+MSTATUS_FS_INITIAL = 1 << 13
+ABI_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
+             "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6")
+REGISTERS = {name: getattr(rv, f"UC_RISCV_REG_X{i}") for i, name in enumerate(ABI_NAMES) if i}
+REGISTERS.update(pc=rv.UC_RISCV_REG_PC, satp=rv.UC_RISCV_REG_SATP)
+
+
+def _jal_target(instruction: int) -> int | None:
+    """The offset a ``jal x0, offset`` (``j``) jumps by, or None for another instruction."""
+    if instruction & 0xFFF != 0x06F:  # opcode JAL with rd = x0
+        return None
+    imm = ((instruction >> 31) & 1) << 20 | ((instruction >> 12) & 0xFF) << 12 \
+        | ((instruction >> 20) & 1) << 11 | ((instruction >> 21) & 0x3FF) << 1
+    return imm - (1 << 21) if imm & (1 << 20) else imm
+
+
+class RiscV64(Architecture):
+    name = "riscv64"
+    machine = pe.MACHINE_RISCV64
+    SERVICE_STUB = bytes.fromhex("7300000067800000")  # ecall; ret
+    RETURN_STUB = bytes.fromhex("73000000")  # ecall (a0 already holds the entry point's status)
+    STUB_PADDING = bytes.fromhex("73001000")  # ebreak
+    STUB_STRIDE = 8
+    TRAP_PC_OFFSET = 4  # the PC is past the ECALL when the hook runs
+    ARG_REGISTERS = tuple(getattr(rv, f"UC_RISCV_REG_A{i}") for i in range(8))
+    RETURN_REGISTER = rv.UC_RISCV_REG_A0
+    SP, PC, LINK = rv.UC_RISCV_REG_SP, rv.UC_RISCV_REG_PC, rv.UC_RISCV_REG_RA
+    STACK_ARGS_OFFSET = 0
+    REGISTERS = REGISTERS
+
+    def create_engine(self) -> Uc:
+        uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
+        uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_INITIAL)
+        uc.reg_write(rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR)
+        return uc
+
+    def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
+        def hook(uc, intno, user_data):
+            if intno not in ECALL_CAUSES:
+                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
+                uc.emu_stop()
+                return
+            slot = self.slot_of(uc.reg_read(rv.UC_RISCV_REG_PC), stub_base, slot_count)
+            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
+            self.set_return(uc, dispatch(slot, args))
+
+        uc.hook_add(UC_HOOK_INTR, hook)
+
+    def install_protocols(self, fw) -> None:
+        from ..protocols import riscv_boot
+
+        riscv_boot.install(fw, fw.options.hart_id)
+
+    def kernel_entry_offset(self, image: bytes) -> int | None:
+        """riscv Image header: "RISCV" at 0x30; code0 is ``c.li s4, -13`` ("MZ"), then ``j _start_kernel``."""
+        if image[0x30:0x35] != b"RISCV":
+            return None
+        offset = _jal_target(int.from_bytes(image[2:6], "little"))
+        return None if offset is None else 2 + offset
+
+    def disassembler(self):
+        import capstone
+
+        return capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+
+    def handoff(self, uc: Uc, entry: int):
+        """The kernel is entered with a0 = the boot hart id and a1 = the FDT."""
+        regs = {name: uc.reg_read(REGISTERS[name]) for name in ("a0", "a1", "satp")}
+        return fdt_handoff(self, entry, regs, regs["a1"])
