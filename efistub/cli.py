@@ -203,6 +203,16 @@ def summary(report) -> str:
             if bp["ramdisk_size"]:
                 add("initrd", f"0x{bp['ramdisk_image']:x} ({bp['ramdisk_size']} bytes)")
             add("e820", f"{len(bp['e820'])} entries")
+        if "fdt" in h:
+            chosen = h["fdt"]["chosen"]
+            add("cmdline", json.dumps(chosen.get("bootargs", "")))
+            add("fdt", f"0x{h['fdt_address']:x} ({h['fdt']['size']} bytes), /chosen: {', '.join(chosen)}")
+            media = [t["initrd"] for t in h["configuration_tables"] if "initrd" in t]
+            if media:
+                add("initrd", f"0x{media[0]['base']:x} ({media[0]['size']} bytes, LINUX_EFI_INITRD_MEDIA table)")
+        for key in ("boot_params_error", "fdt_error", "memory_map_error"):
+            if key in h:
+                add("problem", h[key])
         if "memory_map" in h:
             add("memory map", f"{len(h['memory_map'])} descriptors")
         add("config tables", ", ".join(t["name"] for t in h["configuration_tables"]) or "none")

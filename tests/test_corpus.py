@@ -1,9 +1,12 @@
 """Real images from the corpus (EFISTUB_CORPUS): the Linux x86_64 stubs to the hand-off, HelloWorld."""
 
+import zlib
+
 import pytest
 
 from conftest import corpus_file
 from efistub.firmware import Options
+from efistub.layouts import efi
 from efistub.machine import Machine
 
 CMDLINE = "console=ttyS0 root=/dev/vda ro efistub-test"
@@ -99,3 +102,77 @@ def test_helloworld_without_a_key_stalls_clearly(corpus):
     machine, report = boot(corpus_file(corpus, "x86_64/HelloWorld.efi"))
     assert report.outcome == "fault"
     assert report.fault["reason"] == "stalled: WaitForEvent waits for a key press, and no --keys input is left"
+
+
+FDT_KERNELS = {
+    "aarch64": "aarch64/vmlinuz-6.12.117+deb13-arm64",
+    "riscv64": "riscv64/vmlinux-6.12.117+deb13-riscv64",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FDT_KERNELS))
+def fdt_kernel(request, corpus):
+    initrd = corpus_file(corpus, "initrd/initrd-tiny.cpio").read_bytes()
+    machine, report = boot(corpus_file(corpus, FDT_KERNELS[request.param]), cmdline=CMDLINE, initrd=initrd,
+                           hart_id=2)
+    return request.param, machine, report, initrd
+
+
+def test_fdt_kernel_hands_off_with_bootargs_and_its_memory_map(fdt_kernel):
+    arch, machine, report, _ = fdt_kernel
+    assert report.outcome == "handoff", report.fault or report.error
+    h = report.handoff
+    assert h["arch"] == arch
+    chosen = h["fdt"]["chosen"]
+    assert chosen["bootargs"] == CMDLINE
+    assert chosen["linux,uefi-system-table"] == machine.fw.system_table
+    assert chosen["linux,uefi-mmap-desc-size"] == 48 and chosen["linux,uefi-mmap-desc-ver"] == 1
+    memory_map = h["memory_map"]  # decoded at linux,uefi-mmap-start
+    assert len(memory_map) * 48 == chosen["linux,uefi-mmap-size"]
+    tables = {t["name"]: t for t in h["configuration_tables"]}
+    boot_memmap = tables["LINUX_EFI_BOOT_MEMMAP_GUID"]
+    # the map the FDT points at is the one in the stub's LINUX_EFI_BOOT_MEMMAP table
+    assert chosen["linux,uefi-mmap-start"] == boot_memmap["address"] + 40
+    assert boot_memmap["boot_memmap"]["map_size"] == chosen["linux,uefi-mmap-size"]
+    base, size = report.image_info["load_address"], report.image_info["size"]
+    if not base <= h["entry"] < base + size:  # the stub moved the kernel
+        assert any(d["type"] == "EfiLoaderCode" and d["start"] <= h["entry"] < d["start"] + d["pages"] * PAGE
+                   for d in memory_map)
+    assert report.calls[-1].service in ("ExitBootServices", "SetVirtualAddressMap")
+    assert report.unimplemented == [] and report.violations == []
+
+
+def test_fdt_kernel_gets_the_initrd_through_the_media_table(fdt_kernel):
+    _, machine, report, initrd = fdt_kernel
+    tables = {t["name"]: t for t in report.handoff["configuration_tables"]}
+    media = tables["LINUX_EFI_INITRD_MEDIA_GUID"]["initrd"]
+    assert media["size"] == len(initrd)
+    assert machine.fw.mem.read(media["base"], media["size"]) == initrd
+
+
+def test_arm64_kernel_copies_itself_through_copymem(fdt_kernel):
+    arch, _, report, _ = fdt_kernel
+    if arch != "aarch64":
+        pytest.skip("arm64 only")
+    copies = [c for c in report.calls if c.service == "CopyMem"]
+    assert max(c.args["Length"] for c in copies) >= report.image_info["size"] // 2
+
+
+def test_riscv64_kernel_gets_the_boot_hart_and_sets_the_virtual_map(fdt_kernel):
+    arch, machine, report, _ = fdt_kernel
+    if arch != "riscv64":
+        pytest.skip("riscv64 only")
+    h = report.handoff
+    assert h["registers"]["a0"] == 2  # --hart-id, through RISCV_EFI_BOOT_PROTOCOL
+    assert h["registers"]["satp"] == 0
+    assert [c.status for c in report.calls if c.service == "RiscvBoot.GetBootHartId"] == ["EFI_SUCCESS"]
+    svam = [c for c in report.calls if c.service == "SetVirtualAddressMap"]
+    assert [c.status for c in svam] == ["EFI_SUCCESS"]
+    runtime = {(d.start, d.pages) for d in machine.fw.pages.descriptors() if d.attribute >> 63}
+    assert {(r["start"], r["pages"]) for r in h["virtual_address_map"]} >= runtime
+    rt = machine.fw.mem.read_struct(efi.RuntimeServices, machine.fw.runtime_services)
+    stub = machine.fw.stub_address["GetTime"]
+    region = next(r for r in h["virtual_address_map"] if r["start"] <= stub < r["start"] + r["pages"] * PAGE)
+    assert rt.GetTime == stub - region["start"] + region["virtual"]  # runtime pointers moved to virtual
+    header = efi.RuntimeServices.build(dict(rt, Hdr=dict(rt.Hdr, CRC32=0)))
+    assert zlib.crc32(header) == rt.Hdr.CRC32

@@ -12,17 +12,20 @@ import pytest
 from efistub.firmware import Options
 from efistub.machine import Machine
 
-GUESTS = Path(__file__).parent / "guests" / "x86_64"
+GUESTS = Path(__file__).parent / "guests"
 CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc"]
+ARCHES = ["x86_64", "aarch64"]
 
 
-def run(name: str, **options):
-    return Machine(str(GUESTS / f"{name}.efi"), Options(**options)).run()
+def run(name: str, arch: str = "x86_64", **options):
+    return Machine(str(GUESTS / arch / f"{name}.efi"), Options(**options)).run()
 
 
+@pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("name", CONTRACT_PROGRAMS)
-def test_contract_program_passes(name):
-    report = run(name)
+def test_contract_program_passes(name, arch):
+    report = run(name, arch)
+    assert report.arch == arch
     failures = [line for line in report.console.splitlines() if line.startswith("FAIL")]
     assert failures == []
     passes = [line for line in report.console.splitlines() if line.startswith("PASS")]
@@ -32,15 +35,17 @@ def test_contract_program_passes(name):
     assert report.unimplemented == []
 
 
-def test_hello_prints_and_exits():
-    report = run("hello")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_hello_prints_and_exits(arch):
+    report = run("hello", arch)
     assert report.console == "Hello from efistub guest\r\n"
     assert report.outcome == "exit" and report.exit_status == "EFI_SUCCESS"
     assert [c.service for c in report.calls] == ["TextOutput.OutputString"]
 
 
-def test_exit_reports_status_and_exit_data():
-    report = run("exit")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_exit_reports_status_and_exit_data(arch):
+    report = run("exit", arch)
     assert report.outcome == "exit"
     assert report.exit_status == "EFI_INVALID_PARAMETER"
     assert report.exit_data == "exit-data-marker"
@@ -60,3 +65,17 @@ def test_same_inputs_give_identical_reports():
         # GetTime reads the host clock: its output is the one thing allowed to differ
         r["console"] = re.sub(r"year \d+", "year", r["console"])
     assert first == second
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_jump_to_loaded_code_after_exit_boot_services_is_a_handoff(arch):
+    """handoff.c: ExitBootServices, then (AArch64: MMU and D-cache off first) a jump to code it placed."""
+    report = run("handoff", arch)
+    assert report.outcome == "handoff"
+    assert report.calls[-1].service == "ExitBootServices" and report.calls[-1].status == "EFI_SUCCESS"
+    allocated = [c for c in report.calls if c.service == "AllocatePages"]
+    assert allocated and allocated[0].args["MemoryType"] == "EfiLoaderCode"
+    base, size = report.image_info["load_address"], report.image_info["size"]
+    assert not base <= report.handoff["entry"] < base + size
+    if arch == "aarch64":
+        assert report.handoff["registers"]["x0"] == 0xEF15700B
