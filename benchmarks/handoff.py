@@ -21,15 +21,20 @@ import sys
 import time
 from pathlib import Path
 
-KERNELS = {  # corpus path -> QEMU set-up that boots the same kernel
+KERNELS = {  # corpus path -> architecture
     "x86_64/vmlinuz-6.12.117+deb13-amd64": "x86_64",
     "x86_64/vmlinuz-6.1.0-57-amd64": "x86_64",
+    "aarch64/vmlinuz-6.12.117+deb13-arm64": "aarch64",
+    "riscv64/vmlinux-6.12.117+deb13-riscv64": "riscv64",
 }
-QEMU = {
-    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-m", "1024"],
-               ["/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF_CODE.fd"]),
+QEMU = {  # architecture -> (QEMU command, UEFI firmware files to try with -bios); Debian packages
+    "x86_64": (["qemu-system-x86_64", "-machine", "q35", "-m", "1024"],  # qemu-system-x86, ovmf
+               ["/usr/share/ovmf/OVMF.fd"]),
+    "aarch64": (["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "1024"],
+                ["/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"]),  # qemu-system-arm, qemu-efi-aarch64
 }
-CMDLINE = "console=ttyS0 earlyprintk=ttyS0"
+CMDLINE = {"x86_64": "console=ttyS0 earlyprintk=ttyS0", "aarch64": "console=ttyAMA0 earlycon",
+           "riscv64": "console=ttyS0 earlycon"}
 QEMU_TIMEOUT = 300
 
 
@@ -66,17 +71,19 @@ def summarize(runs: list[dict]) -> dict:
             "ok": all(r["ok"] for r in runs), "runs": len(runs)}
 
 
-def efistub_runs(kernel: Path, engine: str, repeat: int) -> dict:
-    command = [sys.executable, "-m", "efistub", "run", str(kernel), "--cmdline", CMDLINE, "--engine", engine]
+def efistub_runs(kernel: Path, arch: str, engine: str, repeat: int) -> dict:
+    command = [sys.executable, "-m", "efistub", "run", str(kernel), "--cmdline", CMDLINE[arch], "--engine", engine]
     return summarize([timed(command) for _ in range(repeat)])
 
 
 def qemu_runs(kernel: Path, arch: str, repeat: int) -> dict | None:
+    if arch not in QEMU:
+        return None
     base, firmwares = QEMU[arch]
     firmware = next((f for f in firmwares if os.path.exists(f)), None)
     if shutil.which(base[0]) is None or firmware is None:
         return None
-    command = base + ["-nographic", "-bios", firmware, "-kernel", str(kernel), "-append", CMDLINE,
+    command = base + ["-nographic", "-bios", firmware, "-kernel", str(kernel), "-append", CMDLINE[arch],
                       "-net", "none", "-no-reboot"]
     return summarize([timed(command, until=b"Linux version") for _ in range(repeat)])
 
@@ -98,7 +105,7 @@ def main() -> int:
         kernel = Path(args.corpus) / relative
         if not kernel.exists():
             continue
-        row = {e: efistub_runs(kernel, e, args.repeat) for e in engines}
+        row = {e: efistub_runs(kernel, arch, e, args.repeat) for e in engines}
         if not args.no_qemu:
             row["qemu"] = qemu_runs(kernel, arch, args.repeat)
         results[relative] = row

@@ -45,7 +45,7 @@ class PeImage:
     """A validated PE32+ image, not yet placed in guest memory."""
 
     path: str
-    data: bytes
+    data: bytearray
     machine: int
     subsystem: int
     image_base: int
@@ -74,6 +74,22 @@ class PeImage:
     def executable_ranges(self) -> list[tuple[int, int]]:
         """(rva, size) of the sections that hold code."""
         return [(s.virtual_address, s.span) for s in self.sections if s.executable]
+
+    def pieces(self, load_address: int) -> list[tuple[int, memoryview | bytearray]]:
+        """(rva, data) to write into zeroed memory at ``load_address``: the image, relocated.
+
+        Without relocations to apply, these are slices of the file (no copy of a large
+        kernel); otherwise the whole relocated layout.
+        """
+        if load_address != self.image_base and self.has_relocations:
+            return [(0, self.layout(load_address))]
+        view = memoryview(self.data)
+        out = [(0, view[: self.size_of_headers])]
+        for s in self.sections:
+            size = min(s.raw_size, s.span)
+            if size:
+                out.append((s.virtual_address, view[s.raw_pointer : s.raw_pointer + size]))
+        return out
 
     def layout(self, load_address: int) -> bytearray:
         """The image as it lies in memory at ``load_address``, relocated."""
@@ -118,7 +134,8 @@ def read_image(path: str, supported_machines: dict[int, str] | None = None) -> P
     """Read and validate an EFI image file; raise InputError naming the problem."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = bytearray(os.fstat(f.fileno()).st_size)
+            f.readinto(data)  # a writable buffer: sections go to guest memory without copies
     except OSError as e:
         raise InputError(path, e.strerror or str(e)) from None
     return parse_image(path, data, supported_machines)
@@ -134,7 +151,7 @@ def _parse(path: str, layout, data: bytes, offset: int, what: str):
         raise InputError(path, f"cannot parse the {what}: {e}") from None
 
 
-def parse_image(path: str, data: bytes, supported_machines: dict[int, str] | None = None) -> PeImage:
+def parse_image(path: str, data: bytes | bytearray, supported_machines: dict[int, str] | None = None) -> PeImage:
     if len(data) < 2 or data[:2] != b"MZ":
         raise InputError(path, "not a PE image (no MZ signature)")
     dos = _parse(path, pe.DosHeader, data, 0, "DOS header")

@@ -125,7 +125,8 @@ class Machine:
         fw.mem.write(stub_base, b"".join(arch.stub() for _ in slots) + arch.stub(returns_entry=True))
         fw.stub_address = {s.name: stub_base + i * arch.STUB_STRIDE for i, s in enumerate(slots)}
         return_address = stub_base + len(slots) * arch.STUB_STRIDE
-        fw.mem.write(base, image.layout(base))
+        for rva, data in image.pieces(base):  # RAM is freshly mapped: the rest is zero
+            fw.mem.write(base + rva, data)
         fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE))
 
         build_firmware_tables(fw, console.install(fw))

@@ -224,16 +224,19 @@ class GuestMemory:
             raise GuestMemoryError(address, size, "read")
         return ctypes.string_at(buffer, size)
 
-    def write(self, address: int, data: bytes) -> None:
+    def write(self, address: int, data) -> None:
+        """Write bytes, or a writable buffer (bytearray, memoryview of one) without copying it."""
+        size = len(data)
         if address <= 0:
-            raise GuestMemoryError(address, len(data), "write")
-        if not data:
+            raise GuestMemoryError(address, size, "write")
+        if not size:
             return
-        data = bytes(data)
+        if not isinstance(data, bytes):
+            data = (ctypes.c_char * size).from_buffer(data)
         if self._memo:
             self._memo.clear()
-        if self._write(self._handle, address, data, len(data)):
-            raise GuestMemoryError(address, len(data), "write")
+        if self._write(self._handle, address, data, size):
+            raise GuestMemoryError(address, size, "write")
 
     def read_u8(self, a: int) -> int:
         return self.read(a, 1)[0]
