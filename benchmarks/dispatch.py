@@ -29,7 +29,7 @@ SERVICES = {"c": "copymem", "python": "getvariable"}
 
 
 def run_seconds(dispatch: str, loop: str, calls: int) -> float:
-    report = Machine(str(BENCH), Options(dispatch=dispatch, cmdline=f"{loop} {calls}")).run()
+    report = Machine(str(BENCH), dispatch=dispatch, cmdline=f"{loop} {calls}").run()
     if report.outcome != "exit" or report.exit_status != "EFI_SUCCESS":
         raise SystemExit(f"bench.efi {loop} {calls} under {dispatch} dispatch ended with {report.outcome}")
     return report.timing["run_s"]

@@ -103,14 +103,6 @@ def _unescape(text: str) -> str:
         raise InputError("--keys", f"bad escape in {text!r}: {e.reason}") from None
 
 
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise InputError(path, e.strerror or str(e)) from None
-
-
 def _engine(args) -> int:
     from . import engine
     from .engine import build as builder
@@ -145,19 +137,17 @@ def _run(args) -> int:
         engine.activate(args.engine)
     except ValueError as e:
         raise InputError("--engine", str(e)) from None
-    from .firmware import Options
     from .machine import Machine
 
     _say_if_python_fallback(args.dispatch)
-    options = Options(dispatch=args.dispatch, cmdline=args.cmdline, memory=args.mem, seed=args.seed, timeout=args.timeout,
-                      rng=not args.no_rng, keys=_unescape(args.keys),
-                      initrd=_read_file(args.initrd) if args.initrd else None,
-                      dtb=_read_file(args.dtb) if args.dtb else None, hart_id=args.hart_id)
     out = sys.stdout
     json_to_stdout = args.json == "-"
     console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))
-    trace = _print_call if args.trace else None
-    report = Machine(args.image, options, console_sink=console, trace=trace).run()
+    machine = Machine(args.image, cmdline=args.cmdline, initrd=args.initrd, dtb=args.dtb, memory=args.mem,
+                      seed=args.seed, timeout=args.timeout, hart_id=args.hart_id, keys=_unescape(args.keys),
+                      rng=not args.no_rng, dispatch=args.dispatch, console=console,
+                      trace=_print_call if args.trace else None)
+    report = machine.run()
     if args.json:
         text = report.to_json()
         if json_to_stdout:

@@ -47,6 +47,8 @@ class Dispatcher:
     services: list[Service]  # index = stub slot
     trace: Callable[[Call], None] | None = None
     native: Any = None  # native.NativeDispatch, whose C-handled calls join ``calls`` in order
+    injections: dict = field(default_factory=dict)  # service name -> machine.Injection
+    observers: list = field(default_factory=list)  # fn(call, "before" | "after")
     _python_calls: list[Call] = field(default_factory=list)
     _merged: tuple = ((), 0, [])
 
@@ -86,16 +88,25 @@ class Dispatcher:
         if self.native is not None:
             record.native_before = self.native.count()
         result: int = Status.EFI_UNSUPPORTED
+        for observer in self.observers:
+            observer(record, "before")
+        injection = self.injections.get(svc.name)
         if svc.boot and not fw.state.boot_services_active:
             record.violation = True
             record.note = "boot service called after ExitBootServices"
+        elif injection is not None and injection.fires():
+            result, record.note = injection.status, "failure injected by Machine.inject"
         elif not svc.implemented:
             record.unimplemented = True
         else:
             try:
                 extra = (lambda i: vararg(len(svc.args) + i),) if svc.varargs else ()
-                fw.call_note = None
-                returned = svc.function(fw, *values, *extra)
+                fw.call_note = fw.call_details = None
+                try:
+                    returned = svc.function(fw, *values, *extra)
+                finally:
+                    if fw.call_details:  # arguments only the service could decode (the GUIDs of varargs)
+                        record.args.update(fw.call_details)
                 result = 0 if returned is None else int(returned)
                 record.note = fw.call_note
             except EfiError as e:
@@ -124,5 +135,7 @@ class Dispatcher:
     def finish(self, record: Call, svc: Service, result: int) -> None:
         self.set_result(record, svc, result)
         self._python_calls.append(record)
+        for observer in self.observers:
+            observer(record, "after")
         if self.trace is not None:
             self.trace(record)

@@ -96,6 +96,7 @@ class Firmware:
         self.watchdog_seconds = 0
         self.notes: list[str] = []  # observations about the run
         self.call_note: str | None = None  # a service's remark on the current call (shown on the call)
+        self.call_details: dict | None = None  # arguments a service decoded itself, shown with the call
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
         self.variables = VariableStore()

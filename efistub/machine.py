@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 
 from unicorn import (
     UC_ERR_FETCH_PROT, UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
@@ -27,7 +28,9 @@ from .layouts import efi
 from .loader import PeImage, read_image
 from .memory import AllocateType, GuestMemory, MemoryType, pages_for
 from .protocols import console, initrd, loaded_image, rng
-from .registry import Service, load_all, unimplemented
+from .registry import POINTER, Service, load_all, unimplemented
+from .status import Status
+from .variables import VariableStore
 from .report import Report
 from .tables import build_firmware_tables
 
@@ -76,37 +79,160 @@ def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> No
             lo = top
 
 
-def service_slots() -> list[Service]:
+def service_slots(extra: list[Service] = ()) -> list[Service]:
     """Every stub slot: the table members in table order, then the protocol functions."""
     registry = load_all()
     names = list(efi.BOOT_SERVICES) + list(efi.RUNTIME_SERVICES)
     names += sorted(set(registry) - set(names))
     runtime = set(efi.RUNTIME_SERVICES)
-    return [registry.get(n) or unimplemented(n, boot=n not in runtime) for n in names]
+    return [registry.get(n) or unimplemented(n, boot=n not in runtime) for n in names] + list(extra)
+
+
+def _bytes_or_file(value, what: str) -> bytes | None:
+    if value is None or isinstance(value, (bytes, bytearray)):
+        return value
+    try:
+        with open(value, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InputError(os.fspath(value), e.strerror or str(e)) from None
+
+
+def _as_status(value, service: str) -> int:
+    """What a Python implementation returned, as a status value (a name, a Status or an int)."""
+    if value is None:
+        return Status.EFI_SUCCESS
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{service} returned {value!r}; return a status such as 'EFI_SUCCESS' or efistub.Status")
+    return int(Status.parse(value))
+
+
+@dataclass
+class Injection:
+    status: Status
+    times: int
+    after: int
+    passed: int = 0
+    injected: int = 0
+
+    def fires(self) -> bool:
+        """Whether this call fails: the first ``times`` calls after ``after`` calls that ran normally."""
+        if self.passed >= self.after and self.injected < self.times:
+            self.injected += 1
+            return True
+        self.passed += 1
+        return False
 
 
 class Machine:
-    """One run of one EFI image."""
+    """One run of one EFI image: configure it, optionally change services, then ``run()``.
 
-    def __init__(self, image_path: str, options: Options | None = None, console_sink=None, trace=None):
-        self.options = options or Options()
+    ``image`` is the path of a PE32+ EFI image. ``initrd`` and ``dtb`` are bytes or a
+    path. ``arch`` ("x86_64", "aarch64", "riscv64"), when given, must match the image.
+    ``console`` receives the guest's console output as it is printed, ``trace`` every
+    call record as it completes. See docs/api.md.
+    """
+
+    def __init__(self, image, *, cmdline: str | None = None, initrd=None, dtb=None, memory: int = 1 << 30,
+                 seed: int = 0, timeout: float = 60.0, arch: str | None = None, hart_id: int = 0, keys: str = "",
+                 rng: bool = True, dispatch: str | None = None, console=None, trace=None):
+        self.options = Options(cmdline=cmdline or "", initrd=_bytes_or_file(initrd, "initrd"),
+                               dtb=_bytes_or_file(dtb, "dtb"), memory=memory, seed=seed, timeout=timeout,
+                               hart_id=hart_id, keys=keys, rng=rng, dispatch=dispatch)
         self.dispatch_mode = choose_dispatch(self.options.dispatch)
         if not MIN_MEMORY <= self.options.memory <= MAX_MEMORY or self.options.memory % PAGE:
             raise InputError("--mem", f"{self.options.memory} bytes: guest RAM must be a multiple of 4 KiB "
                                       f"between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
         if self.options.timeout <= 0:
             raise InputError("--timeout", "must be positive")
-        self.image: PeImage = read_image(image_path, arches.supported())
-        self.console_sink = console_sink
+        self.image: PeImage = read_image(os.fspath(image), arches.supported())
+        if arch is not None and arch != self.image.arch:
+            if arch not in arches.supported().values():
+                raise ValueError(f"unknown arch {arch!r} (one of {', '.join(arches.supported().values())})")
+            raise InputError(self.image.path, f"is an {self.image.arch} image, not {arch}")
+        self.console_sink = console
         self.trace = trace
+        self.variables = VariableStore()
+        self._overrides: dict[str, object] = {}
+        self._injections: dict[str, Injection] = {}
+        self._observers: list = []
+        self._protocols: list[tuple] = []
         self._invalid: tuple[int, int, int] | None = None
+        self._ran = False
 
+    # -- changing the firmware before the run -------------------------------------------
+    def _check_service(self, name: str) -> Service:
+        svc = load_all().get(name) or next((s for _, _, _, services in self._protocols for s in services
+                                            if s.name == name), None)
+        if svc is None:
+            known = ", ".join(sorted(load_all()))
+            raise ValueError(f"unknown service {name!r}; known services: {known}")
+        if self._ran:
+            raise RuntimeError("the machine has already run; configure services before run()")
+        return svc
+
+    def service(self, name: str):
+        """Decorator: ``fn(ctx, *args)`` implements service ``name`` for this machine.
+
+        ``ctx`` is an efistub.Context; the arguments arrive decoded as the service
+        declares them. Return a status: a name such as "EFI_NOT_FOUND", or a Status.
+        """
+        svc = self._check_service(name)
+
+        def register(function):
+            expected = len(svc.args) + (1 if svc.varargs else 0)
+            _check_arity(function, expected + 1, f"an implementation of {name}")
+            self._overrides[name] = function
+            return function
+
+        return register
+
+    def inject(self, service: str, status, times: int = 1, after: int = 0) -> None:
+        """Make calls of ``service`` fail with ``status``: the first ``times`` calls after
+        ``after`` calls that ran normally. The failing calls do not run the service."""
+        self._check_service(service)
+        if times < 1 or after < 0:
+            raise ValueError("times must be at least 1 and after at least 0")
+        self._injections[service] = Injection(Status.parse(status), times, after)
+
+    def on_call(self, function) -> None:
+        """``function(call, when)`` sees every call, ``when`` being "before" or "after" it runs."""
+        _check_arity(function, 2, "an on_call observer")
+        self._observers.append(function)
+
+    def install_protocol(self, guid, interface, handle: int | None = None) -> None:
+        """Offer a Python object as the protocol ``guid``.
+
+        ``interface.members`` lists the protocol structure in order: a method name for
+        each function pointer, an int for each UINT64 data field. Each method is called
+        as ``method(ctx, This, *args)`` and returns a status. ``handle``: an existing
+        handle to install on; by default a new one.
+        """
+        members = list(getattr(interface, "members", ()))
+        if not members or not all(isinstance(m, (str, int)) for m in members):
+            raise TypeError("the interface needs a 'members' list of method names (and ints for data fields)")
+        guid = guids.Guid(str(guid))
+        prefix = f"{type(interface).__name__}.{guid.name}"
+        services = []
+        for member in members:
+            if isinstance(member, str):
+                method = getattr(interface, member, None)
+                if not callable(method):
+                    raise TypeError(f"{type(interface).__name__} has no method {member!r}")
+                count = _check_arity(method, None, f"{type(interface).__name__}.{member}") - 1
+                args = tuple((f"arg{i}" if i else "This", POINTER) for i in range(count))
+                services.append(Service(f"{prefix}.{member}", _python_service(method, f"{prefix}.{member}"), args))
+        self._protocols.append((guid, members, handle, services))
+
+    # -- set-up ----------------------------------------------------------------------------
     # -- set-up -------------------------------------------------------------------------
     def _boot(self):
         opts, image = self.options, self.image
         fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink)
+        fw.variables = self.variables
         arch = self.arch = arches.for_machine(image.machine)(fw)
-        slots = service_slots()
+        slots = [self._implementation(s) for s in service_slots([s for *_, services in self._protocols
+                                                                  for s in services])]
 
         # Place the stubs and the image first, so that RAM is mapped with its final
         # permissions and never split later (unicorn copies a region it splits).
@@ -136,16 +262,21 @@ class Machine:
         if opts.rng:
             rng.install(fw)
         arch.install_protocols(fw)
+        for guid, members, handle, services in self._protocols:
+            self._install_python_protocol(guid, members, handle, services)
         if opts.dtb is not None:
             fw.set_configuration_table(guids.DEVICE_TREE_TABLE, fw.store(MemoryType.EfiACPIReclaimMemory, opts.dtb))
         stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE)
 
-        self.dispatcher = Dispatcher(fw, slots, self.trace)
+        self.dispatcher = Dispatcher(fw, slots, self.trace, injections=self._injections,
+                                     observers=self._observers)
         self.native = None
         if self.dispatch_mode == "native":
             from .native import NativeDispatch
 
             self.native = NativeDispatch(uc, arch, stub_base, slots, self.dispatcher, self._dispatch)
+            for name in set(self._overrides) | set(self._injections):
+                self.native.route_to_python(name)
         else:
             arch.install_dispatch(uc, stub_base, len(slots), self.dispatcher.arg_count, self._dispatch)
         # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
@@ -159,6 +290,25 @@ class Machine:
         self.entry = base + image.entry_rva
         arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
         self.load_address = base
+
+    def _implementation(self, svc: Service) -> Service:
+        """The service as this machine runs it: efistub's, or the test's override."""
+        function = self._overrides.get(svc.name)
+        if function is None:
+            return svc
+        return Service(svc.name, _python_service(function, svc.name, svc.varargs), svc.args, svc.varargs, svc.boot,
+                       svc.returns)
+
+    def _install_python_protocol(self, guid, members, handle, services) -> None:
+        fw = self.fw
+        names = iter(s.name for s in services)
+        raw = b"".join((fw.stub_address[next(names)] if isinstance(m, str) else m).to_bytes(8, "little")
+                       for m in members)
+        interface = fw.store(MemoryType.EfiBootServicesData, raw)
+        target = fw.handles.get(handle) if handle else None
+        if handle and target is None:
+            raise ValueError(f"install_protocol: 0x{handle:x} is not a handle")
+        fw.handles.install(target, guid, interface)
 
     def _place_image(self, fw: Firmware) -> int:
         """Allocate the image's LoaderCode range: at its ImageBase when that is free RAM."""
@@ -207,6 +357,10 @@ class Machine:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
+        """Run the image to its outcome; a Machine runs once."""
+        if self._ran:
+            raise RuntimeError("a Machine runs once; make a new one for another run")
+        self._ran = True
         started = time.perf_counter()
         cpu_started = time.process_time()
         self._boot()
@@ -296,8 +450,6 @@ class Machine:
                      "rng": self.options.rng},
         )
         if outcome == "exit":
-            from .status import Status
-
             report.exit_status = Status.name_of(details["status"])
             report.exit_data = details.get("exit_data")
             if details.get("returned"):
@@ -316,3 +468,30 @@ class Machine:
         from .handoff import describe
 
         return describe(self, entry)
+
+
+def _check_arity(function, expected: int | None, what: str) -> int:
+    """The number of positional parameters ``function`` takes; TypeError when it is not ``expected``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return expected or 0
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return expected or 0
+    count = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+    if expected is not None and count != expected:
+        raise TypeError(f"{what} must take {expected} positional parameters (ctx and the arguments), "
+                        f"{getattr(function, '__name__', function)} takes {count}")
+    return count
+
+
+def _python_service(function, name: str, varargs: bool = False):
+    """Adapt ``function(ctx, *args)`` to the firmware's service calling convention."""
+    from .context import Context
+
+    def run(fw, *values):
+        return _as_status(function(Context(fw), *values), name)
+
+    return run

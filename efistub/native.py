@@ -67,7 +67,7 @@ class NativeDispatch:
             setattr(t.state, field, getattr(fw.state, field))
         fw.state = t.state  # from now on C and Python services share these counters
         self._calls: list = []
-        if dispatcher.trace is not None:  # a live trace sees every call as it happens: all go to Python
+        if dispatcher.trace is not None or dispatcher.observers:  # live observers see every call: all go to Python
             for i in range(len(services)):
                 t.handler[i] = 0
         dispatcher.native = self

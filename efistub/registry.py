@@ -113,8 +113,16 @@ def service(name: str, *, varargs: bool = False, boot: bool = True, returns: str
     return register
 
 
+def declare(name: str, *, boot: bool = True, **args: ArgType) -> None:
+    """Declare a service efistub does not implement: calls return EFI_UNSUPPORTED, are
+    recorded with their decoded arguments, and a Machine may supply an implementation."""
+    if name in REGISTRY:
+        raise ValueError(f"service {name} registered twice")
+    REGISTRY[name] = Service(name, None, tuple(args.items()), False, boot)
+
+
 def unimplemented(name: str, boot: bool = True) -> Service:
-    """A table member with no implementation: returns EFI_UNSUPPORTED and is recorded."""
+    """A table member nobody declared: returns EFI_UNSUPPORTED and is recorded."""
     return Service(name, None, (), False, boot)
 
 

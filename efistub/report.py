@@ -44,6 +44,13 @@ class Report:
         return sorted({c.service for c in self.calls if c.unimplemented})
 
     @property
+    def usage(self) -> dict:
+        """Services, protocols, configuration tables and variables the run used (efistub.usage)."""
+        from .usage import usage
+
+        return usage([c.as_dict() for c in self.calls], self.handoff)
+
+    @property
     def violations(self) -> list[dict]:
         return [c.as_dict() for c in self.calls if c.violation]
 
@@ -60,7 +67,7 @@ class Report:
         out.update({
             "console": self.console,
             "calls": [c.as_dict() for c in self.calls],
-            "services": dict(sorted(self.services_called.items())),
+            "usage": self.usage,
             "unimplemented": self.unimplemented,
             "violations": self.violations,
             "handoff": self.handoff,

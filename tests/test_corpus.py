@@ -5,7 +5,6 @@ import zlib
 import pytest
 
 from conftest import corpus_file
-from efistub.firmware import Options
 from efistub.layouts import efi
 from efistub.machine import Machine
 
@@ -20,7 +19,7 @@ E820_OF_EFI_TYPE = {
 
 
 def boot(path, **options):
-    machine = Machine(str(path), Options(**options))
+    machine = Machine(str(path), **options)
     return machine, machine.run()
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from efistub import native
-from efistub.firmware import Options
 from efistub.machine import Machine
 from efistub.registry import REGISTRY, load_all
 from pe_builder import code_image
@@ -26,7 +25,7 @@ def comparable(report) -> dict:
 @needs_native
 @pytest.mark.parametrize("name", ["misc", "memory", "protocols", "variables", "exit"])
 def test_native_and_python_dispatch_give_the_same_report(name):
-    reports = {mode: Machine(str(GUESTS / f"{name}.efi"), Options(dispatch=mode)).run()
+    reports = {mode: Machine(str(GUESTS / f"{name}.efi"), dispatch=mode).run()
                for mode in ("native", "python")}
     assert reports["native"].dispatch == "native" and reports["python"].dispatch == "python"
     assert comparable(reports["native"]) == comparable(reports["python"])
@@ -43,7 +42,7 @@ def test_c_handled_calls_are_recorded_in_order_with_notes(tmp_path):
             + bytes.fromhex("ff90600100004883c428c3"))  # call [rax+0x160] CopyMem; add rsp,0x28; ret
     path = tmp_path / "copy.efi"
     path.write_bytes(code_image(code))
-    reports = [Machine(str(path), Options(dispatch=mode)).run() for mode in ("native", "python")]
+    reports = [Machine(str(path), dispatch=mode).run() for mode in ("native", "python")]
     for r in reports:
         assert r.outcome == "exit"
         (call,) = r.calls
@@ -64,7 +63,7 @@ def test_an_exception_in_a_service_ends_the_run_with_error(monkeypatch, mode):
 
     monkeypatch.setitem(REGISTRY, "TextOutput.OutputString", original.__class__(
         original.name, broken, original.args, original.varargs, original.boot, original.returns))
-    report = Machine(str(GUESTS / "hello.efi"), Options(dispatch=mode)).run()
+    report = Machine(str(GUESTS / "hello.efi"), dispatch=mode).run()
     assert report.outcome == "error"
     assert report.error["error"] == "ZeroDivisionError: service bug"
     assert "ZeroDivisionError" in report.error["traceback"]
@@ -73,7 +72,7 @@ def test_an_exception_in_a_service_ends_the_run_with_error(monkeypatch, mode):
 
 @needs_native
 def test_one_libunicorn_in_the_process():
-    Machine(str(GUESTS / "hello.efi"), Options(dispatch="native")).run()
+    Machine(str(GUESTS / "hello.efi"), dispatch="native").run()
     with open("/proc/self/maps") as f:
         libraries = {line.split()[-1] for line in f if "libunicorn" in line}
     assert len(libraries) == 1, libraries

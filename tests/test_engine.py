@@ -9,7 +9,6 @@ import pytest
 
 from efistub import engine
 from efistub.engine.build import self_test
-from efistub.firmware import Options
 from efistub.machine import Machine
 from pathlib import Path
 
@@ -17,7 +16,7 @@ GUEST = Path(__file__).parent / "guests" / "x86_64" / "hello.efi"
 
 
 def test_report_names_the_engine_that_ran():
-    report = Machine(str(GUEST), Options()).run()
+    report = Machine(str(GUEST)).run()
     requested = os.environ.get("EFISTUB_ENGINE")
     assert report.engine == engine.loaded().engine
     if requested:

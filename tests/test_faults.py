@@ -1,6 +1,5 @@
 """Whatever a guest does ends as a clear outcome: faults, halts, endless loops, wild pointers."""
 
-from efistub.firmware import Options
 from efistub.machine import Machine
 from pe_builder import code_image
 
@@ -9,7 +8,7 @@ from pe_builder import code_image
 def run(tmp_path, code: bytes, **options):
     path = tmp_path / "guest.efi"
     path.write_bytes(code_image(code))
-    return Machine(str(path), Options(**options)).run()
+    return Machine(str(path), **options).run()
 
 
 def test_invalid_opcode(tmp_path):
@@ -77,6 +76,6 @@ def test_image_running_its_own_data_is_granted_execute(tmp_path):
     # lea rax, [rip + to .data]; jmp rax -- .data holds: mov eax, 5; ret
     path = tmp_path / "data.efi"
     path.write_bytes(code_image(bytes.fromhex("488d05f90f0000ffe0"), data=bytes.fromhex("b805000000c3")))
-    r = Machine(str(path), Options()).run()
+    r = Machine(str(path)).run()
     assert r.outcome == "exit" and r.exit_status == "EFI_WARN_STALE_DATA"  # 5
     assert any("executed its own data" in note for note in r.notes)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from efistub.firmware import Options
 from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
@@ -18,7 +17,7 @@ ARCHES = ["x86_64", "aarch64"]
 
 
 def run(name: str, arch: str = "x86_64", **options):
-    return Machine(str(GUESTS / arch / f"{name}.efi"), Options(**options)).run()
+    return Machine(str(GUESTS / arch / f"{name}.efi"), **options).run()
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -1,11 +1,11 @@
 """Image services (UEFI 2.10 §7.4): Exit and ExitBootServices.
 
-LoadImage, StartImage and UnloadImage of a second image are not implemented.
+LoadImage, StartImage and UnloadImage of a second image are declared, not implemented.
 """
 
 from __future__ import annotations
 
-from ..registry import HANDLE, POINTER, STATUS, UINTN, service
+from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, declare, service
 from ..status import Status
 from ..tables import update_system_table
 
@@ -34,3 +34,9 @@ def ExitBootServices(fw, image_handle, map_key):
                         StandardErrorHandle=0, StdErr=0)
     fw.exit_boot_services_key = map_key
     return Status.EFI_SUCCESS
+
+
+declare("LoadImage", BootPolicy=BOOLEAN, ParentImageHandle=HANDLE, DevicePath=POINTER, SourceBuffer=POINTER,
+        SourceSize=UINTN, ImageHandle=POINTER)
+declare("StartImage", ImageHandle=HANDLE, ExitDataSize=POINTER, ExitData=POINTER)
+declare("UnloadImage", ImageHandle=HANDLE)

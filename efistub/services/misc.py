@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from ..registry import GUID_PTR, POINTER, STRING, UINT8, UINTN, service
+from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINT32, UINTN, declare, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -69,3 +69,9 @@ def GetNextHighMonotonicCount(fw, high_count):
     fw.state.monotonic_count = ((fw.state.monotonic_count >> 32) + 1) << 32
     fw.mem.write_u32(high_count, fw.state.monotonic_count >> 32)
     return Status.EFI_SUCCESS
+
+
+declare("ResetSystem", boot=False, ResetType=UINT32, ResetStatus=STATUS, DataSize=UINTN, ResetData=POINTER)
+declare("UpdateCapsule", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN, ScatterGatherList=UINTN)
+declare("QueryCapsuleCapabilities", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN,
+        MaximumCapsuleSize=POINTER, ResetType=POINTER)

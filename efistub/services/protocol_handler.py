@@ -14,7 +14,7 @@ from ..errors import EfiError
 from ..layouts import efi
 from ..memory import MemoryType
 from ..protocols import device_path
-from ..registry import GUID_PTR, HANDLE, POINTER, UINT32, enum_arg, service
+from ..registry import BOOLEAN, EVENT, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -273,6 +273,7 @@ def InstallMultipleProtocolInterfaces(fw, handle_ptr, vararg):
     if not handle_ptr:
         return INVALID
     pairs = _pairs(fw, vararg)
+    fw.call_details = {"Protocols": [guid.name for guid, _ in pairs]}
     for guid, interface in pairs:
         if guid == guids.DEVICE_PATH_PROTOCOL:
             nodes, _ = device_path.read(fw.mem, interface)
@@ -298,8 +299,16 @@ def InstallMultipleProtocolInterfaces(fw, handle_ptr, vararg):
 def UninstallMultipleProtocolInterfaces(fw, handle, vararg):
     h = _handle(fw, handle)
     pairs = _pairs(fw, vararg)
+    fw.call_details = {"Protocols": [guid.name for guid, _ in pairs]}
     if any(h.protocols.get(guid, None) != interface for guid, interface in pairs):
         return INVALID  # the spec's status when any one pair cannot be removed; nothing is removed
     for guid, _ in pairs:
         fw.handles.uninstall(h, guid)
     return Status.EFI_SUCCESS
+
+
+declare("RegisterProtocolNotify", Protocol=GUID_PTR, Event=EVENT, Registration=POINTER)
+declare("ConnectController", ControllerHandle=HANDLE, DriverImageHandle=POINTER, RemainingDevicePath=POINTER,
+        Recursive=BOOLEAN)
+declare("DisconnectController", ControllerHandle=HANDLE, DriverImageHandle=HANDLE, ChildHandle=HANDLE)
+declare("Reserved")  # the EFI 1.0 slot between HandleProtocol and RegisterProtocolNotify

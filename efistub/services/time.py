@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from ..layouts import efi
-from ..registry import POINTER, service
+from ..registry import BOOLEAN, POINTER, declare, service
 from ..status import Status
 
 
@@ -23,3 +23,8 @@ def GetTime(fw, time_ptr, capabilities_ptr):
         fw.mem.write_struct(efi.TimeCapabilities, capabilities_ptr,
                             dict(Resolution=1, Accuracy=50_000_000, SetsToZero=0))
     return Status.EFI_SUCCESS
+
+
+declare("SetTime", boot=False, Time=POINTER)
+declare("GetWakeupTime", boot=False, Enabled=POINTER, Pending=POINTER, Time=POINTER)
+declare("SetWakeupTime", boot=False, Enable=BOOLEAN, Time=POINTER)
