@@ -16,7 +16,7 @@ from .errors import EfiError, GuestMemoryError
 from .registry import Service
 from .status import Status
 
-RETURN_SLOT_NAME = "(image entry returned)"
+INJECTED = "failure injected by Machine.inject"
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Dispatcher:
             record.violation = True
             record.note = "boot service called after ExitBootServices"
         elif injection is not None and injection.fires():
-            result, record.note = injection.status, "failure injected by Machine.inject"
+            result, record.note = injection.status, INJECTED
         elif not svc.implemented:
             record.unimplemented = True
         else:
@@ -127,7 +127,7 @@ class Dispatcher:
 
     @staticmethod
     def set_result(record: Call, svc: Service, result: int) -> None:
-        if svc.returns == "status":
+        if svc.returns == "status" or record.note == INJECTED:
             record.status = Status.name_of(result)
         elif svc.returns == "value":
             record.value = result

@@ -48,16 +48,19 @@ class VariableStore:
     def __len__(self) -> int:
         return len(self._vars)
 
-    def get(self, name: str, guid: Guid) -> Variable | None:
-        return self._vars.get((name, guid))
+    def get(self, name: str, guid: "Guid | str") -> Variable | None:
+        return self._vars.get((name, Guid(str(guid))))
 
-    def set(self, name: str, guid: Guid, attributes: int, data: bytes) -> Variable:
+    def set(self, name: str, guid: "Guid | str", attributes: int = NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS,
+            data: bytes = b"") -> Variable:
+        """Create or replace a variable (for tests: no attribute or size checks)."""
+        guid = Guid(str(guid))
         var = Variable(name, guid, attributes, bytes(data))
         self._vars[(name, guid)] = var
         return var
 
-    def delete(self, name: str, guid: Guid) -> None:
-        del self._vars[(name, guid)]
+    def delete(self, name: str, guid: "Guid | str") -> None:
+        del self._vars[(name, Guid(str(guid)))]
 
     @property
     def used(self) -> int:

@@ -1,0 +1,63 @@
+"""pytest plugin (entry point ``pytest11``): the ``efi_machine`` fixture and corpus helpers.
+
+- ``efi_machine(image, **options)`` makes an efistub.Machine; ``image`` may be a path
+  relative to the corpus folder.
+- ``--efistub-corpus DIR`` (default: the environment variable EFISTUB_CORPUS) names the
+  folder of real EFI images; the ``efistub_corpus`` fixture returns it.
+- ``@pytest.mark.efistub_image("x86_64/vmlinuz-...")`` skips a test, saying why, when
+  that corpus image is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--efistub-corpus", default=os.environ.get("EFISTUB_CORPUS"), metavar="DIR",
+                     help="folder of real EFI images for efistub tests (default: $EFISTUB_CORPUS)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "efistub_image(path): skip unless this corpus image exists")
+
+
+def _corpus(config) -> Path | None:
+    folder = config.getoption("--efistub-corpus")
+    return Path(folder) if folder else None
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("efistub_image"):
+        corpus = _corpus(item.config)
+        if corpus is None:
+            pytest.skip("no corpus: set EFISTUB_CORPUS or --efistub-corpus")
+        for relative in marker.args:
+            if not (corpus / relative).exists():
+                pytest.skip(f"{relative} is not in the corpus at {corpus}")
+
+
+@pytest.fixture
+def efistub_corpus(request) -> Path:
+    corpus = _corpus(request.config)
+    if corpus is None or not corpus.is_dir():
+        pytest.skip("no corpus: set EFISTUB_CORPUS or --efistub-corpus")
+    return corpus
+
+
+@pytest.fixture
+def efi_machine(request):
+    """A factory: ``efi_machine(image, **options)`` -> efistub.Machine (not yet run)."""
+    from efistub import Machine
+
+    def make(image, **options):
+        path = Path(image)
+        corpus = _corpus(request.config)
+        if not path.is_absolute() and not path.exists() and corpus is not None:
+            path = corpus / path
+        return Machine(path, **options)
+
+    return make
