@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -35,33 +36,54 @@ def build_parser() -> argparse.ArgumentParser:
                     "summary. Exit code: 0 for a hand-off to a kernel or an Exit with EFI_SUCCESS, 1 for "
                     "any other outcome, 2 for bad input.",
     )
-    run.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image for x86_64, aarch64 or riscv64 (the PE "
-                                                    "machine field picks the architecture)")
-    run.add_argument("--cmdline", default="", metavar="TEXT", help="the image's load options (kernel command line)")
-    run.add_argument("--initrd", metavar="FILE", help="offer FILE as the initrd through LOAD_FILE2 "
-                                                      "(LINUX_EFI_INITRD_MEDIA device path)")
-    run.add_argument("--dtb", metavar="FILE", help="install FILE as the device tree configuration table "
-                                                   "(EFI_DTB_TABLE); without it none is installed")
-    run.add_argument("--hart-id", type=int, default=0, metavar="N",
-                     help="RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports (default 0)")
-    run.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
-                     help="guest RAM: MiB, or with a K/M/G suffix (default 1G)")
-    run.add_argument("--seed", type=int, default=0, metavar="N",
-                     help="seed of the RNG protocol and the TSC (default 0): equal inputs give equal runs")
-    run.add_argument("--no-rng", action="store_true", help="do not offer EFI_RNG_PROTOCOL")
-    run.add_argument("--keys", default="", metavar="TEXT",
-                     help="key presses queued on the console input, with backslash escapes "
-                          "(for example '\\r' for Enter); without it no key is ever pressed")
-    run.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                     help="end a guest that runs longer than S seconds (default 60)")
-    run.add_argument("--engine", choices=("fast", "stock"),
-                     help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
-                          "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the default")
-    run.add_argument("--dispatch", choices=("native", "python"),
-                     help="how service calls reach the services: the C trampoline (native, the default when "
-                          "it is built) or pure Python; EFISTUB_DISPATCH sets the default")
+    add_image_options(run)
+    run.add_argument("--only", type=_service_list, metavar="SERVICE,...",
+                     help="implement only these boot and runtime services; every other one answers as an absent "
+                          "firmware would (EFI_NOT_FOUND for look-ups, EFI_UNSUPPORTED otherwise)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+
+    check = sub.add_parser(
+        "check", help="run an image and check it against a policy (for CI)",
+        description="Run IMAGE and check that it stays inside the policy: every service, protocol, configuration "
+                    "table and variable it uses is allowed, and it reaches the expected outcome. Exit 0 when it "
+                    "does; 1 otherwise, printing each violation on its own line; 2 for bad input.")
+    add_image_options(check)
+    check.add_argument("--policy", required=True, metavar="FILE", help="the policy (TOML; see docs/ci.md)")
+    check.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+
+    policy = sub.add_parser("policy", help="write the policy a run of IMAGE needs (TOML, to stdout)",
+                            description="Run IMAGE and print, as TOML, the policy that allows exactly what the run "
+                                        "used: a starting point for 'efistub check'.")
+    add_image_options(policy)
+
+    diff = sub.add_parser("diff", help="what changed between two JSON reports",
+                          description="Compare two reports written by --json: services, protocols, configuration "
+                                      "tables and variables added or gone, counts and statuses that changed, "
+                                      "outcome and hand-off differences. Exit 0 when nothing changed, 1 otherwise.")
+    diff.add_argument("old", metavar="OLD.json")
+    diff.add_argument("new", metavar="NEW.json")
+    diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+
+    minimize = sub.add_parser(
+        "minimize", help="find the smallest set of boot and runtime services an image needs",
+        description="Delta debugging over repeated runs: the smallest set of implemented services with which "
+                    "IMAGE still reaches the outcome of a full run, every other service answering as an absent "
+                    "firmware would. Runs go to parallel worker processes.")
+    add_image_options(minimize)
+    minimize.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
+    minimize.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
+
+    scan = sub.add_parser(
+        "scan", help="run every EFI image below a folder and tabulate the outcomes",
+        description="Run every EFI image below DIR in parallel worker processes (the PE machine field picks each "
+                    "image's architecture) and print one table; images efistub cannot run are listed with the "
+                    "reason.")
+    scan.add_argument("folder", metavar="DIR")
+    add_image_options(scan, image=False)
+    scan.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
+    scan.add_argument("--json", metavar="FILE", help="write one JSON report per line (JSON Lines) to FILE")
+
     eng = sub.add_parser("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
                          description="The fast engine is libunicorn built from the installed unicorn release with "
                                      "efistub's patch that keeps guest stores to memory without execute on the fast "
@@ -75,15 +97,179 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_image_options(parser: argparse.ArgumentParser, image: bool = True) -> None:
+    """The options that describe a run, shared by run, check, policy, minimize and scan."""
+    if image:
+        parser.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image for x86_64, aarch64 or riscv64 (the "
+                                                           "PE machine field picks the architecture)")
+    parser.add_argument("--cmdline", default="", metavar="TEXT", help="the image's load options (kernel command line)")
+    parser.add_argument("--initrd", metavar="FILE", help="offer FILE as the initrd through LOAD_FILE2 "
+                                                         "(LINUX_EFI_INITRD_MEDIA device path)")
+    parser.add_argument("--dtb", metavar="FILE", help="install FILE as the device tree configuration table "
+                                                      "(EFI_DTB_TABLE); without it none is installed")
+    parser.add_argument("--hart-id", type=int, default=0, metavar="N",
+                        help="RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports (default 0)")
+    parser.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
+                        help="guest RAM: MiB, or with a K/M/G suffix (default 1G)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the RNG protocol and the TSC (default 0): equal inputs give equal runs")
+    parser.add_argument("--no-rng", action="store_true", help="do not offer EFI_RNG_PROTOCOL")
+    parser.add_argument("--keys", default="", metavar="TEXT",
+                        help="key presses queued on the console input, with backslash escapes "
+                             "(for example '\\r' for Enter); without it no key is ever pressed")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                        help="end a guest that runs longer than S seconds (default 60)")
+    parser.add_argument("--engine", choices=("fast", "stock"),
+                        help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
+                             "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the "
+                             "default")
+    parser.add_argument("--dispatch", choices=("native", "python"),
+                        help="how service calls reach the services: the C trampoline (native, the default when "
+                             "it is built) or pure Python; EFISTUB_DISPATCH sets the default")
+
+
+def _service_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def machine_options(args) -> dict:
+    """Machine keyword arguments from the image options (plain data, for worker processes too)."""
+    return dict(cmdline=args.cmdline, initrd=args.initrd, dtb=args.dtb, memory=args.mem, seed=args.seed,
+                timeout=args.timeout, hart_id=args.hart_id, keys=_unescape(args.keys), rng=not args.no_rng,
+                dispatch=args.dispatch)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "engine":
             return _engine(args)
-        return _run(args)
+        if args.command == "diff":
+            return _diff(args)
+        from . import engine
+
+        try:
+            engine.activate(args.engine)
+        except ValueError as e:
+            raise InputError("--engine", str(e)) from None
+        if args.engine:
+            os.environ["EFISTUB_ENGINE"] = args.engine  # worker processes of minimize and scan follow it
+        _say_if_python_fallback(args.dispatch)
+        return {"run": _run, "check": _check, "policy": _policy, "minimize": _minimize, "scan": _scan}[
+            args.command](args)
     except InputError as e:
         print(f"efistub: error: {e}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _machine(cls, args, **extra):
+    try:
+        return cls(args.image, **machine_options(args), **extra)
+    except ValueError as e:  # for example an unknown name in --only
+        raise InputError(args.image, str(e)) from None
+
+
+def _write_json(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+
+
+def _check(args) -> int:
+    from . import policy as policies
+    from .machine import Machine
+
+    try:
+        policy = policies.load(args.policy)
+    except OSError as e:
+        raise InputError(args.policy, e.strerror or str(e)) from None
+    except ValueError as e:
+        raise InputError(args.policy, str(e)) from None
+    report = _machine(Machine, args).run()
+    if args.json:
+        _write_json(args.json, report.to_json())
+    problems = policies.violations(policy, report.to_dict())
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"ok: {report.outcome}, {len(report.calls)} calls inside the policy")
+    return EXIT_GUEST if problems else EXIT_OK
+
+
+def _policy(args) -> int:
+    from . import policy as policies
+    from .machine import Machine
+
+    report = _machine(Machine, args).run()
+    comment = (f"efistub policy for {os.path.basename(args.image)}, written by 'efistub policy'.\n"
+               f"It allows what one run used{' with --cmdline ' + repr(args.cmdline) if args.cmdline else ''}.")
+    sys.stdout.write(policies.to_toml(policies.from_report(report.to_dict()), comment))
+    return EXIT_OK
+
+
+def _load_report(path: str) -> dict:
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+    except ValueError as e:
+        raise InputError(path, f"not JSON: {e}") from None
+    if not isinstance(report, dict) or report.get("schema") != 1 or "usage" not in report:
+        raise InputError(path, "not an efistub report (schema 1)")
+    return report
+
+
+def _diff(args) -> int:
+    from .diff import as_text, diff
+
+    changes = diff(_load_report(args.old), _load_report(args.new))
+    sys.stdout.write(json.dumps(changes, indent=2) + "\n" if args.json else as_text(changes))
+    return EXIT_GUEST if changes else EXIT_OK
+
+
+def _minimize(args) -> int:
+    from .loader import read_image
+    from .minimize import Minimizer
+
+    from . import arch
+
+    read_image(args.image, arch.supported())  # bad input fails here, once, not in every worker
+    say = lambda message: print(f"efistub minimize: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    result = Minimizer(args.image, machine_options(args), args.jobs, log=say).minimize()
+    if "input_error" in result:
+        raise InputError(args.image, result["input_error"])
+    if args.json:
+        _write_json(args.json, json.dumps(result, indent=2))
+    print(f"outcome {result['outcome']} needs {len(result['services'])} of the {len(result['called'])} "
+          f"boot and runtime services it calls:")
+    for name in result["services"]:
+        print(f"  {name}")
+    print("optional (how the image behaves without each):")
+    for name, behaviour in result["optional"].items():
+        console = behaviour["console"].strip().splitlines()
+        print(f"  {name}: {behaviour['outcome']}" + (f"; console: {console[-1]!r}" if console else ""))
+    print(f"runs: {result['runs']}")
+    return EXIT_OK
+
+
+def _scan(args) -> int:
+    from .scan import scan
+
+    results = scan(args.folder, machine_options(args), args.jobs)
+    if args.json:
+        _write_json(args.json, "\n".join(json.dumps(r) for r in results))
+    print(f"{'image':<48}{'arch':<9}{'outcome':<10}{'calls':>6}  {'unimplemented hit':<32}{'time':>7}")
+    for r in results:
+        name = os.path.relpath(r["image"], args.folder)
+        if "input_error" in r:
+            print(f"{name:<48}{'-':<9}{'cannot run: ' + r['input_error']}")
+            continue
+        print(f"{name:<48}{r['arch']:<9}{r['outcome']:<10}{len(r['calls']):>6}  "
+              f"{', '.join(r['unimplemented']) or '-':<32}{r['seconds']:>6.1f}s")
+    return EXIT_OK
 
 
 def _say_if_python_fallback(requested: str | None) -> None:
@@ -131,22 +317,12 @@ def _engine(args) -> int:
 
 
 def _run(args) -> int:
-    from . import engine
-
-    try:
-        engine.activate(args.engine)
-    except ValueError as e:
-        raise InputError("--engine", str(e)) from None
     from .machine import Machine
 
-    _say_if_python_fallback(args.dispatch)
     out = sys.stdout
     json_to_stdout = args.json == "-"
     console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))
-    machine = Machine(args.image, cmdline=args.cmdline, initrd=args.initrd, dtb=args.dtb, memory=args.mem,
-                      seed=args.seed, timeout=args.timeout, hart_id=args.hart_id, keys=_unescape(args.keys),
-                      rng=not args.no_rng, dispatch=args.dispatch, console=console,
-                      trace=_print_call if args.trace else None)
+    machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None)
     report = machine.run()
     if args.json:
         text = report.to_json()
@@ -221,6 +397,12 @@ def summary(report) -> str:
         lines.append(report.error.get("traceback", "").rstrip())
     counts = report.services_called
     add("calls", f"{len(report.calls)}" + (": " + ", ".join(f"{n} {c}" for n, c in sorted(counts.items())) if counts else ""))
+    usage = report.usage
+    add("protocols", ", ".join(f"{g} ({', '.join(f'{a} {n}' for a, n in acts.items())})"
+                               for g, acts in usage["protocols"].items()) or "none")
+    add("tables", "installed: " + (", ".join(usage["configuration_tables"]["installed"]) or "none"))
+    add("variables", ", ".join(f"{v['vendor']}/{v['name']} ({'/'.join(v['statuses'])})"
+                               for v in usage["variables"]) or "none")
     add("unimplemented", ", ".join(report.unimplemented) or "none")
     if report.violations:
         add("violations", ", ".join(v["service"] for v in report.violations))

@@ -98,6 +98,7 @@ class Dispatcher:
             result, record.note = injection.status, INJECTED
         elif not svc.implemented:
             record.unimplemented = True
+            result = svc.absent
         else:
             try:
                 extra = (lambda i: vararg(len(svc.args) + i),) if svc.varargs else ()

@@ -36,6 +36,7 @@ from .tables import build_firmware_tables
 
 PAGE = efi.PAGE_SIZE
 RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault
+TABLE_SERVICES = tuple(n for n in efi.BOOT_SERVICES + efi.RUNTIME_SERVICES if n != "Reserved")
 MIN_MEMORY = 64 << 20
 MAX_MEMORY = 64 << 30
 STACK_SIZE = 1 << 20
@@ -135,7 +136,7 @@ class Machine:
 
     def __init__(self, image, *, cmdline: str | None = None, initrd=None, dtb=None, memory: int = 1 << 30,
                  seed: int = 0, timeout: float = 60.0, arch: str | None = None, hart_id: int = 0, keys: str = "",
-                 rng: bool = True, dispatch: str | None = None, console=None, trace=None):
+                 rng: bool = True, dispatch: str | None = None, only=None, console=None, trace=None):
         self.options = Options(cmdline=cmdline or "", initrd=_bytes_or_file(initrd, "initrd"),
                                dtb=_bytes_or_file(dtb, "dtb"), memory=memory, seed=seed, timeout=timeout,
                                hart_id=hart_id, keys=keys, rng=rng, dispatch=dispatch)
@@ -159,6 +160,12 @@ class Machine:
         self._protocols: list[tuple] = []
         self._invalid: tuple[int, int, int] | None = None
         self._ran = False
+        self.only = None if only is None else set(only)
+        if self.only is not None:
+            unknown = self.only - set(TABLE_SERVICES)
+            if unknown:
+                raise ValueError(f"--only: unknown services {sorted(unknown)}; the boot and runtime services are: "
+                                 f"{', '.join(TABLE_SERVICES)}")
 
     # -- changing the firmware before the run -------------------------------------------
     def _check_service(self, name: str) -> Service:
@@ -292,7 +299,9 @@ class Machine:
         self.load_address = base
 
     def _implementation(self, svc: Service) -> Service:
-        """The service as this machine runs it: efistub's, or the test's override."""
+        """The service as this machine runs it: efistub's, the test's override, or absent (``only``)."""
+        if self.only is not None and svc.name in TABLE_SERVICES and svc.name not in self.only:
+            return svc.without_implementation()
         function = self._overrides.get(svc.name)
         if function is None:
             return svc

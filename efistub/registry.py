@@ -84,6 +84,12 @@ class Service:
     varargs: bool = False
     boot: bool = True  # a boot service, gone after ExitBootServices
     returns: str = "status"  # "status", "value" (e.g. the old TPL) or "void"
+    absent: int = Status.EFI_UNSUPPORTED  # what the call returns when nothing implements it
+
+    def without_implementation(self) -> "Service":
+        """This service as a firmware without it answers: look-ups find nothing, the rest is unsupported."""
+        absent = Status.EFI_NOT_FOUND if self.name in LOOKUPS else Status.EFI_UNSUPPORTED
+        return Service(self.name, None, self.args, self.varargs, self.boot, self.returns, absent)
 
     @property
     def implemented(self) -> bool:
@@ -94,6 +100,9 @@ class Service:
 
 
 REGISTRY: dict[str, Service] = {}
+# Services whose "nothing there" answer is EFI_NOT_FOUND: the Linux stub treats
+# EFI_UNSUPPORTED from them as fatal.
+LOOKUPS = frozenset({"LocateProtocol", "LocateHandle", "LocateHandleBuffer", "LocateDevicePath"})
 
 
 def service(name: str, *, varargs: bool = False, boot: bool = True, returns: str = "status", **args: ArgType):

@@ -1,0 +1,28 @@
+"""Runs of one image in worker processes, for minimize and scan."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def pool(jobs: int | None) -> ProcessPoolExecutor:
+    """Worker processes; fresh interpreters ("spawn"), so no engine state is inherited."""
+    return ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_image(image: str, options: dict, only: list[str] | None = None) -> dict:
+    """One run in a worker: the report as a dict, or the input error that stopped it."""
+    from .errors import InputError
+    from .machine import Machine
+
+    started = time.perf_counter()
+    try:
+        report = Machine(image, only=only, **options).run().to_dict()
+    except InputError as e:
+        return {"image": image, "input_error": e.problem, "seconds": time.perf_counter() - started}
+    report["seconds"] = time.perf_counter() - started
+    return report
