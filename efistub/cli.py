@@ -243,14 +243,16 @@ def _minimize(args) -> int:
         raise InputError(args.image, result["input_error"])
     if args.json:
         _write_json(args.json, json.dumps(result, indent=2))
-    print(f"outcome {result['outcome']} needs {len(result['services'])} of the {len(result['called'])} "
+    outcome = result["outcome"] + (f" ({result['exit_status']})" if result.get("exit_status") else "")
+    print(f"outcome {outcome} needs {len(result['services'])} of the {len(result['called'])} "
           f"boot and runtime services it calls:")
     for name in result["services"]:
         print(f"  {name}")
     print("optional (how the image behaves without each):")
     for name, behaviour in result["optional"].items():
         console = behaviour["console"].strip().splitlines()
-        print(f"  {name}: {behaviour['outcome']}" + (f"; console: {console[-1]!r}" if console else ""))
+        status = f" ({behaviour['exit_status']})" if behaviour.get("exit_status") else ""
+        print(f"  {name}: {behaviour['outcome']}{status}" + (f"; console: {console[-1]!r}" if console else ""))
     print(f"runs: {result['runs']}")
     return EXIT_OK
 

@@ -3,7 +3,8 @@
 Delta debugging (Zeller's ddmin) over the services the image calls in a full run:
 a candidate set passes when the image, with only those services implemented and
 every other one answering as an absent firmware would (EFI_NOT_FOUND for look-ups,
-EFI_UNSUPPORTED otherwise), reaches the same outcome. The sets of each round run
+EFI_UNSUPPORTED otherwise), reaches the same outcome (for an exit: with the same
+status). The sets of each round run
 in parallel worker processes. The result is 1-minimal: removing any one service of
 it changes the outcome.
 """
@@ -12,6 +13,11 @@ from __future__ import annotations
 
 from .machine import TABLE_SERVICES
 from .parallel import pool, run_image
+
+
+def _outcome(report: dict) -> tuple:
+    """What must stay the same: the outcome, and for an exit its status."""
+    return report["outcome"], report.get("exit_status")
 
 
 def _split(items: list[str], n: int) -> list[list[str]]:
@@ -45,10 +51,10 @@ class Minimizer:
             self.runs += 1
             if "input_error" in baseline:
                 return baseline
-            target = baseline["outcome"]
+            target = _outcome(baseline)
             called = sorted(n for n in baseline["usage"]["services"] if n in TABLE_SERVICES)
             self.log(f"full run: {target}; {len(called)} boot and runtime services called")
-            passes = lambda report: report["outcome"] == target  # noqa: E731
+            passes = lambda report: _outcome(report) == target  # noqa: E731
             current, n = called, 2
             if passes(self._runs([[]])[0]):
                 current = []
@@ -71,10 +77,11 @@ class Minimizer:
             without = self._runs([[s for s in called if s != name] for name in optional])
             return {
                 "image": self.image,
-                "outcome": target,
+                "outcome": baseline["outcome"],
+                "exit_status": baseline.get("exit_status"),
                 "services": current,
                 "called": called,
-                "optional": {name: {"outcome": r["outcome"], "console": r["console"],
+                "optional": {name: {"outcome": r["outcome"], "exit_status": r.get("exit_status"), "console": r["console"],
                                     "unimplemented": r["usage"]["unimplemented"]}
                              for name, r in zip(optional, without)},
                 "runs": self.runs,

@@ -17,7 +17,7 @@ for tool in "$CLANG" "$LLD_LINK"; do
     fi
 done
 
-PROGRAMS=(${PROGRAMS:-hello memory protocols misc variables reloc exit bench handoff})
+PROGRAMS=(${PROGRAMS:-hello memory protocols misc variables reloc exit bench handoff needs})
 CFLAGS_COMMON=(-ffreestanding -fshort-wchar -nostdlib -fno-stack-protector -fno-builtin
                -O2 -Wall -Wextra -Werror -Wno-unused-function)
 
