@@ -106,21 +106,39 @@ def render(results: dict) -> str:
             remark = f" The stub printed: `{console[-1].strip()}`." if console else ""
             out.append(f"  - {service}: {behaviour['outcome']}.{remark}")
         out.append("")
+    common = sorted(set.intersection(*(set(r["services"]) for r in results.values())))
     out += [
         "## Reading the table",
         "",
-        "- Every kernel needs memory allocation (AllocatePages, AllocatePool), the memory",
-        "  map, ExitBootServices, HandleProtocol (for LOADED_IMAGE) and",
-        "  InstallConfigurationTable. None of the memory or protocol services is in the",
-        "  2016 proposal.",
-        "- arm64 and riscv64 also need CopyMem and SetMem. Their generic stub routes",
-        "  memcpy and memset through boot services, including the copy of the whole",
-        "  kernel image.",
+        f"- Every kernel needs: {', '.join(common)}.",
+    ]
+    for service in sorted({s for r in results.values() for s in r["services"]} - set(common)):
+        needing = [n.split("/")[-1] for n, r in results.items() if service in r["services"]]
+        out.append(f"- Only {', '.join(needing)} also need {service}.")
+    out += [
+        "",
+        "Why, from the stub's sources (drivers/firmware/efi/libstub):",
+        "",
+        "- HandleProtocol fetches LOADED_IMAGE, which has the command line and the image's",
+        "  own address.",
+        "- InstallConfigurationTable installs LINUX_EFI_BOOT_MEMMAP. That table is how",
+        "  the stub passes the memory map since 6.1, and failing to install it is fatal.",
+        "- The generic arm64 and riscv64 stub routes memcpy and memset through CopyMem",
+        "  and SetMem, including the copy of the whole kernel image.",
+        "- riscv64 finds its boot hart through RISCV_EFI_BOOT_PROTOCOL, by LocateProtocol.",
+        "  Without the protocol and without a device tree that gives",
+        "  /chosen/boot-hartid, the stub gives up.",
         "- The variable services are all optional. Without GetVariable the stub only",
         "  warns that it cannot determine the Secure Boot state.",
         "- Exit is not needed on the successful path. The stub calls it only when it",
         "  fails.",
-        f"- The engine used for these runs was: {engine.loaded().engine}.",
+        "",
+        "So the 2016 minimal set (GetMemoryMap, ExitBootServices, Exit, variables) is",
+        "not enough for any of these kernels. Each also needs the memory allocation",
+        "services, HandleProtocol and InstallConfigurationTable, and the arm64 and",
+        "riscv64 kernels need more.",
+        "",
+        f"The engine used for these runs was: {engine.loaded().engine}.",
         "",
     ]
     return "\n".join(out)
