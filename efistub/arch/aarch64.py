@@ -7,7 +7,7 @@ the PC already past the instruction.
 
 from __future__ import annotations
 
-from unicorn import UC_ARCH_ARM64, UC_HOOK_INTR, UC_MODE_ARM, Uc
+from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, Uc
 from unicorn import arm64_const as arm
 
 from ..layouts import pe
@@ -28,6 +28,7 @@ class AArch64(Architecture):
     RETURN_STUB = bytes.fromhex("010000d4")  # svc #0 (x0 already holds the entry point's status)
     STUB_PADDING = bytes.fromhex("000020d4")  # brk #0
     STUB_STRIDE = 8
+    HYPERCALL_INTERRUPTS = (EXCP_SWI,)
     TRAP_PC_OFFSET = 4  # the PC is past the SVC when the hook runs
     ARG_REGISTERS = tuple(getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(8))
     RETURN_REGISTER = arm.UC_ARM64_REG_X0
@@ -39,18 +40,6 @@ class AArch64(Architecture):
         uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         uc.reg_write(arm.UC_ARM64_REG_CPACR_EL1, uc.reg_read(arm.UC_ARM64_REG_CPACR_EL1) | CPACR_FPEN)
         return uc
-
-    def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
-        def hook(uc, intno, user_data):
-            if intno != EXCP_SWI:
-                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
-                uc.emu_stop()
-                return
-            slot = self.slot_of(uc.reg_read(arm.UC_ARM64_REG_PC), stub_base, slot_count)
-            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
-            self.set_return(uc, dispatch(slot, args))
-
-        uc.hook_add(UC_HOOK_INTR, hook)
 
     def kernel_entry_offset(self, image: bytes) -> int | None:
         """arm64 Image header: "ARM\\x64" at 0x38, and code1 at offset 4 branches to primary_entry."""

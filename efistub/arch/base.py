@@ -17,6 +17,7 @@ class Architecture:
 
     name = ""
     machine = 0
+    HYPERCALL_INTERRUPTS: tuple[int, ...] = ()  # interrupt numbers of the stubs' trap instruction
     STUB_STRIDE = 8
     LINK = None
 
@@ -54,6 +55,22 @@ class Architecture:
 
     def set_return(self, uc, value: int) -> None:
         uc.reg_write(self.RETURN_REGISTER, value & MASK64)
+
+    def install_dispatch(self, uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
+        """Python dispatch where the trap raises an interrupt (SVC, ECALL): read the arguments,
+        call ``dispatch(slot, args)`` and set the return register. Any other interrupt is a fault."""
+        from unicorn import UC_HOOK_INTR
+
+        def hook(uc, intno, user_data):
+            if intno not in self.HYPERCALL_INTERRUPTS:
+                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
+                uc.emu_stop()
+                return
+            slot = self.slot_of(uc.reg_read(self.PC), stub_base, slot_count)
+            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
+            self.set_return(uc, dispatch(slot, args))
+
+        uc.hook_add(UC_HOOK_INTR, hook)
 
     def slot_of(self, pc: int, stub_base: int, slot_count: int) -> int | None:
         """The stub slot a trap at ``pc`` came from (None outside the stubs)."""

@@ -8,7 +8,7 @@ runs where it was loaded).
 
 from __future__ import annotations
 
-from unicorn import UC_ARCH_RISCV, UC_HOOK_INTR, UC_MODE_RISCV64, Uc
+from unicorn import UC_ARCH_RISCV, UC_MODE_RISCV64, Uc
 from unicorn import riscv_const as rv
 
 from ..layouts import pe
@@ -40,6 +40,7 @@ class RiscV64(Architecture):
     RETURN_STUB = bytes.fromhex("73000000")  # ecall (a0 already holds the entry point's status)
     STUB_PADDING = bytes.fromhex("73001000")  # ebreak
     STUB_STRIDE = 8
+    HYPERCALL_INTERRUPTS = ECALL_CAUSES
     TRAP_PC_OFFSET = 4  # the PC is past the ECALL when the hook runs
     ARG_REGISTERS = tuple(getattr(rv, f"UC_RISCV_REG_A{i}") for i in range(8))
     RETURN_REGISTER = rv.UC_RISCV_REG_A0
@@ -52,18 +53,6 @@ class RiscV64(Architecture):
         uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_INITIAL)
         uc.reg_write(rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR)
         return uc
-
-    def install_dispatch(self, uc: Uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
-        def hook(uc, intno, user_data):
-            if intno not in ECALL_CAUSES:
-                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
-                uc.emu_stop()
-                return
-            slot = self.slot_of(uc.reg_read(rv.UC_RISCV_REG_PC), stub_base, slot_count)
-            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
-            self.set_return(uc, dispatch(slot, args))
-
-        uc.hook_add(UC_HOOK_INTR, hook)
 
     def install_protocols(self, fw) -> None:
         from ..protocols import riscv_boot
