@@ -28,6 +28,7 @@ from .layouts import efi
 from .loader import PeImage, read_image
 from .memory import AllocateType, GuestMemory, MemoryType, pages_for
 from .protocols import console, initrd, loaded_image, rng
+from .services import events
 from .registry import POINTER, Service, load_all, unimplemented
 from .status import Status
 from .variables import VariableStore
@@ -412,8 +413,12 @@ class Machine:
                 outcome, details = "fault", self._fault(str(error))
             elif time.perf_counter() >= deadline:
                 outcome = "timeout"
-            elif (hlt := arch.halted_at(uc)) is not None:
-                outcome, details = "fault", self._fault("the guest halted (hlt)", pc=hlt)
+            elif (halt := arch.halted_at(uc)) is not None:
+                # Waiting for an interrupt: the only interrupts are efistub's virtual timers.
+                if fw.state.boot_services_active and events.advance_to_next_timer(fw):
+                    pc = arch.pc(uc)
+                    continue
+                outcome, details = "fault", self._fault("the guest halted with no timer to wake it", pc=halt)
             else:
                 outcome, details = "fault", self._fault("emulation stopped for no known reason")
         if outcome == "timeout":

@@ -42,7 +42,7 @@ def test_jump_into_data_is_a_fault(tmp_path):
 
 def test_hlt(tmp_path):
     r = run(tmp_path, b"\x90\xf4")
-    assert r.outcome == "fault" and r.fault["reason"] == "the guest halted (hlt)"
+    assert r.outcome == "fault" and r.fault["reason"] == "the guest halted with no timer to wake it"
     assert r.fault["instruction"] == "hlt"
 
 

@@ -35,6 +35,7 @@ class AArch64(Architecture):
     SP, PC, LINK = arm.UC_ARM64_REG_SP, arm.UC_ARM64_REG_PC, arm.UC_ARM64_REG_LR
     STACK_ARGS_OFFSET = 0
     REGISTERS = REGISTERS
+    HALT_INSTRUCTIONS = (bytes.fromhex("7f2003d5"), bytes.fromhex("5f2003d5"))  # wfi, wfe
 
     def create_engine(self) -> Uc:
         uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)

@@ -84,7 +84,17 @@ class Architecture:
     def registers(self, uc) -> dict[str, int]:
         return {name: uc.reg_read(reg) for name, reg in self.REGISTERS.items()}
 
+    HALT_INSTRUCTIONS: tuple[bytes, ...] = ()  # wait-for-interrupt instructions; unicorn stops after them
+
     def halted_at(self, uc) -> int | None:
+        """The address of the halt instruction that stopped emulation, if one did."""
+        pc = self.pc(uc)
+        for code in self.HALT_INSTRUCTIONS:
+            try:
+                if bytes(uc.mem_read(pc - len(code), len(code))) == code:
+                    return pc - len(code)
+            except Exception:
+                continue
         return None
 
     def install_protocols(self, fw) -> None:

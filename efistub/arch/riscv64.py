@@ -47,6 +47,7 @@ class RiscV64(Architecture):
     SP, PC, LINK = rv.UC_RISCV_REG_SP, rv.UC_RISCV_REG_PC, rv.UC_RISCV_REG_RA
     STACK_ARGS_OFFSET = 0
     REGISTERS = REGISTERS
+    HALT_INSTRUCTIONS = (bytes.fromhex("73005010"),)  # wfi
 
     def create_engine(self) -> Uc:
         uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)

@@ -52,6 +52,7 @@ class X86_64(Architecture):
     SP, PC = x86.UC_X86_REG_RSP, x86.UC_X86_REG_RIP
     STACK_ARGS_OFFSET = STACK_ARGS_OFFSET
     REGISTERS = REGISTERS
+    HALT_INSTRUCTIONS = (bytes([HLT]),)
 
     def __init__(self, fw):
         super().__init__(fw)
@@ -119,14 +120,6 @@ class X86_64(Architecture):
         uc.hook_add(UC_HOOK_INSN, hook, None, 1, 0, x86.UC_X86_INS_SYSCALL)
 
     # -- state for reports ------------------------------------------------------------
-    def halted_at(self, uc: Uc) -> int | None:
-        """The address of the HLT that stopped emulation, if one did (unicorn stops after it)."""
-        address = self.pc(uc) - 1
-        try:
-            return address if uc.mem_read(address, 1)[0] == HLT else None
-        except Exception:
-            return None
-
     def disassembler(self):
         import capstone
 

@@ -76,6 +76,15 @@ def _ready(fw, event: Event) -> bool:
     return event.signaled
 
 
+def advance_to_next_timer(fw) -> bool:
+    """Move virtual time to the next armed timer (a halted CPU waking up); False when none is armed."""
+    triggers = [e.trigger_us for e in fw.events.values() if e.trigger_us is not None]
+    if not triggers:
+        return False
+    fw.state.virtual_time_us = max(fw.state.virtual_time_us, min(triggers))
+    return True
+
+
 def _create(fw, kind, tpl, function, context, group_ptr, event_ptr):
     if not event_ptr or kind not in VALID_EVENT_TYPES:
         return Status.EFI_INVALID_PARAMETER
