@@ -388,6 +388,9 @@ def summary(report) -> str:
         add("exit status", report.exit_status)
         if report.exit_data:
             add("exit data", json.dumps(report.exit_data))
+    elif report.outcome == "reset":
+        add("reset", f"{report.reset['type']}, {report.reset['status']}"
+                     + (f", {json.dumps(report.reset['data'])}" if report.reset["data"] else ""))
     elif report.outcome in ("fault", "timeout"):
         f = report.fault or report.timeout
         add("reason", f["reason"])

@@ -19,6 +19,7 @@ from .status import Status
 from .variables import VariableStore
 
 TPL_APPLICATION = 4
+CODE_TYPES = (MemoryType.EfiLoaderCode, MemoryType.EfiBootServicesCode, MemoryType.EfiRuntimeServicesCode)
 POOL_ALIGN = 8
 
 
@@ -175,6 +176,18 @@ class Firmware:
         """End the run after the current service call returns to the dispatcher."""
         if self.stop is None:
             self.stop = StopRequest(outcome, details)
+
+    def code_range(self, address: int) -> tuple[int, int, str] | None:
+        """Memory that may run code before ExitBootServices, around ``address``: a loaded image,
+        or a run of pages allocated as code (EfiLoaderCode, EfiBootServicesCode,
+        EfiRuntimeServicesCode). Returns (start, size, what) or None."""
+        image = self.in_loaded_image(address)
+        if image is not None:
+            return image[0], image[1], "the loaded image"
+        for start, end, kind in self.pages.runs():
+            if start <= address < end and kind in CODE_TYPES:
+                return start, end - start, f"{MemoryType.name_of(kind)} memory"
+        return None
 
     def in_loaded_image(self, address: int) -> tuple[int, int] | None:
         for base, size in self.loaded_images:

@@ -403,9 +403,11 @@ class Machine:
                 address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
                 if not fw.state.boot_services_active:
                     outcome, details = "handoff", {"entry": address}
-                elif (region := fw.in_loaded_image(address)) is not None:
-                    uc.mem_protect(region[0], region[1], UC_PROT_ALL)
-                    fw.note(f"the image executed its own data at 0x{address:x}; execute granted on the image")
+                elif (region := fw.code_range(address)) is not None:
+                    start, size, what = region
+                    uc.mem_protect(start, size, UC_PROT_ALL)
+                    fw.note(f"code ran at 0x{address:x} in {what}; execute granted on "
+                            f"0x{start:x}-0x{start + size:x}")
                     pc = address
                 else:
                     outcome, details = "fault", self._fault(ACCESS_NAMES[UC_MEM_FETCH_PROT])
@@ -470,6 +472,9 @@ class Machine:
                 report.notes.append("the image's entry point returned")
         elif outcome == "handoff":
             report.handoff = self._handoff(details["entry"])
+        elif outcome == "reset":
+            report.reset = {"type": details["type"], "status": Status.name_of(details["status"]),
+                            "data": details["data"]}
         elif outcome == "fault":
             report.fault = details
         elif outcome == "timeout":

@@ -68,8 +68,10 @@ def load(path: str) -> Policy:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{key} must be a list of strings")
     outcome = data.get("outcome", "handoff")
-    if outcome not in ("handoff", "exit", "fault", "timeout", "error"):
-        raise ValueError(f"outcome {outcome!r} is not one of handoff, exit, fault, timeout, error")
+    from .report import OUTCOMES
+
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     return Policy(outcome=outcome, **{key: data.get(key, []) for key, _ in KINDS})
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = 1
-OUTCOMES = ("handoff", "exit", "fault", "timeout", "error")
+OUTCOMES = ("handoff", "exit", "reset", "fault", "timeout", "error")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Report:
     handoff: dict | None = None
     fault: dict | None = None
     timeout: dict | None = None  # where a guest that ran out of time was
+    reset: dict | None = None  # ResetSystem: type, status, data
     error: dict | None = None
     notes: list[str] = field(default_factory=list)
     image_info: dict = field(default_factory=dict)
@@ -73,6 +74,7 @@ class Report:
             "handoff": self.handoff,
             "fault": self.fault,
             "timeout": self.timeout,
+            "reset": self.reset,
             "error": self.error,
             "notes": self.notes,
             "image_info": self.image_info,

@@ -175,3 +175,14 @@ def test_riscv64_kernel_gets_the_boot_hart_and_sets_the_virtual_map(fdt_kernel):
     assert rt.GetTime == stub - region["start"] + region["virtual"]  # runtime pointers moved to virtual
     header = efi.RuntimeServices.build(dict(rt, Hdr=dict(rt.Hdr, CRC32=0)))
     assert zlib.crc32(header) == rt.Hdr.CRC32
+
+
+@pytest.mark.parametrize("relative", ["x86_64/grub-mkimage-minimal-x64.efi", "aarch64/grub-mkimage-minimal-aa64.efi"])
+def test_grub_runs_its_embedded_config_to_the_halt(corpus, relative):
+    """GRUB calibrates its TSC on the PIT (x86), runs modules it loads into EfiLoaderCode
+    memory, prints the corpus marker and halts through ResetSystem."""
+    _, report = boot(corpus_file(corpus, relative), timeout=30)
+    assert "EFI-CORPUS-GRUB: minimal grub-mkimage image reached" in report.console
+    assert report.outcome == "reset", report.fault or report.timeout
+    assert report.reset["type"] == "EfiResetShutdown"
+    assert any("in EfiLoaderCode memory; execute granted" in note for note in report.notes)

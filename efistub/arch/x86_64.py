@@ -15,6 +15,7 @@ from unicorn import x86_const as x86
 
 from ..layouts import linux_x86, pe
 from .base import Architecture
+from .pc_ports import PcPorts
 
 ARG_REGISTERS = (x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9)
 STACK_ARGS_OFFSET = 0x28  # return address + 32 bytes of shadow space
@@ -65,6 +66,10 @@ class X86_64(Architecture):
         uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_OSFXSR | CR4_OSXMMEXCPT)
         self._add_insn_hook(uc, x86.UC_X86_INS_CPUID, self._cpuid)
         self._add_insn_hook(uc, x86.UC_X86_INS_RDTSC, self._rdtsc)
+        ports = PcPorts(self.fw.state)
+        uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, data: ports.read(port, size), None, 1, 0, x86.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, value, data: ports.write(port, size, value), None, 1, 0,
+                    x86.UC_X86_INS_OUT)
         return uc
 
     def _add_insn_hook(self, uc: Uc, insn: int, function) -> None:

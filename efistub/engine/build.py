@@ -52,10 +52,10 @@ def _compiler() -> str:
 
 
 def _apply_patch(source: Path, log) -> None:
-    if shutil.which("git"):
+    if shutil.which("patch"):
+        command = ["patch", "-p1", "--forward", "-i", str(PATCH)]
+    elif shutil.which("git"):  # outside a repository, git apply works like patch
         command = ["git", "apply", "-p1", str(PATCH)]
-    elif shutil.which("patch"):
-        command = ["patch", "-p1", "-i", str(PATCH)]
     else:
         raise EngineError("neither git nor patch is installed: `apt-get install patch`")
     _run(command, source, log, "patch")

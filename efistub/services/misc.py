@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import zlib
 
-from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINT32, UINTN, declare, service
+from ..errors import GuestMemoryError
+from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINTN, declare, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -71,7 +73,25 @@ def GetNextHighMonotonicCount(fw, high_count):
     return Status.EFI_SUCCESS
 
 
-declare("ResetSystem", boot=False, ResetType=UINT32, ResetStatus=STATUS, DataSize=UINTN, ResetData=POINTER)
+class ResetType(enum.IntEnum):
+    EfiResetCold = 0
+    EfiResetWarm = 1
+    EfiResetShutdown = 2
+    EfiResetPlatformSpecific = 3
+
+
+@service("ResetSystem", boot=False, returns="void", ResetType=enum_arg(ResetType), ResetStatus=STATUS,
+         DataSize=UINTN, ResetData=POINTER)
+def ResetSystem(fw, reset_type, reset_status, data_size, data):
+    """Ends the run with outcome "reset": the type, the status and the data string, if any."""
+    text = None
+    if data and data_size:
+        try:
+            text = fw.mem.read(data, min(data_size, 4096)).decode("utf-16-le", errors="replace").split("\0", 1)[0]
+        except GuestMemoryError:
+            fw.call_note = "ResetData is not readable"
+    fw.request_stop("reset", type=ResetType(reset_type).name if reset_type in ResetType.__members__.values()
+                    else reset_type, status=reset_status, data=text)
 declare("UpdateCapsule", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN, ScatterGatherList=UINTN)
 declare("QueryCapsuleCapabilities", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN,
         MaximumCapsuleSize=POINTER, ResetType=POINTER)
