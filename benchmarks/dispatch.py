@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from efistub import native  # noqa: E402
-from efistub.firmware import Options  # noqa: E402
 from efistub.machine import Machine  # noqa: E402
 
 BENCH = ROOT / "tests" / "guests" / "x86_64" / "bench.efi"

@@ -7,6 +7,7 @@ until the kernel prints its first "Linux version" line on the serial console.
 Medians of --repeat runs; peak RSS is the largest of the runs.
 
     python3 benchmarks/handoff.py [--corpus DIR] [--repeat N] [--engines fast,stock] [--no-qemu] [--json]
+                                  [--save FILE]
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--engines", default="fast,stock")
     parser.add_argument("--no-qemu", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from efistub import engine
@@ -109,6 +111,8 @@ def main() -> int:
         if not args.no_qemu:
             row["qemu"] = qemu_runs(kernel, arch, args.repeat)
         results[relative] = row
+    if args.save:
+        Path(args.save).write_text(json.dumps(results, indent=1) + "\n")
     if args.json:
         print(json.dumps(results))
         return 0

@@ -3,8 +3,9 @@
 Guest RAM is mapped read-write without execute. Only the executable sections of the
 loaded image and the firmware's stubs may run. The first instruction fetch from
 memory without execute is, after a successful ExitBootServices, the hand-off to the
-kernel; before it, a fetch inside the loaded image (code the image placed in its
-own data) is allowed by granting execute, and anything else is a fault.
+kernel. Before it, a fetch inside the loaded image (code the image placed in its
+own data) or in pages allocated as code (EfiLoaderCode and the like: a boot
+loader's modules) is allowed by granting execute there; anything else is a fault.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from dataclasses import dataclass
 
 from unicorn import (
-    UC_ERR_FETCH_PROT, UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
-    UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UcError,
+    UC_ERR_FETCH_PROT, UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC,
+    UC_PROT_READ, UC_PROT_WRITE, UcError,
 )
 
 from . import arch as arches
@@ -28,12 +30,12 @@ from .layouts import efi
 from .loader import PeImage, read_image
 from .memory import AllocateType, GuestMemory, MemoryType, pages_for
 from .protocols import console, initrd, loaded_image, rng
-from .services import events
 from .registry import POINTER, Service, load_all, unimplemented
-from .status import Status
-from .variables import VariableStore
 from .report import Report
+from .services import events
+from .status import Status
 from .tables import build_firmware_tables
+from .variables import VariableStore
 
 PAGE = efi.PAGE_SIZE
 RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault

@@ -5,7 +5,6 @@ import sys
 import pytest
 
 from efistub.cli import parse_size
-from efistub.layouts import pe
 from pe_builder import code_image
 
 
