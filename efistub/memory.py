@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import enum
 import struct
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from .errors import EfiError, GuestMemoryError
@@ -93,34 +92,32 @@ class Descriptor:
 class PageAllocator:
     """Tracks the type of every page of guest RAM.
 
-    The map is a sorted list of boundaries: ``_starts[i]`` begins a run of pages of
-    ``_types[i]`` that lasts until ``_starts[i + 1]`` (or ``end``). Allocation is
-    top-down, as on EDK2. ``map_key`` changes on every change of the map.
+    The map is a list of runs (start, end, type) that cover RAM in address order, with
+    neighbouring runs of different types. Allocation is top-down, as on EDK2.
+    ``map_key`` changes on every change of the map.
     """
 
     def __init__(self, start: int, end: int):
         self.start, self.end = start, end
-        self._starts = [start]
-        self._types = [int(FREE)]
+        self._runs: list[tuple[int, int, int]] = [(start, end, int(FREE))]
         self.map_key = 1
 
     # -- queries -------------------------------------------------------------
     def runs(self):
         """(start, end, type) of each run of equal type, low to high."""
-        bounds = self._starts + [self.end]
-        for i, t in enumerate(self._types):
-            yield bounds[i], bounds[i + 1], t
+        return iter(self._runs)
 
     def type_at(self, address: int) -> int | None:
-        if not self.start <= address < self.end:
-            return None
-        return self._types[bisect_right(self._starts, address) - 1]
+        for start, end, memory_type in self._runs:
+            if start <= address < end:
+                return memory_type
+        return None
 
     def is_type(self, start: int, end: int, memory_type: int | None) -> bool:
         """True when every page in [start, end) is of ``memory_type`` (None: any allocated type)."""
         if start < self.start or end > self.end or start >= end:
             return False
-        for s, e, t in self.runs():
+        for s, e, t in self._runs:
             if e <= start or s >= end:
                 continue
             if memory_type is None and t == FREE or memory_type is not None and t != memory_type:
@@ -129,34 +126,32 @@ class PageAllocator:
 
     def descriptors(self) -> list[Descriptor]:
         out = []
-        for s, e, t in self.runs():
+        for s, e, t in self._runs:
             attribute = RAM_ATTRIBUTES | (MEMORY_RUNTIME if t in RUNTIME_TYPES else 0)
             out.append(Descriptor(t, s, (e - s) // PAGE_SIZE, attribute))
         return out
 
     # -- changes ---------------------------------------------------------------
     def _set(self, start: int, end: int, memory_type: int) -> None:
-        starts, types = self._starts, self._types
-        tail = self.type_at(end) if end < self.end else None
-        lo = bisect_right(starts, start) - 1
-        hi = bisect_right(starts, end - 1)
-        new_starts, new_types = [], []
-        if starts[lo] < start:
-            new_starts.append(starts[lo]); new_types.append(types[lo])
-        new_starts.append(start); new_types.append(memory_type)
-        if tail is not None and (hi >= len(starts) or starts[hi] != end):
-            new_starts.append(end); new_types.append(tail)
-        starts[lo:hi] = new_starts
-        types[lo:hi] = new_types
-        self._merge()
+        runs = []
+        for s, e, t in self._runs:
+            if e <= start or s >= end:
+                runs.append((s, e, t))
+                continue
+            if s < start:
+                runs.append((s, start, t))
+            if s <= start:
+                runs.append((start, end, memory_type))
+            if e > end:
+                runs.append((end, e, t))
+        merged = [runs[0]]
+        for s, e, t in runs[1:]:
+            if t == merged[-1][2]:
+                merged[-1] = (merged[-1][0], e, t)
+            else:
+                merged.append((s, e, t))
+        self._runs = merged
         self.map_key += 1
-
-    def _merge(self) -> None:
-        starts, types = [self._starts[0]], [self._types[0]]
-        for s, t in zip(self._starts[1:], self._types[1:]):
-            if t != types[-1]:
-                starts.append(s); types.append(t)
-        self._starts, self._types = starts, types
 
     def touch(self) -> None:
         """Record a change that does not move pages (a new configuration table)."""
