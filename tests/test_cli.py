@@ -84,3 +84,16 @@ def test_help_lists_the_run_options():
                                         ("65536K", 64 << 20), ("1GiB", 1 << 30)])
 def test_parse_size(text, size):
     assert parse_size(text) == size
+
+
+def test_without_the_native_trampoline_efistub_says_so_once_and_runs_python_dispatch(tmp_path):
+    image = tmp_path / "ret.efi"
+    image.write_bytes(code_image(b"\x31\xc0\xc3"))
+    code = ("import sys; sys.modules['efistub._trampoline'] = None; from efistub.cli import main; "
+            f"sys.exit(main(['run', {str(image)!r}, '--json', {str(tmp_path / 'r.json')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={k: v for k, v in __import__("os").environ.items() if k != "EFISTUB_DISPATCH"})
+    assert result.returncode == 0
+    notes = [line for line in result.stderr.splitlines() if "running with Python dispatch" in line]
+    assert len(notes) == 1 and notes[0].startswith("efistub: note: the native trampoline is not built")
+    assert json.loads((tmp_path / "r.json").read_text())["dispatch"] == "python"

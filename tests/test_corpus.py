@@ -195,3 +195,22 @@ def test_grub_runs_its_embedded_config_to_the_halt(corpus, relative):
     assert report.outcome == "reset", report.fault or report.timeout
     assert report.reset["type"] == "EfiResetShutdown"
     assert any("in EfiLoaderCode memory; execute granted" in note for note in report.notes)
+
+
+def test_a_device_tree_given_with_dtb_is_the_one_the_kernel_receives(corpus, tmp_path):
+    import fdt
+
+    tree = fdt.FDT()
+    tree.add_item(fdt.PropStrings("model", "efistub-test-board"))
+    tree.add_item(fdt.PropWords("#address-cells", 2))
+    tree.add_item(fdt.PropWords("#size-cells", 2))
+    chosen = fdt.Node("chosen")
+    chosen.append(fdt.PropStrings("efistub,marker", "kept"))
+    tree.add_item(chosen)
+    machine, report = boot(corpus_file(corpus, FDT_KERNELS["aarch64"]), cmdline=CMDLINE,
+                           dtb=tree.to_dtb(version=17))
+    assert "Using DTB from configuration table" in report.console
+    received = report.handoff["fdt"]["chosen"]
+    assert received["efistub,marker"] == "kept" and received["bootargs"] == CMDLINE
+    blob = machine.fw.mem.read(report.handoff["fdt_address"], report.handoff["fdt"]["size"])
+    assert fdt.parse_dtb(blob).get_property("model").value == "efistub-test-board"
