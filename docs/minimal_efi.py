@@ -114,7 +114,7 @@ def render(results: dict) -> str:
     ]
     for service in sorted({s for r in results.values() for s in r["services"]} - set(common)):
         needing = [n.split("/")[-1] for n, r in results.items() if service in r["services"]]
-        out.append(f"- Only {', '.join(needing)} also need {service}.")
+        out.append(f"- {service} is needed only by {', '.join(needing)}.")
     out += [
         "",
         "Why, from the stub's sources (drivers/firmware/efi/libstub):",
