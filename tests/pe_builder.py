@@ -28,7 +28,7 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     """
     sections = list(sections)
     if relocations:
-        sections.append((".reloc", _reloc_blocks(relocations), DATA))
+        sections.append((".reloc", reloc_blocks(relocations), DATA))
     n = len(sections)
     lfanew = 0x40
     opt_size = pe.OptionalHeader64.sizeof() + 16 * pe.DataDirectory.sizeof()
@@ -67,7 +67,7 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     return headers + body
 
 
-def _reloc_blocks(relocations: list[tuple[int, int]]) -> bytes:
+def reloc_blocks(relocations: list[tuple[int, int]]) -> bytes:
     blocks = {}
     for rva, kind in relocations:
         blocks.setdefault(rva & ~0xFFF, []).append(kind << 12 | (rva & 0xFFF))

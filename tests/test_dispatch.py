@@ -23,9 +23,10 @@ def comparable(report) -> dict:
 
 
 @needs_native
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "riscv64"])
 @pytest.mark.parametrize("name", ["misc", "memory", "protocols", "variables", "exit"])
-def test_native_and_python_dispatch_give_the_same_report(name):
-    reports = {mode: Machine(str(GUESTS / f"{name}.efi"), dispatch=mode).run()
+def test_native_and_python_dispatch_give_the_same_report(name, arch):
+    reports = {mode: Machine(str(GUESTS.parent / arch / f"{name}.efi"), dispatch=mode).run()
                for mode in ("native", "python")}
     assert reports["native"].dispatch == "native" and reports["python"].dispatch == "python"
     assert comparable(reports["native"]) == comparable(reports["python"])

@@ -13,7 +13,7 @@ from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
 CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc"]
-ARCHES = ["x86_64", "aarch64"]
+ARCHES = ["x86_64", "aarch64", "riscv64"]
 
 
 def run(name: str, arch: str = "x86_64", **options):
@@ -76,5 +76,6 @@ def test_jump_to_loaded_code_after_exit_boot_services_is_a_handoff(arch):
     assert allocated and allocated[0].args["MemoryType"] == "EfiLoaderCode"
     base, size = report.image_info["load_address"], report.image_info["size"]
     assert not base <= report.handoff["entry"] < base + size
-    if arch == "aarch64":
-        assert report.handoff["registers"]["x0"] == 0xEF15700B
+    first_argument = {"aarch64": "x0", "riscv64": "a0"}.get(arch)
+    if first_argument:
+        assert report.handoff["registers"][first_argument] == 0xEF15700B

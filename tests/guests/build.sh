@@ -43,3 +43,23 @@ build() { # arch target machine extra-cflags...
 
 build x86_64 x86_64-unknown-windows x64 -mno-red-zone
 build aarch64 aarch64-unknown-windows arm64
+
+# RISC-V 64: clang has no Windows target for RISC-V, so compile position-independent
+# ELF with GCC and wrap it in a PE32+ image (elf2pe.py turns its relative relocations
+# into base relocations). Needs: apt-get install gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
+RISCV_CC="${RISCV_CC:-riscv64-linux-gnu-gcc}"
+RISCV_LD="${RISCV_LD:-riscv64-linux-gnu-ld}"
+if command -v "$RISCV_CC" >/dev/null 2>&1 && command -v "$RISCV_LD" >/dev/null 2>&1; then
+    mkdir -p "$here/riscv64"
+    for name in "${PROGRAMS[@]}"; do
+        "$RISCV_CC" -march=rv64gc -mabi=lp64d -mcmodel=medany -fpie "${CFLAGS_COMMON[@]}" \
+            -c "$name.c" -o "$obj/$name-riscv64.o"
+        "$RISCV_LD" -pie --no-dynamic-linker -z norelro --build-id=none -e efi_main \
+            -o "$obj/$name-riscv64.elf" "$obj/$name-riscv64.o"
+        python3 "$here/elf2pe.py" "$obj/$name-riscv64.elf" "$here/riscv64/$name.efi"
+        echo "built riscv64/$name.efi"
+    done
+else
+    echo "build.sh: $RISCV_CC not found; riscv64 programs not rebuilt" \
+         "(apt-get install gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu)" >&2
+fi

@@ -12,6 +12,8 @@
 
 #if defined(__x86_64__)
 static const UINT8 kernel_code[] = {0xeb, 0xfe};             /* jmp . */
+#elif defined(__riscv)
+static const UINT8 kernel_code[] = {0x6f, 0x00, 0x00, 0x00}; /* j . */
 #else
 static const UINT8 kernel_code[] = {0x00, 0x00, 0x00, 0x14}; /* b . */
 #endif
