@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"efistub {__import__('efistub').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
-        "run", help="run an EFI image to its hand-off, exit, fault or timeout",
+        "run", help="run an EFI image to its hand-off, exit, reset, fault or timeout",
         description="Run IMAGE headless. The guest's console output is printed as it happens, then a "
                     "summary. Exit code: 0 for a hand-off to a kernel or an Exit with EFI_SUCCESS, 1 for "
                     "any other outcome, 2 for bad input.",
