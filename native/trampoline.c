@@ -268,7 +268,7 @@ static void hypercall(uc_engine *uc, efistub_trampoline *t)
         uint64_t sp = 0;
         reg_read(uc, cc->sp, &sp);
         if (!guest_read(t, sp + cc->stack_offset, &args[cc->nregs], 8ull * (count - cc->nregs)))
-            memset(&args[cc->nregs], 0, 8ull * (count - cc->nregs)); /* Python re-reads and reports it */
+            memset(&args[cc->nregs], 0, 8ull * (count - cc->nregs)); /* as the Python path: services reject NULL */
     }
     if (slot == EFISTUB_SLOT_OUTSIDE || slot >= t->slots || !handle_in_c(t, slot, args, &result))
         result = efistub_dispatch(t->python, slot, args, count);

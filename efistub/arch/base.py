@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import GuestMemoryError
+
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -40,18 +42,18 @@ class Architecture:
         uc.reg_write(self.PC, entry)
 
     def read_args(self, uc, count: int) -> list[int]:
-        registers = len(self.ARG_REGISTERS)
-        values = [uc.reg_read(r) for r in self.ARG_REGISTERS[:count]]
-        if count > registers:
-            sp = uc.reg_read(self.SP)
-            values += [self.fw.mem.read_u64(sp + self.STACK_ARGS_OFFSET + 8 * i) for i in range(count - registers)]
-        return values
+        return [self.read_arg(uc, i) for i in range(count)]
 
     def read_arg(self, uc, index: int) -> int:
+        """Argument ``index`` of the call being made; 0 when it lies on a stack that cannot be read
+        (the native trampoline does the same, and services reject the NULL)."""
         registers = len(self.ARG_REGISTERS)
         if index < registers:
             return uc.reg_read(self.ARG_REGISTERS[index])
-        return self.fw.mem.read_u64(uc.reg_read(self.SP) + self.STACK_ARGS_OFFSET + 8 * (index - registers))
+        try:
+            return self.fw.mem.read_u64(uc.reg_read(self.SP) + self.STACK_ARGS_OFFSET + 8 * (index - registers))
+        except GuestMemoryError:
+            return 0
 
     def set_return(self, uc, value: int) -> None:
         uc.reg_write(self.RETURN_REGISTER, value & MASK64)

@@ -74,7 +74,17 @@ class X86_64(Architecture):
 
     def _add_insn_hook(self, uc: Uc, insn: int, function) -> None:
         # The binding's hook_add knows no RDTSC hook, so register through the C API directly.
-        callback = _INSN_CALLBACK(lambda engine, user_data: function(uc))
+        def guarded(engine, user_data):
+            try:
+                return function(uc)
+            except BaseException as e:  # ctypes would print the traceback and carry on
+                import traceback
+
+                self.fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                uc.emu_stop()
+                return 1
+
+        callback = _INSN_CALLBACK(guarded)
         self._callbacks.append(callback)
         getattr(uc, "_Uc__do_hook_add")(UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(insn))
 
