@@ -395,6 +395,10 @@ class Machine:
                 uc.emu_start(pc, RUN_UNTIL)
             except UcError as e:
                 error = e
+            except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
+                import traceback
+
+                fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             finally:
                 watchdog.cancel()
             if fw.stop is not None:
