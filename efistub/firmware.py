@@ -14,7 +14,7 @@ from .errors import EfiError
 from .guids import Guid
 from .handles import HandleDatabase
 from .layouts.efi import PAGE_SIZE
-from .memory import AllocateType, GuestMemory, MemoryType, PageAllocator, check_allocatable_type, pages_for, ucs2
+from .memory import AllocateType, GuestMemory, MemoryType, PageAllocator, check_allocatable_type, pages_for
 from .status import Status
 from .variables import VariableStore
 
@@ -83,7 +83,8 @@ class Firmware:
     VENDOR = "efistub"
     REVISION = 0x00010000
 
-    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options: Options, console=None):
+    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options: Options, console=None,
+                 variables: VariableStore | None = None):
         self.mem = mem
         self.options = options
         self.pages = PageAllocator(ram_start, ram_end)
@@ -100,7 +101,7 @@ class Firmware:
         self.call_details: dict | None = None  # arguments a service decoded itself, shown with the call
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
-        self.variables = VariableStore()
+        self.variables = variables if variables is not None else VariableStore()
         self.events: dict[int, object] = {}  # event handle -> services.events.Event
         self.keys = deque(options.keys)
         # Addresses of the tables and the stubs, filled in by tables.build_firmware_tables().
@@ -137,9 +138,6 @@ class Firmware:
         address = self.allocate_pool(memory_type, len(data))
         self.mem.write(address, data)
         return address
-
-    def store_string(self, text: str, memory_type: int = MemoryType.EfiBootServicesData) -> int:
-        return self.store(memory_type, ucs2(text))
 
     def _handle_memory(self, size: int) -> int:
         start, end = self._handle_arena

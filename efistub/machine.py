@@ -30,7 +30,7 @@ from .layouts import efi
 from .loader import PeImage, read_image
 from .memory import AllocateType, GuestMemory, MemoryType, pages_for
 from .protocols import console, initrd, loaded_image, rng
-from .registry import POINTER, Service, load_all, unimplemented
+from .registry import POINTER, Service, load_all
 from .report import Report
 from .services import events
 from .status import Status
@@ -88,8 +88,7 @@ def service_slots(extra: list[Service] = ()) -> list[Service]:
     registry = load_all()
     names = list(efi.BOOT_SERVICES) + list(efi.RUNTIME_SERVICES)
     names += sorted(set(registry) - set(names))
-    runtime = set(efi.RUNTIME_SERVICES)
-    return [registry.get(n) or unimplemented(n, boot=n not in runtime) for n in names] + list(extra)
+    return [registry[n] for n in names] + list(extra)  # every table member is declared
 
 
 def _bytes_or_file(value, what: str) -> bytes | None:
@@ -238,8 +237,7 @@ class Machine:
     # -- set-up -------------------------------------------------------------------------
     def _boot(self):
         opts, image = self.options, self.image
-        fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink)
-        fw.variables = self.variables
+        fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink, self.variables)
         arch = self.arch = arches.for_machine(image.machine)(fw)
         slots = [self._implementation(s) for s in service_slots([s for *_, services in self._protocols
                                                                   for s in services])]

@@ -233,20 +233,11 @@ class GuestMemory:
         if self._write(self._handle, address, data, size):
             raise GuestMemoryError(address, size, "write")
 
-    def read_u8(self, a: int) -> int:
-        return self.read(a, 1)[0]
-
-    def read_u16(self, a: int) -> int:
-        return struct.unpack("<H", self.read(a, 2))[0]
-
     def read_u32(self, a: int) -> int:
         return struct.unpack("<I", self.read(a, 4))[0]
 
     def read_u64(self, a: int) -> int:
         return struct.unpack("<Q", self.read(a, 8))[0]
-
-    def write_u8(self, a: int, v: int) -> None:
-        self.write(a, struct.pack("<B", v & 0xFF))
 
     def write_u32(self, a: int, v: int) -> None:
         self.write(a, struct.pack("<I", v & 0xFFFFFFFF))

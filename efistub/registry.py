@@ -130,10 +130,6 @@ def declare(name: str, *, boot: bool = True, **args: ArgType) -> None:
     REGISTRY[name] = Service(name, None, tuple(args.items()), False, boot)
 
 
-def unimplemented(name: str, boot: bool = True) -> Service:
-    """A table member nobody declared: returns EFI_UNSUPPORTED and is recorded."""
-    return Service(name, None, (), False, boot)
-
 
 def load_all() -> dict[str, Service]:
     """Import every module that registers services; return the registry."""

@@ -58,7 +58,7 @@ class RiscV64(Architecture):
     def install_protocols(self, fw) -> None:
         from ..protocols import riscv_boot
 
-        riscv_boot.install(fw, fw.options.hart_id)
+        riscv_boot.install(fw)
 
     def kernel_entry_offset(self, image: bytes) -> int | None:
         """riscv Image header: "RISCV" at 0x30; code0 is ``c.li s4, -13`` ("MZ"), then ``j _start_kernel``."""

@@ -22,6 +22,6 @@ def GetBootHartId(fw, this, hart_id_ptr):
     return Status.EFI_SUCCESS
 
 
-def install(fw, hart_id: int) -> int:
+def install(fw) -> int:
     interface = make_interface(fw, "RiscvBoot", MEMBERS, RiscvBootProtocol, Revision=REVISION)
     return fw.handles.install(None, guids.RISCV_EFI_BOOT_PROTOCOL, interface).address
