@@ -84,8 +84,9 @@ class Firmware:
     REVISION = 0x00010000
 
     def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options: Options, console=None,
-                 variables: VariableStore | None = None):
+                 variables: VariableStore | None = None, width: int = 8):
         self.mem = mem
+        self.width = width  # the guest's pointer width in bytes: 8, or 4 for IA32
         self.options = options
         self.pages = PageAllocator(ram_start, ram_end)
         self.pools: dict[int, tuple[int, int]] = {}  # address -> (pages, memory type)
@@ -113,6 +114,13 @@ class Firmware:
         self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
         self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given
+
+    @property
+    def layout(self):
+        """The UEFI structures at this guest's pointer width (layouts.efi.layouts)."""
+        from .layouts.efi import layouts
+
+        return layouts(self.width)
 
     # -- memory -----------------------------------------------------------------
     def allocate_pages(self, memory_type: int, pages: int, kind: int = AllocateType.AllocateAnyPages,

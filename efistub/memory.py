@@ -198,8 +198,12 @@ class GuestMemory:
 
     SMALL = 4096
 
-    def __init__(self, uc):
+    def __init__(self, uc, width: int = 8):
         from unicorn.unicorn_py3 import unicorn as binding
+
+        self.width = width  # bytes in a UINTN, a pointer or a handle of this guest (4 or 8)
+        self._uintn = struct.Struct("<Q" if width == 8 else "<I")
+        self._uintn_mask = (1 << (8 * width)) - 1
 
         self._handle = uc._uch
         self._read = binding.uclib.uc_mem_read
@@ -244,6 +248,14 @@ class GuestMemory:
 
     def write_u64(self, a: int, v: int) -> None:
         self.write(a, struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
+
+    # UINTN, pointers and handles: as wide as the guest's pointers. UINT64 and
+    # EFI_PHYSICAL_ADDRESS stay read_u64/write_u64 on every architecture.
+    def read_uintn(self, a: int) -> int:
+        return self._uintn.unpack(self.read(a, self.width))[0]
+
+    def write_uintn(self, a: int, v: int) -> None:
+        self.write(a, self._uintn.pack(v & self._uintn_mask))
 
     def read_guid(self, a: int) -> Guid:
         key = ("guid", a)
