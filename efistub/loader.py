@@ -1,9 +1,9 @@
-"""PE/COFF loader: validates a PE32+ EFI image and lays it out in memory.
+"""PE/COFF loader: validates a PE32 or PE32+ EFI image and lays it out in memory.
 
 Headers and sections are placed from the raw header values (PointerToRawData,
 VirtualAddress, SizeOfRawData), as EDK2's loader does; the rest of each section
 and the BSS are zero. Base relocations are applied when the image is loaded away
-from its ImageBase.
+from its ImageBase: HIGHLOW (32-bit) and DIR64 (64-bit) fields, in either format.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ class Section:
 
 @dataclass
 class PeImage:
-    """A validated PE32+ image, not yet placed in guest memory."""
+    """A validated PE32 or PE32+ image, not yet placed in guest memory."""
 
     path: str
-    data: bytearray
+    data: bytearray = field(repr=False)
     machine: int
     subsystem: int
     image_base: int
@@ -58,6 +58,12 @@ class PeImage:
     sections: list[Section] = field(default_factory=list)
     reloc_rva: int = 0
     reloc_size: int = 0
+    magic: int = pe.PE32PLUS_MAGIC  # of the optional header: PE32 or PE32+
+
+    @property
+    def width(self) -> int:
+        """The image's pointer width in bytes: 4 for PE32, 8 for PE32+."""
+        return pe.POINTER_WIDTHS[self.magic]
 
     @property
     def arch(self) -> str:
@@ -151,7 +157,19 @@ def _parse(path: str, layout, data: bytes, offset: int, what: str):
         raise InputError(path, f"cannot parse the {what}: {e}") from None
 
 
+def _machine_name(machine: int) -> str:
+    return pe.MACHINE_NAMES.get(machine, f"0x{machine:04x}")
+
+
 def parse_image(path: str, data: bytes | bytearray, supported_machines: dict[int, str] | None = None) -> PeImage:
+    """Validate the PE32 or PE32+ EFI image in ``data``; raise InputError(path, problem).
+
+    ``path`` only names the image in errors and in PeImage.path (a file name, or e.g.
+    the name of a LoadImage SourceBuffer). Bytes other than a bytearray are copied
+    once into one, so that pieces() hands out writable buffers.
+    """
+    if not isinstance(data, bytearray):
+        data = bytearray(data)
     if len(data) < 2 or data[:2] != b"MZ":
         raise InputError(path, "not a PE image (no MZ signature)")
     dos = _parse(path, pe.DosHeader, data, 0, "DOS header")
@@ -159,15 +177,23 @@ def parse_image(path: str, data: bytes | bytearray, supported_machines: dict[int
     if coff.Signature != pe.PE_SIGNATURE:
         raise InputError(path, f"not a PE image (no PE signature at offset 0x{dos.e_lfanew:x})")
     opt_offset = dos.e_lfanew + pe.CoffHeader.sizeof()
-    magic = _parse(path, pe.OptionalHeader64, data + bytes(pe.OptionalHeader64.sizeof()), opt_offset, "optional header").Magic
-    if magic == pe.PE32_MAGIC:
-        raise InputError(path, f"PE32 (32-bit) image for {pe.MACHINE_NAMES.get(coff.Machine, hex(coff.Machine))}; efistub runs PE32+ images")
-    if magic != pe.PE32PLUS_MAGIC:
+    magic = _parse(path, pe.OptionalHeaderMagic, data, opt_offset, "optional header").Magic
+    if magic not in pe.OPTIONAL_HEADERS:
         raise InputError(path, f"unknown optional header magic 0x{magic:x}")
-    opt = _parse(path, pe.OptionalHeader64, data, opt_offset, "optional header")
-    if supported_machines is not None and coff.Machine not in supported_machines:
-        name = pe.MACHINE_NAMES.get(coff.Machine, f"0x{coff.Machine:04x}")
-        raise InputError(path, f"machine {name} is not supported (supported: {', '.join(supported_machines.values())})")
+    fmt, width, machine = pe.FORMAT_NAMES[magic], pe.POINTER_WIDTHS[magic], coff.Machine
+    if pe.MACHINE_WIDTHS.get(machine, width) != width:
+        other = next(m for m, w in pe.POINTER_WIDTHS.items() if w != width)
+        raise InputError(path, f"{fmt} ({8 * width}-bit) image for {_machine_name(machine)}, a "
+                               f"{8 * pe.MACHINE_WIDTHS[machine]}-bit machine whose images are {pe.FORMAT_NAMES[other]}")
+    layout = pe.OPTIONAL_HEADERS[magic]
+    opt = _parse(path, layout, data, opt_offset, f"{fmt} optional header")
+    directories = opt_offset + layout.sizeof()  # the data directories follow the optional header
+    if coff.SizeOfOptionalHeader < layout.sizeof() + opt.NumberOfRvaAndSizes * pe.DataDirectory.sizeof():
+        raise InputError(path, f"SizeOfOptionalHeader 0x{coff.SizeOfOptionalHeader:x} is too small for the {fmt} "
+                               f"optional header and its {opt.NumberOfRvaAndSizes} data directories")
+    if supported_machines is not None and machine not in supported_machines:
+        raise InputError(path, f"machine {_machine_name(machine)} is not supported "
+                               f"(supported: {', '.join(supported_machines.values())})")
     if opt.Subsystem not in (pe.SUBSYSTEM_EFI_APPLICATION, pe.SUBSYSTEM_EFI_BOOT_SERVICE_DRIVER, pe.SUBSYSTEM_EFI_RUNTIME_DRIVER):
         name = pe.SUBSYSTEM_NAMES.get(opt.Subsystem, str(opt.Subsystem))
         raise InputError(path, f"subsystem {name} is not an EFI subsystem")
@@ -204,15 +230,16 @@ def parse_image(path: str, data: bytes | bytearray, supported_machines: dict[int
 
     reloc_rva = reloc_size = 0
     if opt.NumberOfRvaAndSizes > pe.DIRECTORY_BASERELOC:
-        d = _parse(path, pe.DataDirectory, data, opt_offset + pe.OptionalHeader64.sizeof() + pe.DIRECTORY_BASERELOC * pe.DataDirectory.sizeof(), "relocation directory")
+        d = _parse(path, pe.DataDirectory, data, directories + pe.DIRECTORY_BASERELOC * pe.DataDirectory.sizeof(), "relocation directory")
         if d.Size:
             if d.VirtualAddress + d.Size > opt.SizeOfImage:
                 raise InputError(path, "base relocation directory lies outside the image")
             reloc_rva, reloc_size = d.VirtualAddress, d.Size
 
     return PeImage(
-        path=os.fspath(path), data=data, machine=coff.Machine, subsystem=opt.Subsystem,
+        path=os.fspath(path), data=data, machine=machine, subsystem=opt.Subsystem,
         image_base=opt.ImageBase, size_of_image=opt.SizeOfImage, size_of_headers=opt.SizeOfHeaders,
         entry_rva=opt.AddressOfEntryPoint, section_alignment=align, file_alignment=opt.FileAlignment,
         characteristics=coff.Characteristics, sections=sections, reloc_rva=reloc_rva, reloc_size=reloc_size,
+        magic=magic,
     )

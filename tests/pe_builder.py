@@ -1,4 +1,4 @@
-"""Builds small synthetic PE32+ images for tests of the loader and of fault handling."""
+"""Builds small synthetic PE32+ and PE32 images for tests of the loader and of fault handling."""
 
 from __future__ import annotations
 
@@ -20,18 +20,22 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
              machine: int = pe.MACHINE_AMD64, subsystem: int = pe.SUBSYSTEM_EFI_APPLICATION,
              image_base: int = 0x10000000, relocations: list[tuple[int, int]] | None = None,
              magic: int = pe.PE32PLUS_MAGIC, file_align: int = FILE_ALIGN, section_align: int = SECTION_ALIGN,
-             size_of_image: int | None = None) -> bytes:
+             size_of_image: int | None = None, size_of_optional_header: int | None = None) -> bytes:
     """A PE image with ``sections`` = [(name, data, characteristics)].
 
+    ``magic`` picks the optional header's layout: PE32 (pe.PE32_MAGIC) or PE32+ (any
+    other value, so that a wrong magic can be tested); it does not change ``machine``.
     ``relocations`` = [(rva, type)] are emitted as a .reloc section. Section RVAs
-    follow one another from ``section_align``.
+    follow one another from ``section_align``. ``size_of_optional_header`` overrides
+    the header's SizeOfOptionalHeader (the section table still follows 16 directories).
     """
+    optional = pe.OPTIONAL_HEADERS.get(magic, pe.OptionalHeader64)
     sections = list(sections)
     if relocations:
         sections.append((".reloc", reloc_blocks(relocations), DATA))
     n = len(sections)
     lfanew = 0x40
-    opt_size = pe.OptionalHeader64.sizeof() + 16 * pe.DataDirectory.sizeof()
+    opt_size = optional.sizeof() + 16 * pe.DataDirectory.sizeof()
     headers_size = _align(lfanew + pe.CoffHeader.sizeof() + opt_size + n * pe.SectionHeader.sizeof(), file_align)
     rva = _align(headers_size, section_align)
     raw = headers_size
@@ -49,10 +53,10 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     directories = [dict(VirtualAddress=0, Size=0) for _ in range(16)]
     if relocations:
         directories[pe.DIRECTORY_BASERELOC] = dict(VirtualAddress=layout[-1][0], Size=layout[-1][1])
-    opt = pe.OptionalHeader64.build(dict(
+    opt = optional.build(dict(
         Magic=magic, MajorLinkerVersion=0, MinorLinkerVersion=0, SizeOfCode=0, SizeOfInitializedData=0,
         SizeOfUninitializedData=0, AddressOfEntryPoint=layout[entry_section][0] + entry_offset, BaseOfCode=0,
-        ImageBase=image_base, SectionAlignment=section_align, FileAlignment=file_align,
+        BaseOfData=0, ImageBase=image_base, SectionAlignment=section_align, FileAlignment=file_align,
         MajorOperatingSystemVersion=0, MinorOperatingSystemVersion=0, MajorImageVersion=0, MinorImageVersion=0,
         MajorSubsystemVersion=0, MinorSubsystemVersion=0, Win32VersionValue=0,
         SizeOfImage=size_of_image if size_of_image is not None else rva, SizeOfHeaders=headers_size,
@@ -61,7 +65,8 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     )) + b"".join(pe.DataDirectory.build(d) for d in directories)
     coff = pe.CoffHeader.build(dict(Signature=pe.PE_SIGNATURE, Machine=machine, NumberOfSections=n,
                                     TimeDateStamp=0, PointerToSymbolTable=0, NumberOfSymbols=0,
-                                    SizeOfOptionalHeader=opt_size, Characteristics=0x22))
+                                    SizeOfOptionalHeader=opt_size if size_of_optional_header is None
+                                    else size_of_optional_header, Characteristics=0x22))
     dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", lfanew)
     headers = (dos + coff + opt + b"".join(table)).ljust(headers_size, b"\0")
     return headers + body
@@ -85,3 +90,19 @@ def code_image(code: bytes, data: bytes = b"", **kwargs) -> bytes:
     if data:
         sections.append((".data", data, DATA))
     return build_pe(sections, **kwargs)
+
+
+def build_pe32(sections: list[tuple[str, bytes, int]], **kwargs) -> bytes:
+    """A PE32 image for IA32 (machine 0x14c) at ImageBase 0x400000; relocations are usually HIGHLOW."""
+    kwargs.setdefault("machine", pe.MACHINE_I386)
+    kwargs.setdefault("image_base", 0x400000)
+    kwargs.setdefault("magic", pe.PE32_MAGIC)
+    return build_pe(sections, **kwargs)
+
+
+def code_image32(code: bytes, data: bytes = b"", **kwargs) -> bytes:
+    """A PE32 IA32 image whose entry point is the first byte of ``code``."""
+    sections = [(".text", code, CODE)]
+    if data:
+        sections.append((".data", data, DATA))
+    return build_pe32(sections, **kwargs)

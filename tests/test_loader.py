@@ -77,8 +77,12 @@ def test_wrong_machine_names_it():
     assert "machine loongarch64 is not supported" in problem(code_image(b"\xc3", machine=0x6264))
 
 
-def test_pe32_is_rejected():
-    assert "PE32 (32-bit)" in problem(code_image(b"\xc3", magic=pe.PE32_MAGIC))
+def test_pe32_for_a_64bit_machine_is_rejected():
+    assert "PE32 (32-bit) image for x86_64, a 64-bit machine" in problem(code_image(b"\xc3", magic=pe.PE32_MAGIC))
+
+
+def test_pe32plus_is_8_bytes_wide():
+    assert parse(code_image(b"\xc3")).width == 8
 
 
 def test_not_an_efi_subsystem():

@@ -14,7 +14,7 @@ MACHINE_AMD64 = 0x8664
 MACHINE_ARM64 = 0xAA64
 MACHINE_RISCV64 = 0x5064
 MACHINE_NAMES = {
-    MACHINE_I386: "i386",
+    MACHINE_I386: "ia32",
     MACHINE_AMD64: "x86_64",
     MACHINE_ARM64: "aarch64",
     MACHINE_RISCV64: "riscv64",
@@ -24,6 +24,12 @@ MACHINE_NAMES = {
     0x6264: "loongarch64",
     0x0200: "ia64",
     0x0EBC: "EFI byte code",
+}
+# The pointer width of the machines that have one; each fixes the optional header's format
+# (PE32 for 4, PE32+ for 8). EFI byte code, whose width is the host's, is in neither.
+MACHINE_WIDTHS = {
+    MACHINE_I386: 4, 0x01C2: 4, 0x01C4: 4, 0x5032: 4,
+    MACHINE_AMD64: 8, MACHINE_ARM64: 8, MACHINE_RISCV64: 8, 0x6264: 8, 0x0200: 8,
 }
 
 SUBSYSTEM_EFI_APPLICATION = 10
@@ -65,7 +71,42 @@ CoffHeader = Struct(
 
 DataDirectory = Struct("VirtualAddress" / Int32ul, "Size" / Int32ul)
 
-OptionalHeader64 = Struct(
+OptionalHeaderMagic = Struct("Magic" / Int16ul)  # the first field of both optional headers
+
+OptionalHeader32 = Struct(  # PE32: BaseOfData, and 32-bit ImageBase and stack and heap sizes
+    "Magic" / Int16ul,
+    "MajorLinkerVersion" / Int8ul,
+    "MinorLinkerVersion" / Int8ul,
+    "SizeOfCode" / Int32ul,
+    "SizeOfInitializedData" / Int32ul,
+    "SizeOfUninitializedData" / Int32ul,
+    "AddressOfEntryPoint" / Int32ul,
+    "BaseOfCode" / Int32ul,
+    "BaseOfData" / Int32ul,
+    "ImageBase" / Int32ul,
+    "SectionAlignment" / Int32ul,
+    "FileAlignment" / Int32ul,
+    "MajorOperatingSystemVersion" / Int16ul,
+    "MinorOperatingSystemVersion" / Int16ul,
+    "MajorImageVersion" / Int16ul,
+    "MinorImageVersion" / Int16ul,
+    "MajorSubsystemVersion" / Int16ul,
+    "MinorSubsystemVersion" / Int16ul,
+    "Win32VersionValue" / Int32ul,
+    "SizeOfImage" / Int32ul,
+    "SizeOfHeaders" / Int32ul,
+    "CheckSum" / Int32ul,
+    "Subsystem" / Int16ul,
+    "DllCharacteristics" / Int16ul,
+    "SizeOfStackReserve" / Int32ul,
+    "SizeOfStackCommit" / Int32ul,
+    "SizeOfHeapReserve" / Int32ul,
+    "SizeOfHeapCommit" / Int32ul,
+    "LoaderFlags" / Int32ul,
+    "NumberOfRvaAndSizes" / Int32ul,
+)
+
+OptionalHeader64 = Struct(  # PE32+
     "Magic" / Int16ul,
     "MajorLinkerVersion" / Int8ul,
     "MinorLinkerVersion" / Int8ul,
@@ -96,6 +137,11 @@ OptionalHeader64 = Struct(
     "LoaderFlags" / Int32ul,
     "NumberOfRvaAndSizes" / Int32ul,
 )
+
+# Optional header magic -> its layout (the data directories follow it), format name, pointer width
+OPTIONAL_HEADERS = {PE32_MAGIC: OptionalHeader32, PE32PLUS_MAGIC: OptionalHeader64}
+FORMAT_NAMES = {PE32_MAGIC: "PE32", PE32PLUS_MAGIC: "PE32+"}
+POINTER_WIDTHS = {PE32_MAGIC: 4, PE32PLUS_MAGIC: 8}
 
 SectionHeader = Struct(
     "Name" / Bytes(8),
