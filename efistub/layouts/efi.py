@@ -1,45 +1,82 @@
-"""UEFI 2.10 structures used by the firmware, as construct definitions."""
+"""UEFI 2.10 structures used by the firmware, as construct definitions.
+
+Structures are laid out by ``c_struct`` with C natural alignment, as the compilers
+EDK2 uses lay them out; no structure states its padding by hand.
+
+Structures that hold a UINTN, a pointer or a handle depend on the guest's pointer
+width; ``layouts(width)`` has them (``Firmware.layout`` is ``layouts(fw.width)``).
+The ones below at module level are the same on every architecture.
+"""
 
 from __future__ import annotations
 
+import functools
+
 from construct import (
-    Bytes, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct,
+    Bytes, Construct, FormatField, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct,
+    Subconstruct,
 )
 
-UINTN = Int64ul
-POINTER = Int64ul
-HANDLE = Int64ul
-GUID = Bytes(16)
 PAGE_SIZE = 4096
+MAX_ALIGNMENT = 8  # UINT64 is 8-aligned also on IA32 (EDK2 builds with -malign-double, or MSVC)
+
+
+# -- the alignment helper ------------------------------------------------------------------------
+
+def alignment_of(subcon: Construct) -> int:
+    """The C alignment of a field: min(size, 8) for integers, the largest member's for a
+    ``c_struct``, the element's for an array, 1 for bytes, or what ``c_alignment`` says."""
+    explicit = getattr(subcon, "c_alignment", None)
+    if explicit is not None:
+        return explicit
+    if isinstance(subcon, FormatField):
+        return min(subcon.length, MAX_ALIGNMENT)
+    if isinstance(subcon, Bytes):
+        return 1
+    if isinstance(subcon, Subconstruct):  # a named field, an array: as its contents
+        return alignment_of(subcon.subcon)
+    raise TypeError(f"no C alignment known for {subcon!r}; build it with c_struct or set c_alignment")
+
+
+def c_struct(*fields: Construct) -> Struct:
+    """A Struct of ``fields`` with C natural alignment.
+
+    Each field starts at a multiple of its alignment (``alignment_of``), and the
+    structure ends at a multiple of its own alignment, its largest member's.
+    """
+    members: list[Construct] = []
+    offset, alignment = 0, 1
+    for field in fields:
+        field_alignment = alignment_of(field)
+        gap = -offset % field_alignment
+        if gap:
+            members.append(Padding(gap))
+        members.append(field)
+        offset += gap + field.sizeof()
+        alignment = max(alignment, field_alignment)
+    if offset % alignment:
+        members.append(Padding(-offset % alignment))
+    struct = Struct(*members)
+    struct.c_alignment = alignment
+    return struct
+
+
+GUID = Bytes(16)
+GUID.c_alignment = 4  # EFI_GUID is {UINT32, UINT16, UINT16, UINT8[8]}
+
+# -- the same on every architecture ----------------------------------------------------------------
 
 SYSTEM_TABLE_SIGNATURE = 0x5453595320494249  # "IBI SYST"
 BOOT_SERVICES_SIGNATURE = 0x56524553544F4F42  # "BOOTSERV"
 RUNTIME_SERVICES_SIGNATURE = 0x56524553544E5552  # "RUNTSERV"
 SPECIFICATION_REVISION = (2 << 16) | 70  # 2.70
 
-TableHeader = Struct(
+TableHeader = c_struct(
     "Signature" / Int64ul,
     "Revision" / Int32ul,
     "HeaderSize" / Int32ul,
     "CRC32" / Int32ul,
     "Reserved" / Int32ul,
-)
-
-SystemTable = Struct(
-    "Hdr" / TableHeader,
-    "FirmwareVendor" / POINTER,
-    "FirmwareRevision" / Int32ul,
-    Padding(4),
-    "ConsoleInHandle" / HANDLE,
-    "ConIn" / POINTER,
-    "ConsoleOutHandle" / HANDLE,
-    "ConOut" / POINTER,
-    "StandardErrorHandle" / HANDLE,
-    "StdErr" / POINTER,
-    "RuntimeServices" / POINTER,
-    "BootServices" / POINTER,
-    "NumberOfTableEntries" / UINTN,
-    "ConfigurationTable" / POINTER,
 )
 
 # Members of EFI_BOOT_SERVICES after its header, in table order (44).
@@ -68,23 +105,10 @@ RUNTIME_SERVICES = (
     "UpdateCapsule", "QueryCapsuleCapabilities", "QueryVariableInfo",
 )
 
-
-def function_table(members, header: bool = True) -> Struct:
-    """A table of function pointers, optionally after an EFI_TABLE_HEADER."""
-    fields = [name / POINTER for name in members]
-    return Struct("Hdr" / TableHeader, *fields) if header else Struct(*fields)
-
-
-BootServices = function_table(BOOT_SERVICES)
-RuntimeServices = function_table(RUNTIME_SERVICES)
-
-ConfigurationTable = Struct("VendorGuid" / GUID, "VendorTable" / POINTER)
-
 MEMORY_DESCRIPTOR_VERSION = 1
-MemoryDescriptor = Struct(
+MemoryDescriptor = c_struct(
     "Type" / Int32ul,
-    Padding(4),
-    "PhysicalStart" / Int64ul,
+    "PhysicalStart" / Int64ul,  # EFI_PHYSICAL_ADDRESS: 64 bits on every architecture
     "VirtualStart" / Int64ul,
     "NumberOfPages" / Int64ul,
     "Attribute" / Int64ul,
@@ -94,74 +118,50 @@ MemoryDescriptor = Struct(
 MEMORY_DESCRIPTOR_STRIDE = MemoryDescriptor.sizeof() + 8
 
 LOADED_IMAGE_REVISION = 0x1000
-LoadedImage = Struct(
-    "Revision" / Int32ul,
-    Padding(4),
-    "ParentHandle" / HANDLE,
-    "SystemTable" / POINTER,
-    "DeviceHandle" / HANDLE,
-    "FilePath" / POINTER,
-    "Reserved" / POINTER,
-    "LoadOptionsSize" / Int32ul,
-    Padding(4),
-    "LoadOptions" / POINTER,
-    "ImageBase" / POINTER,
-    "ImageSize" / Int64ul,
-    "ImageCodeType" / Int32ul,
-    "ImageDataType" / Int32ul,
-    "Unload" / POINTER,
-)
 
 SIMPLE_TEXT_OUTPUT = (
     "Reset", "OutputString", "TestString", "QueryMode", "SetMode",
     "SetAttribute", "ClearScreen", "SetCursorPosition", "EnableCursor",
 )
-SimpleTextOutput = Struct(*[name / POINTER for name in SIMPLE_TEXT_OUTPUT], "Mode" / POINTER)
 
-SimpleTextOutputMode = Struct(
+SimpleTextOutputMode = c_struct(
     "MaxMode" / Int32sl,
     "Mode" / Int32sl,
     "Attribute" / Int32sl,
     "CursorColumn" / Int32sl,
     "CursorRow" / Int32sl,
     "CursorVisible" / Int8ul,
-    Padding(3),
 )
 
 SIMPLE_TEXT_INPUT = ("Reset", "ReadKeyStroke")
-SimpleTextInput = Struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
 
-InputKey = Struct("ScanCode" / Int16ul, "UnicodeChar" / Int16ul)
+InputKey = c_struct("ScanCode" / Int16ul, "UnicodeChar" / Int16ul)
 
 LOAD_FILE2 = ("LoadFile",)
-LoadFile2 = function_table(LOAD_FILE2, header=False)
-
 RNG = ("GetInfo", "GetRNG")
-Rng = function_table(RNG, header=False)
+RISCV_BOOT = ("GetBootHartId",)  # RISCV_EFI_BOOT_PROTOCOL after its UINT64 Revision
 
-Time = Struct(
+Time = c_struct(
     "Year" / Int16ul,
     "Month" / Int8ul,
     "Day" / Int8ul,
     "Hour" / Int8ul,
     "Minute" / Int8ul,
     "Second" / Int8ul,
-    Padding(1),
     "Nanosecond" / Int32ul,
     "TimeZone" / Int16sl,
     "Daylight" / Int8ul,
-    Padding(1),
 )
 UNSPECIFIED_TIMEZONE = 0x07FF
 
-TimeCapabilities = Struct(
+TimeCapabilities = c_struct(
     "Resolution" / Int32ul,
     "Accuracy" / Int32ul,
     "SetsToZero" / Int8ul,
-    Padding(3),
 )
 
-# Device paths (UEFI 2.10 §10.3)
+# Device paths (UEFI 2.10 §10.3). Device path nodes are byte-packed (EDK2 declares
+# them under #pragma pack(1)), so these are plain Structs, not c_structs.
 DevicePathHeader = Struct("Type" / Int8ul, "SubType" / Int8ul, "Length" / Int16ul)
 DEVICE_PATH_MEDIA = 0x04
 MEDIA_VENDOR = 0x03
@@ -171,10 +171,89 @@ END_ENTIRE = 0xFF
 END_INSTANCE = 0x01
 VendorDevicePath = Struct("Header" / DevicePathHeader, "Guid" / GUID)
 
-OpenProtocolInformationEntry = Struct(
-    "AgentHandle" / HANDLE,
-    "ControllerHandle" / HANDLE,
-    "Attributes" / Int32ul,
-    "OpenCount" / Int32ul,
-)
 
+# -- the ones that depend on the pointer width ----------------------------------------------------
+
+class Layouts:
+    """The UEFI structures at one pointer width (4: IA32; 8: x64, AArch64, RISC-V 64).
+
+    UINTN, POINTER and HANDLE are the same construct: an unsigned little-endian
+    integer ``width`` bytes wide. UINT64 fields (ImageSize, the memory descriptor's
+    addresses) stay 64 bits, 8-aligned, on every width.
+    """
+
+    def __init__(self, width: int):
+        if width not in (4, 8):
+            raise ValueError(f"pointer width must be 4 or 8 bytes, not {width!r}")
+        self.width = width
+        self.UINTN = self.POINTER = self.HANDLE = Int64ul if width == 8 else Int32ul
+        POINTER, HANDLE, UINTN = self.POINTER, self.HANDLE, self.UINTN
+
+        self.SystemTable = c_struct(
+            "Hdr" / TableHeader,
+            "FirmwareVendor" / POINTER,
+            "FirmwareRevision" / Int32ul,
+            "ConsoleInHandle" / HANDLE,
+            "ConIn" / POINTER,
+            "ConsoleOutHandle" / HANDLE,
+            "ConOut" / POINTER,
+            "StandardErrorHandle" / HANDLE,
+            "StdErr" / POINTER,
+            "RuntimeServices" / POINTER,
+            "BootServices" / POINTER,
+            "NumberOfTableEntries" / UINTN,
+            "ConfigurationTable" / POINTER,
+        )
+        self.BootServices = self.function_table(BOOT_SERVICES)
+        self.RuntimeServices = self.function_table(RUNTIME_SERVICES)
+        self.ConfigurationTable = c_struct("VendorGuid" / GUID, "VendorTable" / POINTER)
+        self.LoadedImage = c_struct(
+            "Revision" / Int32ul,
+            "ParentHandle" / HANDLE,
+            "SystemTable" / POINTER,
+            "DeviceHandle" / HANDLE,
+            "FilePath" / POINTER,
+            "Reserved" / POINTER,
+            "LoadOptionsSize" / Int32ul,
+            "LoadOptions" / POINTER,
+            "ImageBase" / POINTER,
+            "ImageSize" / Int64ul,  # UINT64
+            "ImageCodeType" / Int32ul,
+            "ImageDataType" / Int32ul,
+            "Unload" / POINTER,
+        )
+        self.SimpleTextOutput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_OUTPUT], "Mode" / POINTER)
+        self.SimpleTextInput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
+        self.LoadFile2 = self.function_table(LOAD_FILE2, header=False)
+        self.Rng = self.function_table(RNG, header=False)
+        self.RiscvBootProtocol = c_struct("Revision" / Int64ul, *[name / POINTER for name in RISCV_BOOT])
+        self.OpenProtocolInformationEntry = c_struct(
+            "AgentHandle" / HANDLE,
+            "ControllerHandle" / HANDLE,
+            "Attributes" / Int32ul,
+            "OpenCount" / Int32ul,
+        )
+
+    def function_table(self, members, header: bool = True) -> Struct:
+        """A table of function pointers, optionally after an EFI_TABLE_HEADER."""
+        fields = [name / self.POINTER for name in members]
+        return c_struct("Hdr" / TableHeader, *fields) if header else c_struct(*fields)
+
+    def __repr__(self) -> str:
+        return f"<efi.Layouts width={self.width}>"
+
+
+@functools.lru_cache(maxsize=None)
+def layouts(width: int) -> Layouts:
+    """The UEFI structures for a guest whose UINTN and pointers are ``width`` bytes (4 or 8)."""
+    return Layouts(width)
+
+
+
+# Until every user has moved to layouts(width): the 64-bit structures, as before.
+_64 = layouts(8)
+UINTN, POINTER, HANDLE, function_table = _64.UINTN, _64.POINTER, _64.HANDLE, _64.function_table
+SystemTable, BootServices, RuntimeServices = _64.SystemTable, _64.BootServices, _64.RuntimeServices
+ConfigurationTable, LoadedImage, OpenProtocolInformationEntry = (
+    _64.ConfigurationTable, _64.LoadedImage, _64.OpenProtocolInformationEntry)
+SimpleTextOutput, SimpleTextInput, LoadFile2, Rng = _64.SimpleTextOutput, _64.SimpleTextInput, _64.LoadFile2, _64.Rng
