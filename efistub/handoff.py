@@ -7,17 +7,11 @@ configuration tables as they lie in guest memory.
 
 from __future__ import annotations
 
-from construct import Int64ul, Struct
-
 from .guids import LINUX_EFI_BOOT_MEMMAP, LINUX_EFI_INITRD_MEDIA, Guid
-from .layouts import efi
+from .layouts import efi, linux
 from .memory import MemoryType
 
 MAX_DESCRIPTORS = 4096
-
-InitrdMedia = Struct("base" / Int64ul, "size" / Int64ul)
-BootMemmapHeader = Struct("map_size" / Int64ul, "desc_size" / Int64ul, "desc_ver" / Int64ul,
-                          "map_key" / Int64ul, "buff_size" / Int64ul)
 
 
 def describe(machine, entry: int) -> dict:
@@ -53,8 +47,9 @@ def configuration_tables(fw) -> list[dict]:
     The array is read at its physical address: after SetVirtualAddressMap the system
     table holds its virtual one.
     """
-    st = fw.mem.read_struct(efi.SystemTable, fw.system_table)
-    entry = efi.ConfigurationTable
+    st = fw.mem.read_struct(fw.layout.SystemTable, fw.system_table)
+    entry = fw.layout.ConfigurationTable
+    kernel = linux.layouts(fw.width)
     out = []
     for i in range(min(st.NumberOfTableEntries, 1024)):
         e = fw.mem.read_struct(entry, fw.config_table_array + i * entry.sizeof())
@@ -62,9 +57,9 @@ def configuration_tables(fw) -> list[dict]:
         table = {"guid": str(guid), "name": guid.name, "address": e.VendorTable}
         try:
             if guid == LINUX_EFI_INITRD_MEDIA:
-                table["initrd"] = dict(fw.mem.read_struct(InitrdMedia, e.VendorTable))
+                table["initrd"] = dict(fw.mem.read_struct(kernel.InitrdMedia, e.VendorTable))
             elif guid == LINUX_EFI_BOOT_MEMMAP:
-                table["boot_memmap"] = dict(fw.mem.read_struct(BootMemmapHeader, e.VendorTable))
+                table["boot_memmap"] = dict(fw.mem.read_struct(kernel.BootMemmapHeader, e.VendorTable))
         except Exception as ex:
             table["error"] = str(ex)
         for value in table.values():

@@ -29,19 +29,20 @@ def build_firmware_tables(fw, console: dict) -> None:
     ``console`` gives ConsoleInHandle/ConIn/ConsoleOutHandle/ConOut/StandardErrorHandle/StdErr.
     """
     data = MemoryType.EfiRuntimeServicesData
-    fw.boot_services = fw.allocate_pool(MemoryType.EfiBootServicesData, efi.BootServices.sizeof())
-    write_table(fw, efi.BootServices, fw.boot_services,
-                dict(Hdr=_header(efi.BOOT_SERVICES_SIGNATURE, efi.BootServices),
+    layout = fw.layout
+    fw.boot_services = fw.allocate_pool(MemoryType.EfiBootServicesData, layout.BootServices.sizeof())
+    write_table(fw, layout.BootServices, fw.boot_services,
+                dict(Hdr=_header(efi.BOOT_SERVICES_SIGNATURE, layout.BootServices),
                      **{name: fw.stub_address[name] for name in efi.BOOT_SERVICES}))
-    fw.runtime_services = fw.allocate_pool(data, efi.RuntimeServices.sizeof())
-    write_table(fw, efi.RuntimeServices, fw.runtime_services,
-                dict(Hdr=_header(efi.RUNTIME_SERVICES_SIGNATURE, efi.RuntimeServices),
+    fw.runtime_services = fw.allocate_pool(data, layout.RuntimeServices.sizeof())
+    write_table(fw, layout.RuntimeServices, fw.runtime_services,
+                dict(Hdr=_header(efi.RUNTIME_SERVICES_SIGNATURE, layout.RuntimeServices),
                      **{name: fw.stub_address[name] for name in efi.RUNTIME_SERVICES}))
-    fw.config_table_array = fw.allocate_pool(data, CONFIG_TABLE_CAPACITY * efi.ConfigurationTable.sizeof())
+    fw.config_table_array = fw.allocate_pool(data, CONFIG_TABLE_CAPACITY * layout.ConfigurationTable.sizeof())
     fw.config_table_capacity = CONFIG_TABLE_CAPACITY
-    fw.system_table = fw.allocate_pool(data, efi.SystemTable.sizeof())
+    fw.system_table = fw.allocate_pool(data, layout.SystemTable.sizeof())
     fw.system_table_value = dict(
-        Hdr=_header(efi.SYSTEM_TABLE_SIGNATURE, efi.SystemTable),
+        Hdr=_header(efi.SYSTEM_TABLE_SIGNATURE, layout.SystemTable),
         FirmwareVendor=fw.store(data, ucs2(fw.VENDOR)),
         FirmwareRevision=fw.REVISION,
         RuntimeServices=fw.runtime_services,
@@ -50,18 +51,18 @@ def build_firmware_tables(fw, console: dict) -> None:
         ConfigurationTable=fw.config_table_array,
         **console,
     )
-    write_table(fw, efi.SystemTable, fw.system_table, fw.system_table_value)
+    write_table(fw, layout.SystemTable, fw.system_table, fw.system_table_value)
 
 
 def update_system_table(fw, **changes) -> None:
     fw.system_table_value.update(changes)
-    write_table(fw, efi.SystemTable, fw.system_table, fw.system_table_value)
+    write_table(fw, fw.layout.SystemTable, fw.system_table, fw.system_table_value)
 
 
 def write_configuration_tables(fw) -> None:
     """Rewrite the configuration table array (growing it when full) and the system table."""
     entries = list(fw.config_tables.items())
-    entry = efi.ConfigurationTable
+    entry = fw.layout.ConfigurationTable
     if len(entries) > fw.config_table_capacity:
         old = fw.config_table_array
         fw.config_table_capacity *= 2
