@@ -15,7 +15,7 @@ INVALID = Status.EFI_INVALID_PARAMETER
 def AllocatePages(fw, kind, memory_type, pages, memory):
     if kind > AllocateType.AllocateAddress or not memory:
         return INVALID
-    requested = fw.mem.read_u64(memory)
+    requested = fw.mem.read_u64(memory)  # EFI_PHYSICAL_ADDRESS: 64 bits on every architecture
     address = fw.allocate_pages(memory_type, pages, kind, requested)
     fw.mem.write_u64(memory, address)
     return Status.EFI_SUCCESS
@@ -31,8 +31,8 @@ def FreePages(fw, memory, pages):
 def AllocatePool(fw, pool_type, size, buffer):
     if not buffer:
         return INVALID
-    fw.mem.read_u64(buffer)  # the output pointer must be writable guest memory
-    fw.mem.write_u64(buffer, fw.allocate_pool(pool_type, size))
+    fw.mem.read_uintn(buffer)  # the output pointer must be writable guest memory
+    fw.mem.write_uintn(buffer, fw.allocate_pool(pool_type, size))
     return Status.EFI_SUCCESS
 
 
@@ -52,15 +52,15 @@ def GetMemoryMap(fw, size_ptr, map_ptr, key_ptr, desc_size_ptr, desc_version_ptr
     stride = efi.MEMORY_DESCRIPTOR_STRIDE
     descriptors = fw.pages.descriptors()
     needed = len(descriptors) * stride
-    available = fw.mem.read_u64(size_ptr)
+    available = fw.mem.read_uintn(size_ptr)
     # The size probe must still report the descriptor size and version (the Linux stub divides by it).
     if desc_size_ptr:
-        fw.mem.write_u64(desc_size_ptr, stride)
+        fw.mem.write_uintn(desc_size_ptr, stride)
     if desc_version_ptr:
         fw.mem.write_u32(desc_version_ptr, efi.MEMORY_DESCRIPTOR_VERSION)
     if key_ptr:
-        fw.mem.write_u64(key_ptr, fw.pages.map_key)
-    fw.mem.write_u64(size_ptr, needed)
+        fw.mem.write_uintn(key_ptr, fw.pages.map_key)
+    fw.mem.write_uintn(size_ptr, needed)
     if available < needed:
         return Status.EFI_BUFFER_TOO_SMALL
     if not map_ptr:

@@ -11,7 +11,6 @@ import enum
 
 from .. import guids, handles as hdb
 from ..errors import EfiError
-from ..layouts import efi
 from ..memory import MemoryType
 from ..protocols import device_path
 from ..registry import BOOLEAN, EVENT, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
@@ -39,6 +38,11 @@ def _guid(fw, address: int) -> guids.Guid:
     if not address:
         raise EfiError(INVALID, "NULL protocol GUID")
     return fw.mem.read_guid(address)
+
+
+def _pointers(fw, values) -> bytes:
+    """An array of handles or pointers, as wide as the guest's."""
+    return b"".join(v.to_bytes(fw.width, "little") for v in values)
 
 
 def guid_address(fw, guid: guids.Guid) -> int:
@@ -71,7 +75,7 @@ def OpenProtocol(fw, handle, protocol, interface, agent, controller, attributes)
             return INVALID
     if guid not in h.protocols:
         if interface and attributes != hdb.TEST_PROTOCOL:
-            fw.mem.write_u64(interface, 0)
+            fw.mem.write_uintn(interface, 0)
         return Status.EFI_UNSUPPORTED
     records = h.opens.setdefault(guid, [])
     if attributes & (hdb.BY_DRIVER | hdb.EXCLUSIVE):
@@ -81,7 +85,7 @@ def OpenProtocol(fw, handle, protocol, interface, agent, controller, attributes)
             if r.attributes & hdb.BY_DRIVER and r.agent == agent:
                 return Status.EFI_ALREADY_STARTED
     if attributes != hdb.TEST_PROTOCOL:
-        fw.mem.write_u64(interface, h.protocols[guid])
+        fw.mem.write_uintn(interface, h.protocols[guid])
     if attributes != hdb.BY_HANDLE_PROTOCOL:
         for r in records:
             if (r.agent, r.controller, r.attributes) == (agent, controller, attributes):
@@ -117,11 +121,11 @@ def OpenProtocolInformation(fw, handle, protocol, entry_buffer, entry_count):
         return INVALID
     if guid not in h.protocols:
         return Status.EFI_NOT_FOUND
-    entry = efi.OpenProtocolInformationEntry
+    entry = fw.layout.OpenProtocolInformationEntry
     raw = b"".join(entry.build(dict(AgentHandle=r.agent, ControllerHandle=r.controller,
                                     Attributes=r.attributes, OpenCount=r.count)) for r in h.opens.get(guid, []))
-    fw.mem.write_u64(entry_buffer, fw.store(MemoryType.EfiBootServicesData, raw) if raw else 0)
-    fw.mem.write_u64(entry_count, len(raw) // entry.sizeof())
+    fw.mem.write_uintn(entry_buffer, fw.store(MemoryType.EfiBootServicesData, raw) if raw else 0)
+    fw.mem.write_uintn(entry_count, len(raw) // entry.sizeof())
     return Status.EFI_SUCCESS
 
 
@@ -131,7 +135,7 @@ def LocateProtocol(fw, protocol, registration, interface):
     if not interface:
         return INVALID
     found = None if registration else fw.handles.find_interface(guid)
-    fw.mem.write_u64(interface, found or 0)
+    fw.mem.write_uintn(interface, found or 0)
     return Status.EFI_SUCCESS if found is not None else Status.EFI_NOT_FOUND
 
 
@@ -154,14 +158,14 @@ def LocateHandle(fw, search_type, protocol, search_key, size_ptr, buffer):
     found = _search(fw, search_type, protocol)
     if not found:
         return Status.EFI_NOT_FOUND
-    needed = len(found) * 8
-    available = fw.mem.read_u64(size_ptr)
-    fw.mem.write_u64(size_ptr, needed)
+    needed = len(found) * fw.width
+    available = fw.mem.read_uintn(size_ptr)
+    fw.mem.write_uintn(size_ptr, needed)
     if available < needed:
         return Status.EFI_BUFFER_TOO_SMALL
     if not buffer:
         return INVALID
-    fw.mem.write(buffer, b"".join(h.to_bytes(8, "little") for h in found))
+    fw.mem.write(buffer, _pointers(fw, found))
     return Status.EFI_SUCCESS
 
 
@@ -171,12 +175,11 @@ def LocateHandleBuffer(fw, search_type, protocol, search_key, count_ptr, buffer_
     if not count_ptr or not buffer_ptr:
         return INVALID
     found = _search(fw, search_type, protocol)
-    fw.mem.write_u64(count_ptr, len(found))
+    fw.mem.write_uintn(count_ptr, len(found))
     if not found:
-        fw.mem.write_u64(buffer_ptr, 0)
+        fw.mem.write_uintn(buffer_ptr, 0)
         return Status.EFI_NOT_FOUND
-    raw = b"".join(h.to_bytes(8, "little") for h in found)
-    fw.mem.write_u64(buffer_ptr, fw.store(MemoryType.EfiBootServicesData, raw))
+    fw.mem.write_uintn(buffer_ptr, fw.store(MemoryType.EfiBootServicesData, _pointers(fw, found)))
     return Status.EFI_SUCCESS
 
 
@@ -185,7 +188,7 @@ def LocateDevicePath(fw, protocol, path_ptr, device_ptr):
     guid = _guid(fw, protocol)
     if not path_ptr or not device_ptr:
         return INVALID
-    path = fw.mem.read_u64(path_ptr)
+    path = fw.mem.read_uintn(path_ptr)
     if not path:
         return INVALID
     try:
@@ -202,8 +205,8 @@ def LocateDevicePath(fw, protocol, path_ptr, device_ptr):
     if best is None:
         return Status.EFI_NOT_FOUND
     consumed = sum(len(n.to_bytes()) for n in wanted[:best_nodes])
-    fw.mem.write_u64(device_ptr, best.address)
-    fw.mem.write_u64(path_ptr, path + consumed)
+    fw.mem.write_uintn(device_ptr, best.address)
+    fw.mem.write_uintn(path_ptr, path + consumed)
     return Status.EFI_SUCCESS
 
 
@@ -212,19 +215,19 @@ def ProtocolsPerHandle(fw, handle, buffer_ptr, count_ptr):
     h = _handle(fw, handle)
     if not buffer_ptr or not count_ptr:
         return INVALID
-    raw = b"".join(guid_address(fw, g).to_bytes(8, "little") for g in h.protocols)
-    fw.mem.write_u64(buffer_ptr, fw.store(MemoryType.EfiBootServicesData, raw))
-    fw.mem.write_u64(count_ptr, len(h.protocols))
+    raw = _pointers(fw, [guid_address(fw, g) for g in h.protocols])
+    fw.mem.write_uintn(buffer_ptr, fw.store(MemoryType.EfiBootServicesData, raw))
+    fw.mem.write_uintn(count_ptr, len(h.protocols))
     return Status.EFI_SUCCESS
 
 
 def _install(fw, handle_ptr: int, guid: guids.Guid, interface: int) -> None:
-    current = fw.mem.read_u64(handle_ptr)
+    current = fw.mem.read_uintn(handle_ptr)
     h = _handle(fw, current) if current else None
     if h is not None and guid in h.protocols:
         raise EfiError(INVALID, f"{guid.name} is already installed on handle 0x{current:x}")
     h = fw.handles.install(h, guid, interface)
-    fw.mem.write_u64(handle_ptr, h.address)
+    fw.mem.write_uintn(handle_ptr, h.address)
 
 
 @service("InstallProtocolInterface", Handle=POINTER, Protocol=GUID_PTR, InterfaceType=UINT32, Interface=POINTER)
@@ -280,17 +283,17 @@ def InstallMultipleProtocolInterfaces(fw, handle_ptr, vararg):
             for other in fw.handles.with_protocol(guids.DEVICE_PATH_PROTOCOL):
                 if device_path.read(fw.mem, other.protocols[guid])[0] == nodes:
                     return Status.EFI_ALREADY_STARTED
-    original = fw.mem.read_u64(handle_ptr)
+    original = fw.mem.read_uintn(handle_ptr)
     done = []
     try:
         for guid, interface in pairs:
             _install(fw, handle_ptr, guid, interface)
             done.append(guid)
     except EfiError:
-        h = fw.handles.get(fw.mem.read_u64(handle_ptr))
+        h = fw.handles.get(fw.mem.read_uintn(handle_ptr))
         for guid in done:
             fw.handles.uninstall(h, guid)
-        fw.mem.write_u64(handle_ptr, original)
+        fw.mem.write_uintn(handle_ptr, original)
         raise
     return Status.EFI_SUCCESS
 

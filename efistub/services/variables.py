@@ -22,8 +22,8 @@ def GetVariable(fw, name_ptr, guid_ptr, attributes_ptr, size_ptr, data_ptr):
     var = fw.variables.get(fw.mem.read_ucs2(name_ptr), fw.mem.read_guid(guid_ptr))
     if not _visible(fw, var):
         return Status.EFI_NOT_FOUND
-    available = fw.mem.read_u64(size_ptr)
-    fw.mem.write_u64(size_ptr, len(var.data))
+    available = fw.mem.read_uintn(size_ptr)
+    fw.mem.write_uintn(size_ptr, len(var.data))
     if attributes_ptr:
         fw.mem.write_u32(attributes_ptr, var.attributes)
     if available < len(var.data):
@@ -38,7 +38,7 @@ def GetVariable(fw, name_ptr, guid_ptr, attributes_ptr, size_ptr, data_ptr):
 def GetNextVariableName(fw, size_ptr, name_ptr, guid_ptr):
     if not size_ptr or not name_ptr or not guid_ptr:
         return INVALID
-    size = fw.mem.read_u64(size_ptr)
+    size = fw.mem.read_uintn(size_ptr)
     raw = fw.mem.read(name_ptr, min(size, 2 * (v.MAX_VARIABLE_SIZE + 1)) & ~1)
     end = next((i for i in range(0, len(raw), 2) if raw[i:i + 2] == b"\0\0"), None)
     if end is None:
@@ -57,7 +57,7 @@ def GetNextVariableName(fw, size_ptr, name_ptr, guid_ptr):
         return Status.EFI_NOT_FOUND
     following = visible[position]
     encoded = (following.name + "\0").encode("utf-16-le")
-    fw.mem.write_u64(size_ptr, len(encoded))
+    fw.mem.write_uintn(size_ptr, len(encoded))
     if size < len(encoded):
         return Status.EFI_BUFFER_TOO_SMALL
     fw.mem.write(name_ptr, encoded)
@@ -115,7 +115,7 @@ def QueryVariableInfo(fw, attributes, max_storage_ptr, remaining_ptr, max_size_p
         return INVALID
     if attributes & v.AUTHENTICATED:
         return Status.EFI_UNSUPPORTED
-    store = fw.variables
+    store = fw.variables  # the three outputs are UINT64 on every architecture
     fw.mem.write_u64(max_storage_ptr, store.capacity)
     fw.mem.write_u64(remaining_ptr, store.remaining)
     fw.mem.write_u64(max_size_ptr, store.max_variable)

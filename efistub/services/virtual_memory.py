@@ -45,9 +45,9 @@ def SetVirtualAddressMap(fw, size, descriptor_size, version, virtual_map):
             fw.note(f"SetVirtualAddressMap: no virtual address for the runtime range 0x{d.start:x}")
             return Status.EFI_NO_MAPPING
     fw.virtual_map = regions
-    rt = fw.mem.read_struct(efi.RuntimeServices, fw.runtime_services)
+    rt = fw.mem.read_struct(fw.layout.RuntimeServices, fw.runtime_services)
     moved = {name: _virtual(fw, rt[name]) for name in efi.RUNTIME_SERVICES}
-    write_table(fw, efi.RuntimeServices, fw.runtime_services, dict(Hdr=dict(rt.Hdr), **moved))
+    write_table(fw, fw.layout.RuntimeServices, fw.runtime_services, dict(Hdr=dict(rt.Hdr), **moved))
     st = fw.system_table_value
     update_system_table(fw, RuntimeServices=_virtual(fw, st["RuntimeServices"]),
                         FirmwareVendor=_virtual(fw, st["FirmwareVendor"]),
@@ -61,8 +61,8 @@ def ConvertPointer(fw, disposition, address_ptr):
         return INVALID
     if fw.virtual_map is None:
         return Status.EFI_UNSUPPORTED  # only during SetVirtualAddressMap's notifications, which efistub has none of
-    address = fw.mem.read_u64(address_ptr)
+    address = fw.mem.read_uintn(address_ptr)
     if not address:
         return Status.EFI_SUCCESS if disposition & OPTIONAL_PTR else INVALID
-    fw.mem.write_u64(address_ptr, _virtual(fw, address))
+    fw.mem.write_uintn(address_ptr, _virtual(fw, address))
     return Status.EFI_SUCCESS
