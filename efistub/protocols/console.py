@@ -79,8 +79,8 @@ def QueryMode(fw, this, mode, columns_ptr, rows_ptr):
     if not columns_ptr or not rows_ptr:
         return Status.EFI_INVALID_PARAMETER
     columns, rows = MODES[mode]
-    fw.mem.write_u64(columns_ptr, columns)
-    fw.mem.write_u64(rows_ptr, rows)
+    fw.mem.write_uintn(columns_ptr, columns)
+    fw.mem.write_uintn(rows_ptr, rows)
     return Status.EFI_SUCCESS
 
 
@@ -150,10 +150,10 @@ def install(fw) -> dict:
     """Create the console handle; return the system table's console members."""
     out = TextOutput(fw)
     fw.protocol_state["console"] = out
-    text_out = make_interface(fw, "TextOutput", efi.SIMPLE_TEXT_OUTPUT, efi.SimpleTextOutput,
+    text_out = make_interface(fw, "TextOutput", efi.SIMPLE_TEXT_OUTPUT, fw.layout.SimpleTextOutput,
                               Mode=out.mode_address)
     wait_for_key = events.new_event(fw, events.Event(events.EVT_NOTIFY_WAIT, events.TPL_NOTIFY, 0, 0, is_key=True))
-    text_in = make_interface(fw, "TextInput", efi.SIMPLE_TEXT_INPUT, efi.SimpleTextInput,
+    text_in = make_interface(fw, "TextInput", efi.SIMPLE_TEXT_INPUT, fw.layout.SimpleTextInput,
                              WaitForKey=wait_for_key)
     handle = fw.handles.install(None, guids.SIMPLE_TEXT_OUTPUT_PROTOCOL, text_out)
     fw.handles.install(handle, guids.SIMPLE_TEXT_INPUT_PROTOCOL, text_in)

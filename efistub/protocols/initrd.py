@@ -21,8 +21,8 @@ def LoadFile(fw, this, file_path, boot_policy, size_ptr, buffer):
     if not file_path or not size_ptr:
         return Status.EFI_INVALID_PARAMETER
     data = files[this]
-    available = fw.mem.read_u64(size_ptr)
-    fw.mem.write_u64(size_ptr, len(data))
+    available = fw.mem.read_uintn(size_ptr)
+    fw.mem.write_uintn(size_ptr, len(data))
     if not buffer or available < len(data):
         return Status.EFI_BUFFER_TOO_SMALL
     fw.mem.write(buffer, data)
@@ -31,7 +31,7 @@ def LoadFile(fw, this, file_path, boot_policy, size_ptr, buffer):
 
 def install(fw, data: bytes) -> int:
     """Offer ``data`` as the initrd; return the handle."""
-    interface = make_interface(fw, "LoadFile2", efi.LOAD_FILE2, efi.LoadFile2)
+    interface = make_interface(fw, "LoadFile2", efi.LOAD_FILE2, fw.layout.LoadFile2)
     fw.protocol_state.setdefault("load_file2", {})[interface] = bytes(data)
     path = fw.store(MemoryType.EfiBootServicesData,
                     device_path.encode([device_path.vendor_media(guids.LINUX_EFI_INITRD_MEDIA)]))

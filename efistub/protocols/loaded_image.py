@@ -29,8 +29,9 @@ def install(fw, image, base: int, cmdline: str) -> int:
         ImageBase=base, ImageSize=image.size_of_image,
         ImageCodeType=MemoryType.EfiLoaderCode, ImageDataType=MemoryType.EfiLoaderData, Unload=0,
     )
-    interface = fw.allocate_pool(MemoryType.EfiBootServicesData, efi.LoadedImage.sizeof())
-    fw.mem.write_struct(efi.LoadedImage, interface, loaded)
+    layout = fw.layout.LoadedImage
+    interface = fw.allocate_pool(MemoryType.EfiBootServicesData, layout.sizeof())
+    fw.mem.write_struct(layout, interface, loaded)
     handle = fw.handles.install(None, guids.LOADED_IMAGE_PROTOCOL, interface)
     full_path = fw.store(MemoryType.EfiBootServicesData, device_path.encode(device_nodes + [file_node]))
     fw.handles.install(handle, guids.LOADED_IMAGE_DEVICE_PATH_PROTOCOL, full_path)

@@ -16,8 +16,8 @@ def GetInfo(fw, this, size_ptr, list_ptr):
     if not size_ptr:
         return Status.EFI_INVALID_PARAMETER
     needed = 16 * len(ALGORITHMS)
-    available = fw.mem.read_u64(size_ptr)
-    fw.mem.write_u64(size_ptr, needed)
+    available = fw.mem.read_uintn(size_ptr)
+    fw.mem.write_uintn(size_ptr, needed)
     if not list_ptr or available < needed:
         return Status.EFI_BUFFER_TOO_SMALL
     fw.mem.write(list_ptr, b"".join(g.to_bytes() for g in ALGORITHMS))
@@ -35,5 +35,5 @@ def GetRNG(fw, this, algorithm, length, value):
 
 
 def install(fw) -> int:
-    interface = make_interface(fw, "Rng", efi.RNG, efi.Rng)
+    interface = make_interface(fw, "Rng", efi.RNG, fw.layout.Rng)
     return fw.handles.install(None, guids.RNG_PROTOCOL, interface).address
