@@ -38,6 +38,19 @@ class Context:
     def write_u64(self, address: int, value: int) -> None:
         self.firmware.mem.write_u64(address, value)
 
+    # UINTN, pointers, handles and EFI_EVENTs: as wide as the guest's pointers (``width``).
+    # UINT64 and EFI_PHYSICAL_ADDRESS are read_u64/write_u64 on every architecture.
+    @property
+    def width(self) -> int:
+        """The guest's pointer width in bytes: 8, or 4 for an IA32 image."""
+        return self.firmware.width
+
+    def read_uintn(self, address: int) -> int:
+        return self.firmware.mem.read_uintn(address)
+
+    def write_uintn(self, address: int, value: int) -> None:
+        self.firmware.mem.write_uintn(address, value)
+
     # strings and GUIDs
     def read_string(self, address: int) -> str:
         """A NUL-terminated UCS-2 string."""
