@@ -6,6 +6,11 @@
 #ifndef EFISTUB_GUEST_EFI_H
 #define EFISTUB_GUEST_EFI_H
 
+/*
+ * Calling convention of EFI services and of the entry point (UEFI 2.10 2.3):
+ * x64 uses the Microsoft x64 convention; IA32 uses cdecl, the default of the
+ * i686 targets; AArch64 and RISC-V 64 use their standard procedure call ABIs.
+ */
 #if defined(__x86_64__)
 #define EFIAPI __attribute__((ms_abi))
 #else
@@ -20,8 +25,17 @@ typedef signed char INT8;
 typedef short INT16;
 typedef int INT32;
 typedef long long INT64;
+/* UINTN, INTN, EFI_STATUS, handles and pointers have the width of a pointer:
+   64 bits on x64, AArch64 and RISC-V 64, 32 bits on IA32. */
+#if __SIZEOF_POINTER__ == 8
 typedef UINT64 UINTN;
 typedef INT64 INTN;
+#elif __SIZEOF_POINTER__ == 4
+typedef UINT32 UINTN;
+typedef INT32 INTN;
+#else
+#error "unsupported pointer width"
+#endif
 typedef UINT8 BOOLEAN;
 typedef UINT16 CHAR16;
 typedef char CHAR8;
@@ -45,9 +59,10 @@ typedef struct {
     UINT8 Data4[8];
 } EFI_GUID;
 
-/* Status codes (Appendix D) */
-#define EFI_ERR (1ULL << 63)
-#define EFI_SUCCESS 0ULL
+/* Status codes (Appendix D): errors have the top bit of UINTN set, so
+   EFI_NOT_FOUND is 0x800000000000000E on 64-bit and 0x8000000E on IA32. */
+#define EFI_ERR ((UINTN)1 << (sizeof(UINTN) * 8 - 1))
+#define EFI_SUCCESS ((UINTN)0)
 #define EFI_LOAD_ERROR (EFI_ERR | 1)
 #define EFI_INVALID_PARAMETER (EFI_ERR | 2)
 #define EFI_UNSUPPORTED (EFI_ERR | 3)
@@ -246,6 +261,32 @@ typedef struct {
 
 typedef VOID(EFIAPI *EFI_EVENT_NOTIFY)(EFI_EVENT Event, VOID *Context);
 
+/* Event types (7.1) */
+#define EVT_TIMER 0x80000000
+#define EVT_RUNTIME 0x40000000
+#define EVT_NOTIFY_WAIT 0x00000100
+#define EVT_NOTIFY_SIGNAL 0x00000200
+#define EVT_SIGNAL_EXIT_BOOT_SERVICES 0x00000201
+#define EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE 0x60000202
+
+typedef enum {
+    TimerCancel,
+    TimerPeriodic,
+    TimerRelative
+} EFI_TIMER_DELAY;
+
+/* Event groups (7.1, CreateEventEx) */
+#define EFI_EVENT_GROUP_EXIT_BOOT_SERVICES \
+    { 0x27abf055, 0xb1b8, 0x4c26, { 0x80, 0x48, 0x74, 0x8f, 0x37, 0xba, 0xa2, 0xdf } }
+#define EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES \
+    { 0x8be0e274, 0x3970, 0x4b44, { 0x80, 0xc5, 0x1a, 0xb9, 0x50, 0x2f, 0x3b, 0xfc } }
+#define EFI_EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE \
+    { 0x13fa7698, 0xc831, 0x49c7, { 0x87, 0xea, 0x8f, 0x43, 0xfc, 0xc2, 0x51, 0x96 } }
+#define EFI_EVENT_GROUP_MEMORY_MAP_CHANGE \
+    { 0x78bee926, 0x692f, 0x48fd, { 0x9e, 0xdb, 0x01, 0x42, 0x2e, 0xf0, 0xd7, 0xab } }
+#define EFI_EVENT_GROUP_READY_TO_BOOT \
+    { 0x7ce88fb3, 0x4bd7, 0x4679, { 0x87, 0xa8, 0xa8, 0xd8, 0xde, 0xe5, 0x0d, 0x2b } }
+
 /* Variable attributes (8.2) */
 #define EFI_VARIABLE_NON_VOLATILE 0x00000001
 #define EFI_VARIABLE_BOOTSERVICE_ACCESS 0x00000002
@@ -310,7 +351,7 @@ typedef struct {
     /* Events and timers (8-13) */
     EFI_STATUS(EFIAPI *CreateEvent)(UINT32 Type, EFI_TPL NotifyTpl, EFI_EVENT_NOTIFY NotifyFunction,
                                     VOID *NotifyContext, EFI_EVENT *Event);
-    EFI_STATUS(EFIAPI *SetTimer)(EFI_EVENT Event, UINT32 Type, UINT64 TriggerTime);
+    EFI_STATUS(EFIAPI *SetTimer)(EFI_EVENT Event, EFI_TIMER_DELAY Type, UINT64 TriggerTime);
     EFI_STATUS(EFIAPI *WaitForEvent)(UINTN NumberOfEvents, EFI_EVENT *Event, UINTN *Index);
     EFI_STATUS(EFIAPI *SignalEvent)(EFI_EVENT Event);
     EFI_STATUS(EFIAPI *CloseEvent)(EFI_EVENT Event);
@@ -429,6 +470,11 @@ typedef struct {
 #define EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL_GUID \
     { 0x387477c2, 0x69c7, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
 
+/* The vendor media device path under which Linux (drivers/firmware/efi/libstub)
+   looks for a LOAD_FILE2 handle that gives its initrd. */
+#define LINUX_EFI_INITRD_MEDIA_GUID \
+    { 0x5568e427, 0x68fc, 0x4f3d, { 0xac, 0x74, 0xca, 0x55, 0x52, 0x31, 0xcc, 0x68 } }
+
 /* Load file 2 protocol (13.2) */
 #define EFI_LOAD_FILE2_PROTOCOL_GUID \
     { 0x4006c0c1, 0xfcb3, 0x403e, { 0x99, 0x6d, 0x4a, 0x6c, 0x87, 0x24, 0xe0, 0x6d } }
@@ -455,17 +501,23 @@ struct EFI_RNG_PROTOCOL {
                                UINTN RNGValueLength, UINT8 *RNGValue);
 };
 
-/* Compile-time layout checks (all sizes for a 64-bit target) */
+/* Compile-time layout checks, for 64-bit targets and for IA32. UINT64 members are
+   8-byte aligned on IA32 too (the i686-windows ABI, as in EDK2). */
 #define EFI_STATIC_ASSERT(c, m) typedef char efi_static_assert_##m[(c) ? 1 : -1]
+#define EFI_PTR sizeof(VOID *)
+EFI_STATIC_ASSERT(sizeof(UINTN) == EFI_PTR && sizeof(EFI_STATUS) == EFI_PTR, uintn);
 EFI_STATIC_ASSERT(sizeof(EFI_GUID) == 16, guid);
 EFI_STATIC_ASSERT(sizeof(EFI_TABLE_HEADER) == 24, table_header);
-EFI_STATIC_ASSERT(sizeof(EFI_BOOT_SERVICES) == 24 + 44 * 8, boot_services);
-EFI_STATIC_ASSERT(sizeof(EFI_RUNTIME_SERVICES) == 24 + 14 * 8, runtime_services);
-EFI_STATIC_ASSERT(sizeof(EFI_SYSTEM_TABLE) == 120, system_table);
+EFI_STATIC_ASSERT(sizeof(EFI_BOOT_SERVICES) == 24 + 44 * EFI_PTR, boot_services);
+EFI_STATIC_ASSERT(sizeof(EFI_RUNTIME_SERVICES) == 24 + 14 * EFI_PTR, runtime_services);
+EFI_STATIC_ASSERT(sizeof(EFI_SYSTEM_TABLE) == 24 + 12 * EFI_PTR, system_table); /* 120 or 72 */
 EFI_STATIC_ASSERT(sizeof(EFI_MEMORY_DESCRIPTOR) == 40, memory_descriptor);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_MEMORY_DESCRIPTOR, PhysicalStart) == 8, memory_descriptor_start);
 EFI_STATIC_ASSERT(sizeof(EFI_TIME) == 16, time);
-EFI_STATIC_ASSERT(sizeof(EFI_LOADED_IMAGE_PROTOCOL) == 96, loaded_image);
-EFI_STATIC_ASSERT(sizeof(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL) == 80, text_output);
-EFI_STATIC_ASSERT(sizeof(EFI_CONFIGURATION_TABLE) == 24, configuration_table);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_LOADED_IMAGE_PROTOCOL, ImageSize) == (EFI_PTR == 8 ? 72 : 40),
+                  loaded_image_image_size);
+EFI_STATIC_ASSERT(sizeof(EFI_LOADED_IMAGE_PROTOCOL) == (EFI_PTR == 8 ? 96 : 64), loaded_image);
+EFI_STATIC_ASSERT(sizeof(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL) == 10 * EFI_PTR, text_output);
+EFI_STATIC_ASSERT(sizeof(EFI_CONFIGURATION_TABLE) == 16 + EFI_PTR, configuration_table);
 
 #endif

@@ -24,7 +24,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
     status = gBS->Exit(image, EFI_INVALID_PARAMETER, size, data);
     /* Not reached on a conforming firmware. */
     print(L"  note: Exit returned ");
-    print_hex(status);
+    print_status(status);
     print(L"\r\n");
     CHECK(0, L"exit: Exit does not return");
     return lib_done();

@@ -88,27 +88,63 @@ static void print(const CHAR16 *s)
     gST->ConOut->OutputString(gST->ConOut, (CHAR16 *)s);
 }
 
-static void print_hex(UINT64 v)
+/* "0x" and `digits` hex digits of v. */
+static void print_hex_digits(UINT64 v, int digits)
 {
     CHAR16 buf[19];
-    static const CHAR16 digits[] = L"0123456789abcdef";
+    static const CHAR16 hex[] = L"0123456789abcdef";
     int i;
     buf[0] = L'0';
     buf[1] = L'x';
-    for (i = 0; i < 16; i++)
-        buf[2 + i] = digits[(v >> (60 - 4 * i)) & 0xf];
-    buf[18] = 0;
+    for (i = 0; i < digits; i++)
+        buf[2 + i] = hex[(v >> (4 * (digits - 1 - i))) & 0xf];
+    buf[2 + digits] = 0;
     print(buf);
+}
+
+/* A 64-bit value (a physical address, a UINT64 field): always 16 digits. */
+static void print_hex(UINT64 v)
+{
+    print_hex_digits(v, 16);
+}
+
+/* A UINTN, a pointer or an EFI_STATUS: as many digits as UINTN has
+   (16 on 64-bit targets, 8 on IA32, so EFI_NOT_FOUND prints as 0x8000000e). */
+static void print_hexn(UINTN v)
+{
+    print_hex_digits(v, (int)(2 * sizeof(UINTN)));
+}
+
+#define print_status(s) print_hexn(s)
+#define print_ptr(p) print_hexn((UINTN)(p))
+
+/* n / d and n % d for a small divisor (d < 65536) with 32-bit divisions only:
+   IA32 has no 64-bit divide instruction, and the compiler's helper for it
+   (_aulldiv) is not linked into these freestanding programs. */
+static UINT64 udiv64_small(UINT64 n, UINT32 d, UINT32 *rem)
+{
+    UINT64 q = 0;
+    UINT32 r = 0, cur;
+    int i;
+    for (i = 3; i >= 0; i--) {
+        cur = (r << 16) | (UINT32)((n >> (16 * i)) & 0xffff);
+        q |= (UINT64)(cur / d) << (16 * i);
+        r = cur % d;
+    }
+    if (rem)
+        *rem = r;
+    return q;
 }
 
 static void print_dec(UINT64 v)
 {
     CHAR16 buf[21];
+    UINT32 digit;
     int i = 20;
     buf[i] = 0;
     do {
-        buf[--i] = (CHAR16)(L'0' + v % 10);
-        v /= 10;
+        v = udiv64_small(v, 10, &digit);
+        buf[--i] = (CHAR16)(L'0' + digit);
     } while (v);
     print(&buf[i]);
 }
@@ -131,9 +167,9 @@ static int check_status(EFI_STATUS got, EFI_STATUS want, const CHAR16 *name)
     if (got == want)
         return check(1, name);
     print(L"  note: status ");
-    print_hex(got);
+    print_status(got);
     print(L", expected ");
-    print_hex(want);
+    print_status(want);
     print(L"\r\n");
     return check(0, name);
 }

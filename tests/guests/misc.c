@@ -7,6 +7,17 @@
 
 static UINT8 crc_copy[1024];
 
+/* The header sizes depend on the pointer width: 64-bit targets and IA32. */
+#if __SIZEOF_POINTER__ == 8
+#define ST_SIZE L"120"
+#define BS_SIZE L"376"
+#define RT_SIZE L"136"
+#else
+#define ST_SIZE L"72"
+#define BS_SIZE L"200"
+#define RT_SIZE L"80"
+#endif
+
 /* The table's CRC32, computed over HeaderSize bytes with the CRC32 field zeroed. */
 static int header_crc_ok(const EFI_TABLE_HEADER *hdr, const CHAR16 *name)
 {
@@ -32,13 +43,13 @@ static void test_tables(void)
 {
     CHECK(gST->Hdr.Signature == EFI_SYSTEM_TABLE_SIGNATURE, L"SystemTable: signature IBI SYST");
     CHECK(gST->Hdr.Revision >= (2U << 16), L"SystemTable: revision >= 2.0");
-    CHECK(gST->Hdr.HeaderSize == sizeof(EFI_SYSTEM_TABLE), L"SystemTable: HeaderSize == 120");
+    CHECK(gST->Hdr.HeaderSize == sizeof(EFI_SYSTEM_TABLE), L"SystemTable: HeaderSize == " ST_SIZE);
     CHECK(gBS->Hdr.Signature == EFI_BOOT_SERVICES_SIGNATURE, L"BootServices: signature BOOTSERV");
     CHECK(gBS->Hdr.Revision >= (2U << 16), L"BootServices: revision >= 2.0");
-    CHECK(gBS->Hdr.HeaderSize == sizeof(EFI_BOOT_SERVICES), L"BootServices: HeaderSize == 376 (44 services)");
+    CHECK(gBS->Hdr.HeaderSize == sizeof(EFI_BOOT_SERVICES), L"BootServices: HeaderSize == " BS_SIZE L" (44 services)");
     CHECK(gRT->Hdr.Signature == EFI_RUNTIME_SERVICES_SIGNATURE, L"RuntimeServices: signature RUNTSERV");
     CHECK(gRT->Hdr.Revision >= (2U << 16), L"RuntimeServices: revision >= 2.0");
-    CHECK(gRT->Hdr.HeaderSize == sizeof(EFI_RUNTIME_SERVICES), L"RuntimeServices: HeaderSize == 136 (14 services)");
+    CHECK(gRT->Hdr.HeaderSize == sizeof(EFI_RUNTIME_SERVICES), L"RuntimeServices: HeaderSize == " RT_SIZE L" (14 services)");
     header_crc_ok(&gST->Hdr, L"SystemTable: header CRC32 matches CalculateCrc32");
     header_crc_ok(&gBS->Hdr, L"BootServices: header CRC32 matches CalculateCrc32");
     header_crc_ok(&gRT->Hdr, L"RuntimeServices: header CRC32 matches CalculateCrc32");

@@ -89,7 +89,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
             print(L"RESULT ");
             print(programs[i]);
             print(L" status=");
-            print_hex(status);
+            print_status(status);
             print(L" exitdatasize=");
             print_dec(exit_size);
             print(L" exitdata=");
@@ -102,7 +102,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
             print(L"RESULT ");
             print(programs[i]);
             print(L" loadimage-failed=");
-            print_hex(status);
+            print_status(status);
             print(L"\r\n");
         }
         gBS->FreePool(path);

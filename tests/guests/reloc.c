@@ -6,7 +6,12 @@
  */
 #include "lib.h"
 
+/* lld-link's default ImageBase: 0x140000000 for PE32+, 0x400000 for PE32 (IA32). */
+#if __SIZEOF_POINTER__ == 8
 #define PREFERRED_IMAGE_BASE 0x140000000ULL
+#else
+#define PREFERRED_IMAGE_BASE 0x400000ULL
+#endif
 
 static EFI_GUID loaded_image_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
 
@@ -55,7 +60,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
     if (gBS->HandleProtocol(image, &loaded_image_guid, (VOID **)&li) == EFI_SUCCESS && li) {
         base = (UINTN)li->ImageBase;
         print(L"  info: ImageBase ");
-        print_hex(base);
+        print_ptr(base);
         print(base == PREFERRED_IMAGE_BASE ? L" (preferred base: relocations were no-ops)\r\n"
                                            : L" (moved from the preferred base)\r\n");
         CHECK(((const UINT8 *)li->ImageBase)[0] == 'M' && ((const UINT8 *)li->ImageBase)[1] == 'Z',
