@@ -2,6 +2,8 @@
 # Rebuild efistub's guest EFI programs from their C sources.
 #   x86_64  -> tests/guests/x86_64/NAME.efi
 #   AArch64 -> tests/guests/aarch64/NAME.efi
+#   IA32    -> tests/guests/ia32/NAME.efi
+#   RISC-V  -> tests/guests/riscv64/NAME.efi (GCC + elf2pe.py, see below)
 # Needs clang and lld-link (Debian: apt-get install clang lld). No EFI SDK.
 set -euo pipefail
 
@@ -43,6 +45,9 @@ build() { # arch target machine extra-cflags...
 
 build x86_64 x86_64-unknown-windows x64 -mno-red-zone
 build aarch64 aarch64-unknown-windows arm64
+# IA32: PE32, cdecl (the i686 default, which is EFIAPI there). The i686-windows
+# ABI aligns UINT64 struct members to 8 bytes, as EDK2 does (efi.h checks it).
+build ia32 i686-unknown-windows x86
 
 # RISC-V 64: clang has no Windows target for RISC-V, so compile position-independent
 # ELF with GCC and wrap it in a PE32+ image (elf2pe.py turns its relative relocations

@@ -1,7 +1,9 @@
 /*
  * handoff: leaves boot services and jumps to "kernel" code it placed in memory it
  * allocated, the way an OS loader hands off. efistub must report outcome "handoff" at
- * that code, with the marker in the first argument register.
+ * that code, with the marker in the first argument register (x64: RCX, AArch64: X0,
+ * RISC-V: A0). IA32 passes arguments on the stack (cdecl): there the marker is in EAX
+ * and is also pushed as the first argument, so it is at [ESP+4] at the loop.
  *
  * On AArch64 it first turns the MMU and the D-cache off in SCTLR_EL1, as arm64
  * kernels before 6.3 do in efi_enter_kernel: that path is a hand-off too.
@@ -10,7 +12,7 @@
 
 #define MARKER 0xEF15700BULL
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__i386__)
 static const UINT8 kernel_code[] = {0xeb, 0xfe};             /* jmp . */
 #elif defined(__riscv)
 static const UINT8 kernel_code[] = {0x6f, 0x00, 0x00, 0x00}; /* j . */
@@ -56,6 +58,13 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
         __asm__ volatile("msr sctlr_el1, %0; isb" : : "r"(sctlr));
     }
 #endif
+#if defined(__i386__)
+    /* cdecl call kernel(MARKER, 0) with MARKER in EAX too: after the call pushes the
+       return address, [ESP+4] = MARKER and [ESP+8] = 0. */
+    __asm__ volatile("pushl $0\n\tpushl %%eax\n\tcalll *%%ecx"
+                     : : "a"((UINT32)MARKER), "c"((UINT32)kernel) : "memory");
+#else
     ((kernel_entry)(UINTN)kernel)(MARKER, 0);
+#endif
     return EFI_ABORTED;
 }

@@ -2,13 +2,17 @@
 # Validate the guest programs' checks on real firmware: QEMU + OVMF (EDK2).
 #
 #   tests/guests/run-ovmf.sh [NAME...]   boot each ARCH/NAME.efi (default: all)
-#                                        as EFI/BOOT/BOOT{X64,AA64}.EFI, show its output
+#                                        as EFI/BOOT/BOOT{X64,AA64,IA32}.EFI, show its output
 #   tests/guests/run-ovmf.sh --runner    boot ovmf_runner.c, which LoadImage/StartImages
 #                                        every program and prints its exit status
 #                                        and ExitData (needs clang + lld-link)
 #
 # ARCH=x86_64 (default): apt-get install qemu-system-x86 ovmf
 # ARCH=aarch64:          apt-get install qemu-system-arm qemu-efi-aarch64
+# ARCH=ia32:             apt-get install qemu-system-x86 ovmf-ia32
+#                        (qemu-system-i386 with OVMF32; Debian ships it only as the
+#                        Secure Boot build, which needs SMM and always runs as pflash;
+#                        its variable store has no keys enrolled, so Secure Boot is off)
 # PFLASH=1: firmware as pflash (code + a fresh copy of the variable store)
 #           instead of -bios (whose variable store is emulated in RAM).
 # Exit status 0 when every program printed only PASS lines and "DONE 0 failures"
@@ -30,10 +34,21 @@ case "$ARCH" in
         CODE=/usr/share/AAVMF/AAVMF_CODE.fd VARS=/usr/share/AAVMF/AAVMF_VARS.fd
         QEMU=qemu-system-aarch64 PACKAGES="qemu-system-arm qemu-efi-aarch64" BOOTFILE=BOOTAA64.EFI
         TARGET=aarch64-unknown-windows MACHINE=arm64 CFLAGS_ARCH= ;;
-    *) echo "ARCH must be x86_64 or aarch64" >&2; exit 1 ;;
+    ia32)
+        CODE=/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd VARS=/usr/share/OVMF/OVMF32_VARS_4M.fd
+        OVMF="$CODE" PFLASH=1
+        QEMU=qemu-system-i386 PACKAGES="qemu-system-x86 ovmf-ia32" BOOTFILE=BOOTIA32.EFI
+        TARGET=i686-unknown-windows MACHINE=x86 CFLAGS_ARCH= ;;
+    *) echo "ARCH must be x86_64, aarch64 or ia32" >&2; exit 1 ;;
 esac
 command -v "$QEMU" >/dev/null || { echo "apt-get install $PACKAGES" >&2; exit 1; }
 [[ -f "$OVMF" ]] || { echo "no $OVMF: apt-get install $PACKAGES" >&2; exit 1; }
+# EFI_STATUS is as wide as a pointer: 16 hex digits, or 8 on IA32.
+if [[ "$ARCH" == ia32 ]]; then
+    STATUS_OK=0x00000000 STATUS_INVALID_PARAMETER=0x80000002
+else
+    STATUS_OK=0x0000000000000000 STATUS_INVALID_PARAMETER=0x8000000000000002
+fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -54,6 +69,11 @@ boot() {
     fi
     if [[ "$ARCH" == x86_64 ]]; then
         args=(-machine q35 -m 512 -nographic "${firmware[@]}"
+              -drive format=raw,file=fat:rw:"$fat" -net none -no-reboot)
+    elif [[ "$ARCH" == ia32 ]]; then
+        # The Secure Boot build of OVMF32 needs SMM and a flash only SMM may write.
+        args=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+              -m 512 -nographic "${firmware[@]}"
               -drive format=raw,file=fat:rw:"$fat" -net none -no-reboot)
     else
         args=(-machine virt -cpu cortex-a57 -m 512 -nographic "${firmware[@]}"
@@ -89,10 +109,10 @@ if [[ "${1:-}" == "--runner" ]]; then
     echo "$out"
     grep -q '^FAIL' <<<"$out" && bad=1
     for name in hello memory protocols misc variables reloc; do
-        grep -qx "RESULT $name status=0x0000000000000000 exitdatasize=0 exitdata=" <<<"$out" || bad=1
+        grep -qx "RESULT $name status=$STATUS_OK exitdatasize=0 exitdata=" <<<"$out" || bad=1
     done
     # ExitData is L"exit-data-marker" with its terminator: 17 UCS-2 characters.
-    grep -qx 'RESULT exit status=0x8000000000000002 exitdatasize=34 exitdata=exit-data-marker' \
+    grep -qx "RESULT exit status=$STATUS_INVALID_PARAMETER exitdatasize=34 exitdata=exit-data-marker" \
         <<<"$out" || bad=1
     grep -q '^RUNNER finished' <<<"$out" || bad=1
     exit "$bad"
