@@ -1,4 +1,4 @@
-"""Builds the optional native trampoline (native/, cffi). Everything else is in pyproject.toml.
+"""Builds the optional native trampoline (efistub/native/, cffi). Everything else is in pyproject.toml.
 
 When the trampoline cannot be built (no C compiler, no Python headers), the
 installation still succeeds and efistub runs with Python dispatch.
@@ -35,7 +35,7 @@ def cffi_modules():
     except ImportError as e:
         print(f"efistub: the native trampoline is not built ({e})", file=sys.stderr)
         return []
-    return ["native/build_trampoline.py:ffibuilder"]
+    return ["efistub/native/build.py:ffibuilder"]
 
 
 setup(cffi_modules=cffi_modules(), cmdclass={"build_ext": OptionalBuildExt})

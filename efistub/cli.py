@@ -5,23 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 from .errors import InputError
+from .options import RunOptions, parse_size  # noqa: F401 - parse_size is part of the CLI's API
 
 EXIT_OK, EXIT_GUEST, EXIT_INPUT = 0, 1, 2
-SIZE_UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """A RAM size: a number of MiB, or a number with a K, M or G suffix (KiB, MiB, GiB)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 512M, 1G, 2048)")
-    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="efistub",
@@ -102,30 +91,11 @@ def add_image_options(parser: argparse.ArgumentParser, image: bool = True) -> No
     if image:
         parser.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image for x86_64, aarch64 or riscv64 (the "
                                                            "PE machine field picks the architecture)")
-    parser.add_argument("--cmdline", default="", metavar="TEXT", help="the image's load options (kernel command line)")
-    parser.add_argument("--initrd", metavar="FILE", help="offer FILE as the initrd through LOAD_FILE2 "
-                                                         "(LINUX_EFI_INITRD_MEDIA device path)")
-    parser.add_argument("--dtb", metavar="FILE", help="install FILE as the device tree configuration table "
-                                                      "(EFI_DTB_TABLE); without it none is installed")
-    parser.add_argument("--hart-id", type=int, default=0, metavar="N",
-                        help="RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports (default 0)")
-    parser.add_argument("--mem", type=parse_size, default=1 << 30, metavar="SIZE",
-                        help="guest RAM: MiB, or with a K/M/G suffix (default 1G)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="seed of the RNG protocol and the TSC (default 0): equal inputs give equal runs")
-    parser.add_argument("--no-rng", action="store_true", help="do not offer EFI_RNG_PROTOCOL")
-    parser.add_argument("--keys", default="", metavar="TEXT",
-                        help="key presses queued on the console input, with backslash escapes "
-                             "(for example '\\r' for Enter); without it no key is ever pressed")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                        help="end a guest that runs longer than S seconds (default 60)")
+    RunOptions.add_arguments(parser)
     parser.add_argument("--engine", choices=("fast", "stock"),
                         help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
                              "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the "
                              "default")
-    parser.add_argument("--dispatch", choices=("native", "python"),
-                        help="how service calls reach the services: the C trampoline (native, the default when "
-                             "it is built) or pure Python; EFISTUB_DISPATCH sets the default")
 
 
 def _service_list(text: str) -> list[str]:
@@ -134,9 +104,7 @@ def _service_list(text: str) -> list[str]:
 
 def machine_options(args) -> dict:
     """Machine keyword arguments from the image options (plain data, for worker processes too)."""
-    return dict(cmdline=args.cmdline, initrd=args.initrd, dtb=args.dtb, memory=args.mem, seed=args.seed,
-                timeout=args.timeout, hart_id=args.hart_id, keys=_unescape(args.keys), rng=not args.no_rng,
-                dispatch=args.dispatch)
+    return RunOptions.from_args(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,13 +250,6 @@ def _say_if_python_fallback(requested: str | None) -> None:
 
     if requested is None and not os.environ.get("EFISTUB_DISPATCH") and not native.available():
         print(f"efistub: note: {native.UNAVAILABLE}; running with Python dispatch", file=sys.stderr)
-
-
-def _unescape(text: str) -> str:
-    try:
-        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError as e:
-        raise InputError("--keys", f"bad escape in {text!r}: {e.reason}") from None
 
 
 def _engine(args) -> int:

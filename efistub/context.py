@@ -18,6 +18,7 @@ class Context:
 
     def __init__(self, firmware):
         self.firmware = firmware
+        self.remark: str | None = None  # what note() said, shown on the call
 
     # guest memory
     def read(self, address: int, size: int) -> bytes:
@@ -80,4 +81,4 @@ class Context:
 
     def note(self, text: str) -> None:
         """A remark shown on the current call in the report."""
-        self.firmware.call_note = text
+        self.remark = text

@@ -1,20 +1,30 @@
-"""Dispatch: from a hypercall in a service's stub to the service function and back.
+"""Dispatch: from a trap in a service's stub to the service function and back, and calls into the guest.
 
 Each service has a stub slot; the architecture layer turns a trap in slot N into
-``Dispatcher.call(N, raw_args, vararg)`` and writes the returned value to the
-guest's return register. The dispatcher decodes arguments, enforces the boot /
-runtime split, turns errors into statuses, and records every call.
+``Dispatcher.call(N, slots)`` and writes the returned value to the guest's return
+register. The dispatcher decodes the arguments, enforces the boot / runtime split,
+turns errors into statuses, and records every call.
+
+The firmware calls guest code too (notification functions, an image's entry point).
+A service that does is a generator: it yields ``call_guest(function, *args)`` and
+resumes with the guest function's result. The dispatcher keeps such services on a
+continuation stack (``frames``) and leaves a ``Transfer`` for the run loop, which
+points the CPU at the guest function; when that function returns to the firmware's
+return stub, the dispatcher resumes the service, and when the service is done the
+run loop gives its caller the CPU state of the original call back, with the result.
+``Exit`` unwinds the stack to the frame that started the exiting image.
 """
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
+from types import GeneratorType
 from typing import Any, Callable
 
 from .errors import EfiError, GuestMemoryError
-from .registry import Service
-from .status import Status
+from .registry import Result, Service
+from .status import Status, to_guest
 
 INJECTED = "failure injected by Machine.inject"
 
@@ -41,16 +51,109 @@ class Call:
         return out
 
 
+@dataclass(frozen=True)
+class GuestCall:
+    """A request to call ``function(*args)`` in the guest (yielded by a service)."""
+
+    function: int
+    args: tuple[int, ...]
+    image: int | None = None  # the image this call starts: Exit of that image returns here
+    stack: int | None = None  # the top of a stack of the callee's own; None: below the caller's
+
+
+def call_guest(function: int, *args: int, image: int | None = None, stack: int | None = None) -> GuestCall:
+    """What a service yields to call guest code; the yield gives the function's return value
+    (for an image started with ``image=``, an ImageExit when it left through Exit)."""
+    return GuestCall(function, tuple(args), image, stack)
+
+
+@dataclass(frozen=True)
+class ImageExit:
+    """How an image left through Exit: what its starter's ``yield call_guest(...)`` receives."""
+
+    status: int
+    exit_data_size: int = 0
+    exit_data: int = 0  # a guest pointer to the exit data (the image allocated it)
+    exited: bool = True  # False: the image returned from its entry point
+
+
+class Unwind(Exception):
+    """Raised by Exit: leave the image ``image`` and resume its starter with ``value``."""
+
+    def __init__(self, image: int, value: ImageExit):
+        super().__init__(f"exit of image 0x{image:x}")
+        self.image, self.value = image, value
+
+
+@dataclass
+class Frame:
+    """A service (or the firmware's own code) waiting for a guest call to return."""
+
+    gen: Any  # the generator
+    record: Call | None  # the service call's record; None for the firmware's own code
+    svc: Service | None
+    image: int | None = None  # the image whose entry point this frame called
+    context: dict | None = None  # the CPU state to give the service's caller back, saved by the run loop
+
+
+@dataclass
+class Transfer:
+    """What the run loop does to the CPU before it goes on: ``call`` a guest function for
+    ``frame``, or ``resume`` the caller of ``frame`` with ``result``."""
+
+    kind: str
+    frame: Frame
+    call: GuestCall | None = None
+    result: int | None = None  # for the return register; None leaves it alone
+
+
 @dataclass
 class Dispatcher:
     fw: Any
-    services: list[Service]  # index = stub slot
+    services: list[Service]  # index = stub slot; slot len(services) is the return from a guest call
+    width: int = 8  # the guest's pointer width
+    slots_of: Callable[[int | None], int] = lambda size: 1  # argument slots of a value (CallingConvention)
     trace: Callable[[Call], None] | None = None
     native: Any = None  # native.NativeDispatch, whose C-handled calls join ``calls`` in order
     injections: dict = field(default_factory=dict)  # service name -> machine.Injection
     observers: list = field(default_factory=list)  # fn(call, "before" | "after")
+    notifications: Callable | None = None  # fw -> a generator running due notifications, or None
+    frames: list[Frame] = field(default_factory=list)
+    transfer: Transfer | None = None
     _python_calls: list[Call] = field(default_factory=list)
     _merged: tuple = ((), 0, [])
+
+    def __post_init__(self):
+        # Per slot: one decoder per argument, and where its slots start.
+        self._plans = []
+        for svc in self.services:
+            plan, first = [], 0
+            for _, kind in svc.args:
+                n = self.slots_of(kind.size)
+                plan.append((kind.decoder(self.width), first, n))
+                first += n
+            self._plans.append((tuple(plan), first))
+
+    @property
+    def return_slot(self) -> int:
+        return len(self.services)
+
+    def arg_slots(self, slot: int) -> int:
+        """How many argument slots the service in ``slot`` takes."""
+        return self._plans[slot][1] if slot < len(self.services) else 1
+
+    def decode(self, slot: int, raw: list[int]) -> list:
+        plan, _ = self._plans[slot]
+        if self.width == 8:
+            return [decode(r) for (decode, _, _), r in zip(plan, raw)]
+        bits = 8 * self.width
+        values = []
+        for decode, first, n in plan:
+            value = 0
+            for i in range(n):
+                value |= (raw[first + i] if first + i < len(raw) else 0) << (bits * i)
+            values.append(decode(value))
+        return values
 
     @property
     def calls(self) -> list[Call]:
@@ -72,56 +175,151 @@ class Dispatcher:
             self._merged = (len(self._python_calls), native_count, merged)
         return merged
 
-    def arg_count(self, slot: int) -> int:
-        return len(self.services[slot].args) if slot < len(self.services) else 1
+    @property
+    def current_image(self) -> int | None:
+        """The image running now: the innermost frame that started one."""
+        return next((f.image for f in reversed(self.frames) if f.image is not None), None)
 
-    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int]) -> int:
-        """Run the service in ``slot``; return the value for the guest's return register."""
+    # -- a call from the guest ---------------------------------------------------------------
+    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int]) -> int | None:
+        """Run the service in ``slot``; return the value for the guest's return register, or None
+        when a Transfer is pending (the run loop then sets the CPU up)."""
+        if slot == self.return_slot:
+            return self.returned(raw[0] if raw else 0)
         fw = self.fw
-        if slot == len(self.services):  # the image's entry point returned to the firmware
-            fw.request_stop("exit", status=raw[0], returned=True)
-            return raw[0]
         svc = self.services[slot]
         fw.mem.forget()
-        values = [kind.decode(r) for (_, kind), r in zip(svc.args, raw)]
+        values = self.decode(slot, raw)
         record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values))
         if self.native is not None:
             record.native_before = self.native.count()
-        result: int = Status.EFI_UNSUPPORTED
+        self._python_calls.append(record)
         for observer in self.observers:
             observer(record, "before")
         injection = self.injections.get(svc.name)
         if svc.boot and not fw.state.boot_services_active:
             record.violation = True
             record.note = "boot service called after ExitBootServices"
-        elif injection is not None and injection.fires():
-            result, record.note = injection.status, INJECTED
-        elif not svc.implemented:
+            return self._complete(Frame(None, record, svc), Status.EFI_UNSUPPORTED)
+        if injection is not None and injection.fires():
+            record.note = INJECTED
+            return self._complete(Frame(None, record, svc), injection.status)
+        if not svc.implemented:
             record.unimplemented = True
-            result = svc.absent
-        else:
-            try:
-                extra = (lambda i: vararg(len(svc.args) + i),) if svc.varargs else ()
-                fw.call_note = fw.call_details = None
-                try:
-                    returned = svc.function(fw, *values, *extra)
-                finally:
-                    if fw.call_details:  # arguments only the service could decode (the GUIDs of varargs)
-                        record.args.update(fw.call_details)
-                result = 0 if returned is None else int(returned)
-                record.note = fw.call_note
-            except EfiError as e:
-                result, record.note = e.status, e.note
-            except GuestMemoryError as e:
-                result = Status.EFI_INVALID_PARAMETER
-                self.bad_pointer(record, e)
-            except Exception as e:  # a bug in a service: stop at once, report it
-                fw.request_stop("error", service=svc.name, error=f"{type(e).__name__}: {e}",
-                                traceback=traceback.format_exc())
-                result, record.note = Status.EFI_DEVICE_ERROR, f"internal error: {e}"
-        self.finish(record, svc, result)
-        return result
+            return self._complete(Frame(None, record, svc), svc.absent)
+        error = None
+        try:
+            extra = ()
+            if svc.varargs is not None:  # decoded here, so the record shows them even when the call fails
+                first = self._plans[slot][1]
+                extra = (svc.varargs.decode(fw, lambda i: vararg(first + i)),)
+                record.args.update(svc.varargs.show(fw, extra[0]))
+            returned = svc.function(fw, *values, *extra)
+        except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
+            error = e
+        if error is not None:
+            return self._failed(Frame(None, record, svc), error)
+        if isinstance(returned, GeneratorType):
+            return self._advance(Frame(returned, record, svc), None)
+        return self._complete(Frame(None, record, svc), returned)
 
+    def start(self, gen) -> int | None:
+        """Run firmware code (a generator, not a service call) that may call the guest."""
+        return self._advance(Frame(gen, None, None), None)
+
+    def returned(self, value: int) -> int | None:
+        """A guest function called through call_guest returned ``value``."""
+        if not self.frames:
+            self.fw.request_stop("fault", reason="the firmware's return stub was reached with no guest call pending")
+            return None
+        return self._advance(self.frames.pop(), value)
+
+    # -- driving services that call the guest -----------------------------------------------
+    def _advance(self, frame: Frame, value) -> int | None:
+        try:
+            request = frame.gen.send(value)
+        except StopIteration as stop:
+            return self._complete(frame, stop.value)
+        except BaseException as e:  # noqa: BLE001
+            return self._failed(frame, e)
+        if not isinstance(request, GuestCall):
+            return self._failed(frame, TypeError(f"a service yielded {request!r}; yield call_guest(...)"))
+        if request.image is not None:
+            frame.image = request.image
+        self.frames.append(frame)
+        self.transfer = Transfer("call", frame, request)
+        return None
+
+    def _failed(self, frame: Frame, error: BaseException) -> int | None:
+        record, fw = frame.record, self.fw
+        if isinstance(error, Unwind):
+            return self._unwind(frame, error)
+        if isinstance(error, EfiError):
+            if record is not None:
+                record.note = error.note
+            return self._complete(frame, error.status)
+        if isinstance(error, GuestMemoryError):
+            if record is not None:
+                self.bad_pointer(record, error)
+            return self._complete(frame, Status.EFI_INVALID_PARAMETER)
+        if not isinstance(error, Exception):
+            raise error
+        name = frame.svc.name if frame.svc is not None else "the firmware"
+        fw.request_stop("error", service=name, error=f"{type(error).__name__}: {error}",
+                        traceback="".join(traceback.format_exception(error)))
+        if record is not None:
+            record.note = f"internal error: {error}"
+        return self._complete(frame, Status.EFI_DEVICE_ERROR)
+
+    def _unwind(self, frame: Frame, unwind: Unwind) -> int | None:
+        """Exit: finish the Exit call, drop the frames of the exiting image, resume its starter."""
+        depth = next((i for i in range(len(self.frames) - 1, -1, -1) if self.frames[i].image is not None), None)
+        if depth is None or self.frames[depth].image != unwind.image:  # only the running image may exit
+            return self._complete(frame, Status.EFI_INVALID_PARAMETER)
+        if frame.record is not None:
+            self.finish(frame.record, frame.svc, Status.EFI_SUCCESS)
+        starter = self.frames[depth]
+        for abandoned in self.frames[depth + 1:]:
+            if abandoned.record is not None and abandoned.record.status is None and abandoned.record.value is None:
+                abandoned.record.note = "abandoned: its image left through Exit"
+        del self.frames[depth:]
+        self.transfer = None
+        result = self._advance(starter, unwind.value)
+        if result is not None:  # the starter finished at once: give its caller the result
+            self.transfer = Transfer("resume", starter, result=result)
+        return None
+
+    def _complete(self, frame: Frame, returned) -> int | None:
+        """The service is done: due notifications first, then record the result and return it."""
+        due = self.notifications(self.fw) if self.notifications is not None else None
+        if due is not None:
+            frame.gen = _then(due, returned)
+            return self._advance(frame, None)
+        note = details = None
+        if isinstance(returned, Result):
+            returned, note, details = returned.value, returned.note, returned.details
+        result = Status.EFI_SUCCESS if returned is None else int(returned)
+        record, svc = frame.record, frame.svc
+        if record is not None:
+            if note:
+                record.note = note
+            if details:
+                record.args.update(details)
+            self.finish(record, svc, result)
+        if svc is None:  # the firmware's own code: its caller's registers stay as they were
+            guest = None
+        else:
+            guest = to_guest(result, self.width) if svc.returns == "status" else result
+        if frame.context is None:
+            return guest  # still inside the original trap: the hook writes the return register
+        self.transfer = Transfer("resume", frame, result=guest)
+        return None
+
+    def take_transfer(self) -> Transfer | None:
+        transfer, self.transfer = self.transfer, None
+        return transfer
+
+    # -- records --------------------------------------------------------------------------------
     @staticmethod
     def bad_pointer(record: Call, error: GuestMemoryError) -> None:
         record.note = f"bad guest pointer: {error}"
@@ -135,8 +333,13 @@ class Dispatcher:
 
     def finish(self, record: Call, svc: Service, result: int) -> None:
         self.set_result(record, svc, result)
-        self._python_calls.append(record)
         for observer in self.observers:
             observer(record, "after")
         if self.trace is not None:
             self.trace(record)
+
+
+def _then(first, returned):
+    """Run the generator ``first`` (due notifications), then return what the service returned."""
+    yield from first
+    return returned

@@ -16,6 +16,7 @@ from .handles import HandleDatabase
 from .layouts.efi import PAGE_SIZE
 from .memory import AllocateType, GuestMemory, MemoryType, PageAllocator, check_allocatable_type, pages_for
 from .status import Status
+from .services.events import EventTable
 from .variables import VariableStore
 
 TPL_APPLICATION = 4
@@ -24,41 +25,20 @@ POOL_ALIGN = 8
 
 
 @dataclass
-class Options:
-    """What a run is given: the command line, initrd, RAM size, seed and budgets."""
-
-    cmdline: str = ""
-    initrd: bytes | None = None
-    memory: int = 1 << 30
-    seed: int = 0
-    timeout: float = 60.0
-    rng: bool = True
-    keys: str = ""  # key presses queued on ConIn
-    hart_id: int = 0  # RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports
-    dtb: bytes | None = None  # a device tree to install as the EFI_DTB_TABLE configuration table
-    dispatch: str | None = None  # "native" or "python"; None: EFISTUB_DISPATCH, else native when built
-
-
-@dataclass
 class StopRequest:
     outcome: str
     details: dict = field(default_factory=dict)
 
 
-class FirmwareState:
-    """Counters that the native trampoline keeps too: its C struct has the same fields.
+def new_state():
+    """The counters that C- and Python-handled services share: one efistub_state (a C struct,
+    efistub/native/trampoline.h), allocated once per run and never replaced."""
+    from .native import ffi
 
-    With native dispatch, ``Firmware.state`` is that struct, so Python and C services
-    share one copy.
-    """
-
-    __slots__ = ("tpl", "monotonic_count", "virtual_time_us", "boot_services_active")
-
-    def __init__(self):
-        self.tpl = TPL_APPLICATION
-        self.monotonic_count = 0
-        self.virtual_time_us = 0  # virtual time: Stall and timer waits advance it
-        self.boot_services_active = True
+    state = ffi.new("efistub_state *")
+    state.tpl = TPL_APPLICATION
+    state.boot_services_active = 1
+    return state
 
 
 class DeterministicRandom:
@@ -91,26 +71,25 @@ class Firmware:
         self.pages = PageAllocator(ram_start, ram_end)
         self.pools: dict[int, tuple[int, int]] = {}  # address -> (pages, memory type)
         self.handles = HandleDatabase(self._handle_memory)
+        self.state = new_state()  # tpl, monotonic_count, virtual_time_us (Stall and timers advance it), ...
         self._handle_arena = (0, 0)
         self.config_tables: dict[Guid, int] = {}
         self.console: list[str] = []
         self._console_sink = console
-        self.state = FirmwareState()
         self.watchdog_seconds = 0
         self.notes: list[str] = []  # observations about the run
-        self.call_note: str | None = None  # a service's remark on the current call (shown on the call)
-        self.call_details: dict | None = None  # arguments a service decoded itself, shown with the call
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
         self.variables = variables if variables is not None else VariableStore()
-        self.events: dict[int, object] = {}  # event handle -> services.events.Event
+        self.events = EventTable(self)
+        self.images: dict = {}  # image handle -> services.image.LoadedImage
         self.keys = deque(options.keys)
         # Addresses of the tables and the stubs, filled in by tables.build_firmware_tables().
         self.system_table = 0
         self.boot_services = 0
         self.runtime_services = 0
         self.stub_address: dict[str, int] = {}
-        self.image_handle = 0
+        self.image_handle = 0  # the image the run started with
         self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
         self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given

@@ -1,58 +1,33 @@
-"""A run: load an image into a fresh emulated machine, run it to an outcome, report.
+"""The public Machine: one run of one EFI image, configured, run to an outcome, reported.
 
-Guest RAM is mapped read-write without execute. Only the executable sections of the
-loaded image and the firmware's stubs may run. The first instruction fetch from
-memory without execute is, after a successful ExitBootServices, the hand-off to the
-kernel. Before it, a fetch inside the loaded image (code the image placed in its
-own data) or in pages allocated as code (EfiLoaderCode and the like: a boot
-loader's modules) is allowed by granting execute there; anything else is a fault.
+The machine itself is assembled by efistub.platform and run by efistub.runloop;
+this module holds what a user changes before the run (service overrides, injected
+failures, observers, Python protocols) and turns the outcome into a Report.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from dataclasses import dataclass
-
-from unicorn import (
-    UC_ERR_FETCH_PROT, UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED,
-    UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC,
-    UC_PROT_READ, UC_PROT_WRITE, UcError,
-)
+from dataclasses import dataclass, fields
 
 from . import arch as arches
 from . import engine, guids
-from .dispatch import Dispatcher
-from .errors import EfiError, InputError
-from .firmware import Firmware, Options
+from .catalog import load_all
+from .errors import InputError
 from .layouts import efi
 from .loader import PeImage, read_image
-from .memory import AllocateType, GuestMemory, MemoryType, pages_for
-from .protocols import console, initrd, loaded_image, rng
-from .registry import POINTER, Service, load_all
+from .memory import MemoryType
+from .options import RunOptions
+from .registry import POINTER, Result, Service
 from .report import Report
-from .services import events
 from .status import Status
-from .tables import build_firmware_tables
 from .variables import VariableStore
 
 PAGE = efi.PAGE_SIZE
-RAM_START = PAGE  # page 0 stays unmapped, so NULL dereferences fault
 TABLE_SERVICES = tuple(n for n in efi.BOOT_SERVICES + efi.RUNTIME_SERVICES if n != "Reserved")
 MIN_MEMORY = 64 << 20
 MAX_MEMORY = 64 << 30
-STACK_SIZE = 1 << 20
-# Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it.
-RAM_CHUNK = 64 << 20
-MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
-RUN_UNTIL = MAX_ADDRESS  # an address the guest never reaches: run until stopped
-ACCESS_NAMES = {
-    UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
-    UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
-    UC_MEM_READ_PROT: "read of protected memory", UC_MEM_WRITE_PROT: "write to read-only memory",
-    UC_MEM_FETCH_PROT: "instruction fetch from non-executable memory",
-}
 
 
 def choose_dispatch(requested: str | None) -> str:
@@ -65,22 +40,6 @@ def choose_dispatch(requested: str | None) -> str:
     if mode == "native" and not native.available():
         raise InputError("--dispatch", native.UNAVAILABLE)
     return mode
-
-
-def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> None:
-    """Map [start, end) read-write without execute, except the ``special`` (start, end, perms) ranges.
-
-    Plain RAM is mapped in pieces of at most RAM_CHUNK, so that a later change of
-    permissions (execute granted on an image) splits, and so copies, one piece only.
-    """
-    cuts = sorted({start, end} | {b for s, e, _ in special for b in (s, e)})
-    perms_at = {s: p for s, _, p in special}
-    for lo, hi in zip(cuts, cuts[1:]):
-        perms = perms_at.get(lo, UC_PROT_READ | UC_PROT_WRITE)
-        while lo < hi:
-            top = min(hi, (lo // RAM_CHUNK + 1) * RAM_CHUNK)
-            uc.mem_map(lo, top - lo, perms)
-            lo = top
 
 
 def service_slots(extra: list[Service] = ()) -> list[Service]:
@@ -136,19 +95,24 @@ class Machine:
     call record as it completes. See docs/api.md.
     """
 
-    def __init__(self, image, *, cmdline: str | None = None, initrd=None, dtb=None, memory: int = 1 << 30,
-                 seed: int = 0, timeout: float = 60.0, arch: str | None = None, hart_id: int = 0, keys: str = "",
-                 rng: bool = True, dispatch: str | None = None, only=None, console=None, trace=None):
-        self.options = Options(cmdline=cmdline or "", initrd=_bytes_or_file(initrd, "initrd"),
-                               dtb=_bytes_or_file(dtb, "dtb"), memory=memory, seed=seed, timeout=timeout,
-                               hart_id=hart_id, keys=keys, rng=rng, dispatch=dispatch)
-        self.dispatch_mode = choose_dispatch(self.options.dispatch)
-        if not MIN_MEMORY <= self.options.memory <= MAX_MEMORY or self.options.memory % PAGE:
-            raise InputError("--mem", f"{self.options.memory} bytes: guest RAM must be a multiple of 4 KiB "
-                                      f"between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
-        if self.options.timeout <= 0:
+    def __init__(self, image, *, arch: str | None = None, only=None, console=None, trace=None, **options):
+        unknown = set(options) - RunOptions.names()
+        if unknown:
+            raise TypeError(f"Machine() got unknown options {sorted(unknown)}; the run options are: "
+                            f"{', '.join(sorted(RunOptions.names()))}")
+        self.options = opts = RunOptions(**options)
+        opts.cmdline = opts.cmdline or ""
+        opts.initrd = _bytes_or_file(opts.initrd, "initrd")
+        opts.dtb = _bytes_or_file(opts.dtb, "dtb")
+        self.dispatch_mode = choose_dispatch(opts.dispatch)
+        if opts.timeout <= 0:
             raise InputError("--timeout", "must be positive")
         self.image: PeImage = read_image(os.fspath(image), arches.supported())
+        self.arch_class = arches.for_machine(self.image.machine)
+        limit = min(MAX_MEMORY, self.arch_class.RAM_LIMIT or MAX_MEMORY)
+        if not MIN_MEMORY <= opts.memory <= limit or opts.memory % PAGE:
+            raise InputError("--mem", f"{opts.memory} bytes: guest RAM of {self.image.arch} must be a multiple of "
+                                      f"4 KiB between {MIN_MEMORY >> 20} MiB and {limit >> 20} MiB")
         if arch is not None and arch != self.image.arch:
             if arch not in arches.supported().values():
                 raise ValueError(f"unknown arch {arch!r} (one of {', '.join(arches.supported().values())})")
@@ -160,14 +124,39 @@ class Machine:
         self._injections: dict[str, Injection] = {}
         self._observers: list = []
         self._protocols: list[tuple] = []
-        self._invalid: tuple[int, int, int] | None = None
         self._ran = False
+        self.platform = None
         self.only = None if only is None else set(only)
         if self.only is not None:
             unknown = self.only - set(TABLE_SERVICES)
             if unknown:
                 raise ValueError(f"--only: unknown services {sorted(unknown)}; the boot and runtime services are: "
                                  f"{', '.join(TABLE_SERVICES)}")
+
+    @property
+    def fw(self):
+        """The firmware of the run (after run())."""
+        return self.platform.fw if self.platform else None
+
+    @property
+    def uc(self):
+        return self.platform.uc if self.platform else None
+
+    @property
+    def arch(self):
+        return self.platform.arch if self.platform else None
+
+    @property
+    def dispatcher(self):
+        return self.platform.dispatcher if self.platform else None
+
+    @property
+    def entry(self):
+        return self.platform.entry if self.platform else None
+
+    @property
+    def load_address(self):
+        return self.platform.load_address if self.platform else None
 
     # -- changing the firmware before the run -------------------------------------------
     def _check_service(self, name: str) -> Service:
@@ -233,71 +222,19 @@ class Machine:
                 services.append(Service(f"{prefix}.{member}", _python_service(method, f"{prefix}.{member}"), args))
         self._protocols.append((guid, members, handle, services))
 
-    # -- set-up ----------------------------------------------------------------------------
     # -- set-up -------------------------------------------------------------------------
-    def _boot(self):
-        opts, image = self.options, self.image
-        fw = self.fw = Firmware(None, RAM_START, opts.memory, opts, self.console_sink, self.variables)
-        arch = self.arch = arches.for_machine(image.machine)(fw)
+    def _assemble(self):
+        from . import platform
+
         slots = [self._implementation(s) for s in service_slots([s for *_, services in self._protocols
                                                                   for s in services])]
-
-        # Place the stubs and the image first, so that RAM is mapped with its final
-        # permissions and never split later (unicorn copies a region it splits).
-        stub_bytes = (len(slots) + 1) * arch.STUB_STRIDE
-        stub_base = fw.allocate_pages(MemoryType.EfiRuntimeServicesCode, pages_for(stub_bytes))
-        stub_end = stub_base + pages_for(stub_bytes) * PAGE
-        base = self._place_image(fw)
-        executable = [(stub_base, stub_end, UC_PROT_READ | UC_PROT_EXEC)]
-        for rva, size in image.executable_ranges():
-            start = (base + rva) // PAGE * PAGE
-            executable.append((start, -(-(base + rva + size) // PAGE) * PAGE, UC_PROT_ALL))
-        uc = self.uc = arch.create_engine()
-        map_ram(uc, RAM_START, opts.memory, executable)
-        fw.mem = GuestMemory(uc)
-
-        fw.mem.write(stub_base, b"".join(arch.stub() for _ in slots) + arch.stub(returns_entry=True))
-        fw.stub_address = {s.name: stub_base + i * arch.STUB_STRIDE for i, s in enumerate(slots)}
-        return_address = stub_base + len(slots) * arch.STUB_STRIDE
-        for rva, data in image.pieces(base):  # RAM is freshly mapped: the rest is zero
-            fw.mem.write(base + rva, data)
-        fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE))
-
-        build_firmware_tables(fw, console.install(fw))
-        fw.image_handle = loaded_image.install(fw, image, base, opts.cmdline)
-        if opts.initrd is not None:
-            initrd.install(fw, opts.initrd)
-        if opts.rng:
-            rng.install(fw)
-        arch.install_protocols(fw)
-        for guid, members, handle, services in self._protocols:
-            self._install_python_protocol(guid, members, handle, services)
-        if opts.dtb is not None:
-            fw.set_configuration_table(guids.DEVICE_TREE_TABLE, fw.store(MemoryType.EfiACPIReclaimMemory, opts.dtb))
-        stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE)
-
-        self.dispatcher = Dispatcher(fw, slots, self.trace, injections=self._injections,
-                                     observers=self._observers)
-        self.native = None
-        if self.dispatch_mode == "native":
-            from .native import NativeDispatch
-
-            self.native = NativeDispatch(uc, arch, stub_base, slots, self.dispatcher, self._dispatch)
-            for name in set(self._overrides) | set(self._injections):
-                self.native.route_to_python(name)
-        else:
-            arch.install_dispatch(uc, stub_base, len(slots), self.dispatcher.arg_count, self._dispatch)
-        # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
-        # covers RAM would keep every guest store on unicorn's slow path.
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, 0, RAM_START - 1)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_invalid, None, opts.memory, MAX_ADDRESS)
-        kernel = arch.kernel_entry_offset(image.data[:0x1000])
-        if kernel is not None:  # a kernel that runs where it was loaded enters without leaving the image
-            self.kernel_entry = base + kernel
-            uc.hook_add(UC_HOOK_CODE, self._on_kernel_entry, None, self.kernel_entry, self.kernel_entry)
-        self.entry = base + image.entry_rva
-        arch.start(uc, self.entry, stack + STACK_SIZE, return_address, (fw.image_handle, fw.system_table))
-        self.load_address = base
+        protocols = [lambda fw, p=p: self._install_python_protocol(fw, *p) for p in self._protocols]
+        self.platform = platform.assemble(
+            self.image, self.options, self.arch_class, slots, console_sink=self.console_sink,
+            variables=self.variables, dispatch_mode=self.dispatch_mode, trace=self.trace,
+            injections=self._injections, observers=self._observers, python_protocols=protocols,
+            python_routed=set(self._overrides) | set(self._injections), on_invalid=self._on_invalid,
+            on_kernel_entry=self._on_kernel_entry, dispatch=self._dispatch)
 
     def _implementation(self, svc: Service) -> Service:
         """The service as this machine runs it: efistub's, the test's override, or absent (``only``)."""
@@ -306,13 +243,13 @@ class Machine:
         function = self._overrides.get(svc.name)
         if function is None:
             return svc
-        return Service(svc.name, _python_service(function, svc.name, svc.varargs), svc.args, svc.varargs, svc.boot,
+        return Service(svc.name, _python_service(function, svc.name), svc.args, svc.varargs, svc.boot,
                        svc.returns)
 
-    def _install_python_protocol(self, guid, members, handle, services) -> None:
-        fw = self.fw
+    @staticmethod
+    def _install_python_protocol(fw, guid, members, handle, services) -> None:
         names = iter(s.name for s in services)
-        raw = b"".join((fw.stub_address[next(names)] if isinstance(m, str) else m).to_bytes(8, "little")
+        raw = b"".join((fw.stub_address[next(names)] if isinstance(m, str) else m).to_bytes(fw.width, "little")
                        for m in members)
         interface = fw.store(MemoryType.EfiBootServicesData, raw)
         target = fw.handles.get(handle) if handle else None
@@ -320,39 +257,23 @@ class Machine:
             raise ValueError(f"install_protocol: 0x{handle:x} is not a handle")
         fw.handles.install(target, guid, interface)
 
-    def _place_image(self, fw: Firmware) -> int:
-        """Allocate the image's LoaderCode range: at its ImageBase when that is free RAM."""
-        image = self.image
-        pages = pages_for(image.size_of_image)
-        try:
-            return fw.allocate_pages(MemoryType.EfiLoaderCode, pages, AllocateType.AllocateAddress, image.image_base)
-        except EfiError:
-            pass
-        try:
-            base = fw.allocate_pages(MemoryType.EfiLoaderCode, pages, align=image.alignment)
-        except EfiError:
-            raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
-                                         f"{self.options.memory >> 20} MiB of guest RAM") from None
-        if not image.has_relocations and image.image_base:
-            fw.note(f"image has no base relocations; loaded at 0x{base:x} instead of ImageBase "
-                    f"0x{image.image_base:x}")
-        return base
-
     # -- hooks ------------------------------------------------------------------------------
-    def _dispatch(self, slot: int | None, args: list[int]) -> int:
-        """A service call from either dispatch path; returns the guest's return value."""
-        uc, fw = self.uc, self.fw
-        result = 0
+    def _dispatch(self, slot: int | None, args: list[int]) -> int | None:
+        """A trap from either dispatch path; returns the guest's return value (None: a transfer is due)."""
+        p = self.platform
+        uc, fw = p.uc, p.fw
+        result = None
         try:
             if slot is None:
                 fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
             else:
-                result = self.dispatcher.call(slot, args, lambda i: self.arch.read_arg(uc, i))
+                cc = p.arch.convention
+                result = p.dispatcher.call(slot, args, lambda i: cc.read_slots(uc, fw.mem, i + 1)[i])
         except BaseException as e:  # never let an exception escape into the engine
             import traceback
 
             fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        if fw.stop is not None:
+        if fw.stop is not None or p.dispatcher.transfer is not None:
             uc.emu_stop()
         return result
 
@@ -362,73 +283,28 @@ class Machine:
             uc.emu_stop()
 
     def _on_invalid(self, uc, access, address, size, value, user_data):
-        self._invalid = (access, address, size)
+        self._loop.invalid = (access, address, size)
         return False
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
         """Run the image to its outcome; a Machine runs once."""
+        from .runloop import RunLoop
+
         if self._ran:
             raise RuntimeError("a Machine runs once; make a new one for another run")
         self._ran = True
         started = time.perf_counter()
         cpu_started = time.process_time()
-        self._boot()
+        self._loop = RunLoop(None, self.options.timeout)
+        self._assemble()
+        self._loop.p = self.platform
         boot_done = time.perf_counter()
-        uc, fw, arch = self.uc, self.fw, self.arch
-        deadline = boot_done + self.options.timeout
-        pc = self.entry
-        outcome, details = None, {}
-        while outcome is None:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                outcome = "timeout"
-                continue
-            self._invalid = None
-            error = None
-            # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
-            watchdog = threading.Timer(remaining, uc.emu_stop)
-            watchdog.start()
-            try:
-                uc.emu_start(pc, RUN_UNTIL)
-            except UcError as e:
-                error = e
-            except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
-                import traceback
-
-                fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-            finally:
-                watchdog.cancel()
-            if fw.stop is not None:
-                outcome, details = fw.stop.outcome, fw.stop.details
-                if outcome == "handoff":
-                    details = {"entry": details["entry"]}
-            elif error is not None and error.errno == UC_ERR_FETCH_PROT:
-                address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
-                if not fw.state.boot_services_active:
-                    outcome, details = "handoff", {"entry": address}
-                elif (region := fw.code_range(address)) is not None:
-                    start, size, what = region
-                    uc.mem_protect(start, size, UC_PROT_ALL)
-                    fw.note(f"code ran at 0x{address:x} in {what}; execute granted on "
-                            f"0x{start:x}-0x{start + size:x}")
-                    pc = address
-                else:
-                    outcome, details = "fault", self._fault(ACCESS_NAMES[UC_MEM_FETCH_PROT])
-            elif error is not None:
-                outcome, details = "fault", self._fault(str(error))
-            elif time.perf_counter() >= deadline:
-                outcome = "timeout"
-            elif (halt := arch.halted_at(uc)) is not None:
-                # Waiting for an interrupt: the only interrupts are efistub's virtual timers.
-                if fw.state.boot_services_active and events.advance_to_next_timer(fw):
-                    pc = arch.pc(uc)
-                    continue
-                outcome, details = "fault", self._fault("the guest halted with no timer to wake it", pc=halt)
-            else:
-                outcome, details = "fault", self._fault("emulation stopped for no known reason")
-        if outcome == "timeout":
-            details = self._fault(f"still running after --timeout {self.options.timeout:g} s")
+        outcome, details = self._loop.run()
+        if outcome == "handoff":
+            details = {"entry": details["entry"]}
+        elif outcome == "timeout":
+            details = self._loop.fault(f"still running after --timeout {self.options.timeout:g} s")
         finished = time.perf_counter()
         report = self._report(outcome, details)
         report.dispatch = self.dispatch_mode
@@ -437,26 +313,6 @@ class Machine:
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
         return report
-
-    def _fault(self, reason: str, pc: int | None = None) -> dict:
-        """Where the guest stopped: reason, PC, instruction, registers, last service calls."""
-        uc, arch = self.uc, self.arch
-        pc = arch.pc(uc) if pc is None else pc
-        fault = {"reason": reason, "pc": pc, "registers": arch.registers(uc)}
-        if self._invalid is not None:
-            access, address, size = self._invalid
-            fault["access"] = {"kind": ACCESS_NAMES.get(access, str(access)), "address": address, "size": size}
-        try:
-            code = bytes(uc.mem_read(pc, 16))
-            insn = next(arch.disassembler().disasm(code, pc), None)
-            fault["instruction"] = f"{insn.mnemonic} {insn.op_str}".strip() if insn else f"(undecodable) {code.hex()}"
-        except Exception:
-            fault["instruction"] = "(pc is not in memory)"
-        region = self.fw.in_loaded_image(pc)
-        if region is not None:
-            fault["image_offset"] = pc - region[0]
-        fault["last_calls"] = [c.as_dict() for c in self.dispatcher.calls[-10:]]
-        return fault
 
     def _report(self, outcome: str, details: dict) -> Report:
         fw, image = self.fw, self.image
@@ -510,11 +366,13 @@ def _check_arity(function, expected: int | None, what: str) -> int:
     return count
 
 
-def _python_service(function, name: str, varargs: bool = False):
+def _python_service(function, name: str):
     """Adapt ``function(ctx, *args)`` to the firmware's service calling convention."""
     from .context import Context
 
     def run(fw, *values):
-        return _as_status(function(Context(fw), *values), name)
+        ctx = Context(fw)
+        status = _as_status(function(ctx, *values), name)
+        return Result(status, ctx.remark) if ctx.remark else status
 
     return run

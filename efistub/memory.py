@@ -198,9 +198,12 @@ class GuestMemory:
 
     SMALL = 4096
 
-    def __init__(self, uc, width: int = 8):
+    CHUNK = 1 << 20  # bulk operations work in pieces of this size (as the C trampoline does)
+
+    def __init__(self, uc, width: int = 8, ram: list[tuple[int, int]] = ()):
         from unicorn.unicorn_py3 import unicorn as binding
 
+        self.ram = list(ram)  # the (start, end) ranges of guest RAM
         self.width = width  # bytes in a UINTN, a pointer or a handle of this guest (4 or 8)
         self._uintn = struct.Struct("<Q" if width == 8 else "<I")
         self._uintn_mask = (1 << (8 * width)) - 1
@@ -236,6 +239,40 @@ class GuestMemory:
             self._memo.clear()
         if self._write(self._handle, address, data, size):
             raise GuestMemoryError(address, size, "write")
+
+    # -- bulk operations on ranges that must lie in guest RAM (CopyMem, SetMem, CalculateCrc32) ---
+    def check(self, address: int, size: int, access: str) -> None:
+        """GuestMemoryError unless [address, address + size) lies inside one range of guest RAM."""
+        if address > 0 and size > 0 and any(s <= address and address + size <= e for s, e in self.ram):
+            return
+        raise GuestMemoryError(address, size, access)
+
+    def move(self, dst: int, src: int, size: int) -> None:
+        """memmove in guest RAM: overlapping ranges copy as if through a buffer."""
+        self.check(src, size, "read")
+        self.check(dst, size, "write")
+        backwards = src < dst < src + size
+        done = 0
+        while done < size:
+            part = min(size - done, self.CHUNK)
+            offset = size - done - part if backwards else done
+            self.write(dst + offset, self.read(src + offset, part))
+            done += part
+
+    def fill(self, dst: int, size: int, value: int) -> None:
+        self.check(dst, size, "write")
+        chunk = bytes([value & 0xFF]) * min(size, self.CHUNK)
+        for offset in range(0, size, self.CHUNK):
+            self.write(dst + offset, chunk[: min(self.CHUNK, size - offset)])
+
+    def crc32(self, address: int, size: int) -> int:
+        import zlib
+
+        self.check(address, size, "read")
+        crc = 0
+        for offset in range(0, size, self.CHUNK):
+            crc = zlib.crc32(self.read(address + offset, min(self.CHUNK, size - offset)), crc)
+        return crc
 
     def read_u32(self, a: int) -> int:
         return struct.unpack("<I", self.read(a, 4))[0]

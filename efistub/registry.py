@@ -2,10 +2,15 @@
 
 A service is a plain function named after the UEFI specification, registered with
 ``@service(name, Arg=TYPE, ...)``. The keyword arguments declare the service's
-parameters in order, with their types. Types decode the raw 64-bit register or
-stack value for the function (``decode``) and render it for traces and reports
-(``show``). Functions receive the firmware state first, then the decoded values,
-and return a Status (or raise EfiError).
+parameters in order, with their types. A type knows its size (a UINTN is as wide
+as the guest's pointers, a UINT64 takes two argument slots on IA32), turns the raw
+value into what the function receives (``decoder(width)``) and renders it for
+traces and reports (``show``). Functions receive the firmware state first, then the
+decoded values, and return a Status (or raise EfiError). A function may also be a
+generator that yields ``dispatch.call_guest(...)`` to call guest code (notification
+functions, an image's entry point) and resumes with its result.
+
+This module imports no service: efistub.catalog imports them all.
 """
 
 from __future__ import annotations
@@ -14,18 +19,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import GuestMemoryError
-from .status import Status
-
-MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-@dataclass(frozen=True)
-class ArgType:
-    name: str
-    decode: Callable[[int], Any]
-    show: Callable[[Any, Any], Any]  # (firmware, decoded value) -> JSON value
-
+from .errors import EfiError, GuestMemoryError
+from .status import Status, from_guest as status_from_guest
 
 def _plain(fw, value):
     return value
@@ -49,31 +44,85 @@ def _string(fw, address):
         return f"<unreadable 0x{address:x}>"
 
 
-UINTN = ArgType("UINTN", lambda v: v & MASK64, _plain)
-UINT64 = UINTN
-UINT32 = ArgType("UINT32", lambda v: v & 0xFFFFFFFF, _plain)
-INT32 = ArgType("INT32", lambda v: (v & 0xFFFFFFFF) - ((v & 0x80000000) << 1), _plain)
-UINT8 = ArgType("UINT8", lambda v: v & 0xFF, _plain)
-BOOLEAN = ArgType("BOOLEAN", lambda v: bool(v & 0xFF), _plain)
-POINTER = ArgType("POINTER", lambda v: v & MASK64, _plain)  # any guest pointer, in or out
+def _unsigned(bits: int | None):
+    """A decoder factory: the value masked to ``bits`` (None: the guest's UINTN)."""
+    def decoder(width: int):
+        mask = (1 << (bits or 8 * width)) - 1
+        return lambda v: v & mask
+    return decoder
+
+
+def _int32(width: int):
+    return lambda v: (v & 0xFFFFFFFF) - ((v & 0x80000000) << 1)
+
+
+def _boolean(width: int):
+    return lambda v: bool(v & 0xFF)
+
+
+def _status(width: int):
+    mask = (1 << (8 * width)) - 1
+    return lambda v: status_from_guest(v & mask, width)
+
+
+@dataclass(frozen=True)
+class ArgType:
+    name: str
+    size: int | None  # bytes; None: a UINTN, pointer or handle, as wide as the guest's pointers
+    decoder: Callable[[int], Callable[[int], Any]]  # width -> (raw value -> what the service receives)
+    show: Callable[[Any, Any], Any]  # (firmware, decoded value) -> JSON value
+
+
+UINTN = ArgType("UINTN", None, _unsigned(None), _plain)
+UINT64 = ArgType("UINT64", 8, _unsigned(64), _plain)
+UINT32 = ArgType("UINT32", 4, _unsigned(32), _plain)
+INT32 = ArgType("INT32", 4, _int32, _plain)
+UINT8 = ArgType("UINT8", 1, _unsigned(8), _plain)
+BOOLEAN = ArgType("BOOLEAN", 1, _boolean, _plain)
+POINTER = ArgType("POINTER", None, _unsigned(None), _plain)  # any guest pointer, in or out
 HANDLE = POINTER
 EVENT = POINTER
-GUID_PTR = ArgType("EFI_GUID *", lambda v: v & MASK64, _guid)
-STRING = ArgType("CHAR16 *", lambda v: v & MASK64, _string)
-STATUS = ArgType("EFI_STATUS", lambda v: v & MASK64, lambda fw, v: Status.name_of(v))
+GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _guid)
+STRING = ArgType("CHAR16 *", None, _unsigned(None), _string)
+STATUS = ArgType("EFI_STATUS", None, _status, lambda fw, v: Status.name_of(v))
+
+
+@dataclass(frozen=True)
+class VarArgs:
+    """The variable arguments after the declared ones, decoded by the dispatcher:
+    ``decode(fw, slot)`` gives the value the service receives, ``slot(i)`` reading the
+    i-th slot after the declared arguments; ``show(fw, value)`` the report's entries."""
+
+    decode: Callable[[Any, Callable[[int], int]], Any]
+    show: Callable[[Any, Any], dict]
+
+
+MAX_VARARG_PAIRS = 128
+
+
+def _decode_pairs(fw, slot):
+    pairs = []
+    for i in range(0, 2 * MAX_VARARG_PAIRS, 2):
+        guid_ptr = slot(i)
+        if not guid_ptr:
+            return pairs
+        pairs.append((fw.mem.read_guid(guid_ptr), slot(i + 1)))
+    raise EfiError(Status.EFI_INVALID_PARAMETER, f"no NULL after {MAX_VARARG_PAIRS} GUID/interface pairs")
+
+
+# (EFI_GUID *, VOID *) pairs ended by a NULL GUID: (Un)InstallMultipleProtocolInterfaces
+GUID_INTERFACE_PAIRS = VarArgs(_decode_pairs, lambda fw, pairs: {"Protocols": [g.name for g, _ in pairs]})
 
 
 def enum_arg(cls: type[enum.IntEnum], width: int = 32) -> ArgType:
     """An enumerated value; shown by name when it has one."""
-    mask = (1 << width) - 1
-
     def show(fw, value):
         try:
             return cls(value).name
         except ValueError:
             return value
 
-    return ArgType(cls.__name__, lambda v: v & mask, show)
+    return ArgType(cls.__name__, width // 8, _unsigned(width), show)
 
 
 @dataclass(frozen=True)
@@ -81,7 +130,7 @@ class Service:
     name: str
     function: Callable | None
     args: tuple[tuple[str, ArgType], ...]
-    varargs: bool = False
+    varargs: VarArgs | None = None
     boot: bool = True  # a boot service, gone after ExitBootServices
     returns: str = "status"  # "status", "value" (e.g. the old TPL) or "void"
     absent: int = Status.EFI_UNSUPPORTED  # what the call returns when nothing implements it
@@ -105,12 +154,13 @@ REGISTRY: dict[str, Service] = {}
 LOOKUPS = frozenset({"LocateProtocol", "LocateHandle", "LocateHandleBuffer", "LocateDevicePath"})
 
 
-def service(name: str, *, varargs: bool = False, boot: bool = True, returns: str = "status", **args: ArgType):
+def service(name: str, *, varargs: VarArgs | None = None, boot: bool = True, returns: str = "status",
+            **args: ArgType):
     """Register the decorated function as the implementation of service ``name``.
 
-    ``varargs``: the function also receives a callable giving the i-th argument after
-    the declared ones (InstallMultipleProtocolInterfaces). ``boot``: False for runtime
-    services, which stay callable after ExitBootServices.
+    ``varargs``: the function also receives the variable arguments after the declared
+    ones, decoded (GUID_INTERFACE_PAIRS for InstallMultipleProtocolInterfaces). ``boot``:
+    False for runtime services, which stay callable after ExitBootServices.
     """
 
     def register(function):
@@ -127,12 +177,14 @@ def declare(name: str, *, boot: bool = True, **args: ArgType) -> None:
     recorded with their decoded arguments, and a Machine may supply an implementation."""
     if name in REGISTRY:
         raise ValueError(f"service {name} registered twice")
-    REGISTRY[name] = Service(name, None, tuple(args.items()), False, boot)
+    REGISTRY[name] = Service(name, None, tuple(args.items()), None, boot)
 
 
+@dataclass(frozen=True)
+class Result:
+    """What a service returns when it has more to say than its status (or value): a note for
+    the report, and arguments only it could decode (the GUIDs of InstallMultipleProtocolInterfaces)."""
 
-def load_all() -> dict[str, Service]:
-    """Import every module that registers services; return the registry."""
-    from . import protocols, services  # noqa: F401 - imported for their registrations
-
-    return REGISTRY
+    value: int
+    note: str | None = None
+    details: dict | None = None

@@ -78,3 +78,20 @@ class Status(enum.IntEnum):
     @property
     def is_error(self) -> bool:
         return bool(self & ERROR_BIT)
+
+
+def to_guest(value: int, width: int) -> int:
+    """A status as a guest with ``width``-byte UINTNs sees it: the error bit is the UINTN's top bit
+    (the C trampoline's guest_status does the same)."""
+    if width >= 8:
+        return value
+    top = 1 << (8 * width - 1)
+    return (top if value & ERROR_BIT else 0) | (value & (top - 1))
+
+
+def from_guest(value: int, width: int) -> int:
+    """A status a ``width``-byte guest passed (Exit, ResetSystem), as efistub's 64-bit value."""
+    if width >= 8:
+        return value
+    top = 1 << (8 * width - 1)
+    return (ERROR_BIT if value & top else 0) | (value & (top - 1))

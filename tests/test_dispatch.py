@@ -7,7 +7,8 @@ import pytest
 
 from efistub import native
 from efistub.machine import Machine
-from efistub.registry import REGISTRY, load_all
+from efistub.catalog import load_all
+from efistub.registry import REGISTRY
 from pe_builder import code_image
 
 GUESTS = Path(__file__).parent / "guests" / "x86_64"

@@ -1,9 +1,9 @@
 from efistub.arch.pc_ports import GATE2, OUT2, PORT_B, PORT_CHANNEL2, PORT_CONTROL, PcPorts
-from efistub.firmware import FirmwareState
+from efistub.firmware import new_state
 
 
 def test_channel2_expires_after_its_count_in_virtual_time():
-    state = FirmwareState()
+    state = new_state()
     ports = PcPorts(state)
     ports.write(PORT_B, 1, ports.read(PORT_B, 1) & ~GATE2)
     ports.write(PORT_CONTROL, 1, 0xB0)  # channel 2, lobyte/hibyte
@@ -19,4 +19,4 @@ def test_channel2_expires_after_its_count_in_virtual_time():
 
 
 def test_absent_ports_read_as_all_ones():
-    assert PcPorts(FirmwareState()).read(0x3F8, 1) == 0xFF
+    assert PcPorts(new_state()).read(0x3F8, 1) == 0xFF

@@ -12,6 +12,7 @@ ARCHITECTURES = {  # PE machine -> (name, module, class)
     pe.MACHINE_AMD64: ("x86_64", "x86_64", "X86_64"),
     pe.MACHINE_ARM64: ("aarch64", "aarch64", "AArch64"),
     pe.MACHINE_RISCV64: ("riscv64", "riscv64", "RiscV64"),
+    pe.MACHINE_I386: ("ia32", "ia32", "IA32"),
 }
 
 

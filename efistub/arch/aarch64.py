@@ -12,6 +12,7 @@ from unicorn import arm64_const as arm
 
 from ..layouts import pe
 from .base import Architecture
+from .convention import TRAP_INTERRUPT, CallingConvention
 from .devicetree import fdt_handoff
 
 EXCP_SWI = 2  # unicorn's interrupt number for SVC
@@ -21,19 +22,23 @@ REGISTERS.update(fp=arm.UC_ARM64_REG_FP, lr=arm.UC_ARM64_REG_LR, sp=arm.UC_ARM64
 CPACR_FPEN = 3 << 20  # let EL1 use the FP/SIMD registers, as UEFI requires
 
 
+AAPCS64 = CallingConvention(
+    name="AAPCS64", width=8,
+    arg_registers=tuple(getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(8)),
+    return_register=arm.UC_ARM64_REG_X0, sp=arm.UC_ARM64_REG_SP, pc=arm.UC_ARM64_REG_PC,
+    link_register=arm.UC_ARM64_REG_LR, shadow_space=0,
+    preserved=tuple(getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(18, 30)),  # x18 (platform), x19-x29
+    trap=TRAP_INTERRUPT, trap_instruction=bytes.fromhex("010000d4"),  # svc #0
+    return_instruction=bytes.fromhex("c0035fd6"), stub_padding=bytes.fromhex("000020d4"),  # ret; brk #0
+    trap_pc_offset=4,  # the PC is past the SVC when the hook runs
+    trap_interrupts=(EXCP_SWI,),
+)
+
+
 class AArch64(Architecture):
     name = "aarch64"
     machine = pe.MACHINE_ARM64
-    SERVICE_STUB = bytes.fromhex("010000d4c0035fd6")  # svc #0; ret
-    RETURN_STUB = bytes.fromhex("010000d4")  # svc #0 (x0 already holds the entry point's status)
-    STUB_PADDING = bytes.fromhex("000020d4")  # brk #0
-    STUB_STRIDE = 8
-    HYPERCALL_INTERRUPTS = (EXCP_SWI,)
-    TRAP_PC_OFFSET = 4  # the PC is past the SVC when the hook runs
-    ARG_REGISTERS = tuple(getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(8))
-    RETURN_REGISTER = arm.UC_ARM64_REG_X0
-    SP, PC, LINK = arm.UC_ARM64_REG_SP, arm.UC_ARM64_REG_PC, arm.UC_ARM64_REG_LR
-    STACK_ARGS_OFFSET = 0
+    convention = AAPCS64
     REGISTERS = REGISTERS
     HALT_INSTRUCTIONS = (bytes.fromhex("7f2003d5"), bytes.fromhex("5f2003d5"))  # wfi, wfe
 

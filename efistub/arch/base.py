@@ -1,92 +1,81 @@
-"""What every architecture shares: the calling convention as data, stubs, argument access."""
+"""What every architecture shares: the engine, the boundary driven by its CallingConvention."""
 
 from __future__ import annotations
 
-from ..errors import GuestMemoryError
-
-MASK64 = 0xFFFFFFFFFFFFFFFF
+from .convention import TRAP_INTERRUPT, CallingConvention
 
 
 class Architecture:
-    """An architecture describes its calling convention with class attributes.
+    """An architecture: its calling convention record, its engine and what it tells a report.
 
-    Subclasses set ``name``, ``machine``, the unicorn register ids (ARG_REGISTERS,
-    RETURN_REGISTER, SP, PC, LINK or None when the return address lives on the
-    stack), STACK_ARGS_OFFSET (bytes from SP at the trap to the first stack
-    argument), SERVICE_STUB / RETURN_STUB (machine code of a service stub and of
-    the entry point's return stub), STUB_STRIDE and REGISTERS (names for reports).
+    Subclasses set ``name``, ``machine`` (the PE machine type), ``convention``,
+    REGISTERS (names for reports), HALT_INSTRUCTIONS, and implement create_engine,
+    disassembler and handoff. A newcomer adds an architecture with one such module.
     """
 
     name = ""
     machine = 0
-    HYPERCALL_INTERRUPTS: tuple[int, ...] = ()  # interrupt numbers of the stubs' trap instruction
-    STUB_STRIDE = 8
-    LINK = None
+    convention: CallingConvention
+    REGISTERS: dict[str, int] = {}
+    HALT_INSTRUCTIONS: tuple[bytes, ...] = ()  # wait-for-interrupt instructions; unicorn stops after them
+    RAM_LIMIT: int | None = None  # the highest address guest RAM may reach (IA32: 4 GiB)
+    PROTOCOLS: tuple[str, ...] = ()  # modules of efistub.protocols only this architecture's firmware installs
 
     def __init__(self, fw):
         self.fw = fw
         self._callbacks = []  # ctypes callbacks must outlive the engine
 
-    def stub(self, returns_entry: bool = False) -> bytes:
-        """One stub slot: the code, padded with the architecture's trapping filler."""
-        code = self.RETURN_STUB if returns_entry else self.SERVICE_STUB
-        filler = self.STUB_PADDING * self.STUB_STRIDE
-        return code + filler[: self.STUB_STRIDE - len(code)]
+    @property
+    def width(self) -> int:
+        return self.convention.width
 
-    def start(self, uc, entry: int, stack_top: int, return_address: int, args: tuple[int, int]) -> None:
-        """Set up a call of ``entry(*args)`` that returns to ``return_address``."""
-        uc.reg_write(self.SP, (stack_top & ~0xF) - 64)
-        uc.reg_write(self.LINK, return_address)
-        for register, value in zip(self.ARG_REGISTERS, args):
-            uc.reg_write(register, value)
-        uc.reg_write(self.PC, entry)
+    # -- the boundary ---------------------------------------------------------------------
+    def install_dispatch(self, uc, stub_base: int, slot_count: int, arg_slots, dispatch) -> None:
+        """Python dispatch: on a trap in a stub, read the argument slots, call ``dispatch(slot, slots)``
+        and set the return register. ``slot`` is None for a trap outside the stubs; slot
+        ``slot_count`` is the return from a guest call, whose one argument is the returned value.
+        Any other interrupt is a fault."""
+        from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
+        from unicorn import x86_const
 
-    def read_args(self, uc, count: int) -> list[int]:
-        return [self.read_arg(uc, i) for i in range(count)]
+        cc, mem = self.convention, self.fw.mem
 
-    def read_arg(self, uc, index: int) -> int:
-        """Argument ``index`` of the call being made; 0 when it lies on a stack that cannot be read
-        (the native trampoline does the same, and services reject the NULL)."""
-        registers = len(self.ARG_REGISTERS)
-        if index < registers:
-            return uc.reg_read(self.ARG_REGISTERS[index])
-        try:
-            return self.fw.mem.read_u64(uc.reg_read(self.SP) + self.STACK_ARGS_OFFSET + 8 * (index - registers))
-        except GuestMemoryError:
-            return 0
+        def trap(uc):
+            slot = self.slot_of(uc.reg_read(cc.pc), stub_base, slot_count)
+            if slot is None:
+                slots = []
+            elif slot == slot_count:
+                slots = [cc.read_return(uc)]
+            else:
+                slots = cc.read_slots(uc, mem, arg_slots(slot))
+            result = dispatch(slot, slots)
+            if result is not None:
+                cc.set_return(uc, result)
 
-    def set_return(self, uc, value: int) -> None:
-        uc.reg_write(self.RETURN_REGISTER, value & MASK64)
+        if cc.trap == TRAP_INTERRUPT:
+            def interrupt(uc, intno, user_data):
+                if intno in cc.trap_interrupts:
+                    trap(uc)
+                else:
+                    self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
+                    uc.emu_stop()
 
-    def install_dispatch(self, uc, stub_base: int, slot_count: int, arg_count, dispatch) -> None:
-        """Python dispatch where the trap raises an interrupt (SVC, ECALL): read the arguments,
-        call ``dispatch(slot, args)`` and set the return register. Any other interrupt is a fault."""
-        from unicorn import UC_HOOK_INTR
-
-        def hook(uc, intno, user_data):
-            if intno not in self.HYPERCALL_INTERRUPTS:
-                self.fw.request_stop("fault", reason=f"CPU exception {intno} at pc 0x{self.pc(uc):x}")
-                uc.emu_stop()
-                return
-            slot = self.slot_of(uc.reg_read(self.PC), stub_base, slot_count)
-            args = self.read_args(uc, arg_count(slot)) if slot is not None else []
-            self.set_return(uc, dispatch(slot, args))
-
-        uc.hook_add(UC_HOOK_INTR, hook)
+            uc.hook_add(UC_HOOK_INTR, interrupt)
+        else:
+            uc.hook_add(UC_HOOK_INSN, lambda uc, user_data: trap(uc), None, 1, 0, x86_const.UC_X86_INS_SYSCALL)
 
     def slot_of(self, pc: int, stub_base: int, slot_count: int) -> int | None:
         """The stub slot a trap at ``pc`` came from (None outside the stubs)."""
-        offset = pc - self.TRAP_PC_OFFSET - stub_base
-        slot = offset // self.STUB_STRIDE
+        cc = self.convention
+        offset = pc - cc.trap_pc_offset - stub_base
+        slot = offset // cc.stub_stride
         return slot if 0 <= offset and slot <= slot_count else None
 
     def pc(self, uc) -> int:
-        return uc.reg_read(self.PC)
+        return uc.reg_read(self.convention.pc)
 
     def registers(self, uc) -> dict[str, int]:
         return {name: uc.reg_read(reg) for name, reg in self.REGISTERS.items()}
-
-    HALT_INSTRUCTIONS: tuple[bytes, ...] = ()  # wait-for-interrupt instructions; unicorn stops after them
 
     def halted_at(self, uc) -> int | None:
         """The address of the halt instruction that stopped emulation, if one did."""
@@ -98,9 +87,6 @@ class Architecture:
             except Exception:
                 continue
         return None
-
-    def install_protocols(self, fw) -> None:
-        """Protocols only this architecture's firmware provides."""
 
     def kernel_entry_offset(self, image: bytes) -> int | None:
         """Where a Linux Image header says the kernel starts, for kernels that run in place."""

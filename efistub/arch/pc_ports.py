@@ -10,6 +10,8 @@ Other ports read as all ones (nothing there) and ignore writes.
 
 from __future__ import annotations
 
+from ..clock import advance_time
+
 PIT_HZ = 1_193_182
 PORT_CHANNEL2 = 0x42
 PORT_CONTROL = 0x43
@@ -28,7 +30,7 @@ class PcPorts:
         self.gate_opened_us = None
 
     def _tick(self) -> int:
-        self.state.virtual_time_us += US_PER_ACCESS
+        advance_time(self.state, US_PER_ACCESS)
         return self.state.virtual_time_us
 
     def read(self, port: int, size: int) -> int:

@@ -13,6 +13,7 @@ from unicorn import riscv_const as rv
 
 from ..layouts import pe
 from .base import Architecture
+from .convention import TRAP_INTERRUPT, CallingConvention
 from .devicetree import fdt_handoff
 
 ECALL_CAUSES = (8, 9, 11)  # environment call from U-, S- or M-mode
@@ -33,20 +34,25 @@ def _jal_target(instruction: int) -> int | None:
     return imm - (1 << 21) if imm & (1 << 20) else imm
 
 
+LP64 = CallingConvention(
+    name="LP64", width=8,
+    arg_registers=tuple(getattr(rv, f"UC_RISCV_REG_A{i}") for i in range(8)),
+    return_register=rv.UC_RISCV_REG_A0, sp=rv.UC_RISCV_REG_SP, pc=rv.UC_RISCV_REG_PC,
+    link_register=rv.UC_RISCV_REG_RA, shadow_space=0,
+    preserved=(rv.UC_RISCV_REG_GP, rv.UC_RISCV_REG_TP) + tuple(getattr(rv, f"UC_RISCV_REG_S{i}") for i in range(12)),
+    trap=TRAP_INTERRUPT, trap_instruction=bytes.fromhex("73000000"),  # ecall
+    return_instruction=bytes.fromhex("67800000"), stub_padding=bytes.fromhex("73001000"),  # ret; ebreak
+    trap_pc_offset=4,  # the PC is past the ECALL when the hook runs
+    trap_interrupts=ECALL_CAUSES,
+)
+
+
 class RiscV64(Architecture):
     name = "riscv64"
     machine = pe.MACHINE_RISCV64
-    SERVICE_STUB = bytes.fromhex("7300000067800000")  # ecall; ret
-    RETURN_STUB = bytes.fromhex("73000000")  # ecall (a0 already holds the entry point's status)
-    STUB_PADDING = bytes.fromhex("73001000")  # ebreak
-    STUB_STRIDE = 8
-    HYPERCALL_INTERRUPTS = ECALL_CAUSES
-    TRAP_PC_OFFSET = 4  # the PC is past the ECALL when the hook runs
-    ARG_REGISTERS = tuple(getattr(rv, f"UC_RISCV_REG_A{i}") for i in range(8))
-    RETURN_REGISTER = rv.UC_RISCV_REG_A0
-    SP, PC, LINK = rv.UC_RISCV_REG_SP, rv.UC_RISCV_REG_PC, rv.UC_RISCV_REG_RA
-    STACK_ARGS_OFFSET = 0
+    convention = LP64
     REGISTERS = REGISTERS
+    PROTOCOLS = ("riscv_boot",)  # RISCV_EFI_BOOT_PROTOCOL
     HALT_INSTRUCTIONS = (bytes.fromhex("73005010"),)  # wfi
 
     def create_engine(self) -> Uc:
@@ -54,11 +60,6 @@ class RiscV64(Architecture):
         uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_INITIAL)
         uc.reg_write(rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR)
         return uc
-
-    def install_protocols(self, fw) -> None:
-        from ..protocols import riscv_boot
-
-        riscv_boot.install(fw)
 
     def kernel_entry_offset(self, image: bytes) -> int | None:
         """riscv Image header: "RISCV" at 0x30; code0 is ``c.li s4, -13`` ("MZ"), then ``j _start_kernel``."""

@@ -1,36 +1,51 @@
-"""Native dispatch: the C trampoline (native/trampoline.c) built by cffi as efistub._trampoline.
+"""Native dispatch: the C trampoline (trampoline.c beside this file) built by cffi as efistub._trampoline.
 
-The trampoline hooks the hypercall itself, runs the hottest services in C and hands
-every other call to the same Python dispatcher as the pure-Python path. Its
-C-handled calls are turned into the same report records here, in call order.
+The trampoline hooks the trap itself, runs the hottest services in C and hands every
+other call to the same Python dispatcher as the pure-Python path. It reads the
+arguments by the architecture's CallingConvention record, which it receives from
+here. Its C-handled calls are turned into the same report records, in call order.
+
+``ffi`` is always usable: the built module's, or (when it is not built) one in
+cffi's ABI mode parsed from the same header, so the shared firmware state has one
+layout either way.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import traceback
 
-from .errors import GuestMemoryError
+from ..arch.convention import TRAP_SYSCALL
+from ..errors import GuestMemoryError
+
+HEADER = os.path.join(os.path.dirname(__file__), "trampoline.h")
 
 try:
-    from ._trampoline import ffi, lib
+    from .._trampoline import ffi, lib
     UNAVAILABLE = None
 except ImportError as e:  # not built: efistub runs with Python dispatch
-    ffi = lib = None
-    UNAVAILABLE = f"the native trampoline is not built ({e})"
+    from cffi import FFI
 
-# Services the trampoline runs in C; the numbers are its H_* handler ids.
-C_HANDLED = {"CopyMem": 1, "SetMem": 2, "CalculateCrc32": 3, "RaiseTPL": 4, "RestoreTPL": 5, "Stall": 6,
-             "GetNextMonotonicCount": 7}
+    lib = None
+    UNAVAILABLE = f"the native trampoline is not built ({e})"
+    ffi = FFI()
+    with open(HEADER) as f:
+        ffi.cdef(f.read())
+
 READ_FAILED, WRITE_FAILED, TPL_NOTE = 1, 2, 4
 SLOT_OUTSIDE = 0xFFFFFFFF
-SLOT_EXCEPTION = 0xFFFFFFFE  # a CPU exception that is not a hypercall; args[0] is its number
-ARCH_IDS = {"x86_64": 0, "aarch64": 1, "riscv64": 2}
+SLOT_EXCEPTION = 0xFFFFFFFE  # a CPU exception that is not a trap; args[0] is its number
 API_FUNCTIONS = ("reg_read", "reg_write", "mem_read", "mem_write", "emu_stop", "hook_add", "hook_del")
 
 
 def available() -> bool:
     return lib is not None
+
+
+def c_handled(name: str) -> bool:
+    """Whether the trampoline has a C handler for the service ``name``."""
+    return lib is not None and lib.efistub_handler(name.encode()) != 0
 
 
 def unicorn_library():
@@ -40,14 +55,25 @@ def unicorn_library():
     return binding.uclib
 
 
+def convention_record(cc, out) -> None:
+    """Fill the C efistub_convention ``out`` from a CallingConvention."""
+    out.width, out.nregs = cc.width, len(cc.arg_registers)
+    for i, register in enumerate(cc.arg_registers):
+        out.arg_registers[i] = register
+    out.return_register, out.sp, out.pc = cc.return_register, cc.sp, cc.pc
+    out.trap = lib.EFISTUB_TRAP_SYSCALL if cc.trap == TRAP_SYSCALL else lib.EFISTUB_TRAP_INTERRUPT
+    out.ninterrupts = len(cc.trap_interrupts)
+    for i, number in enumerate(cc.trap_interrupts):
+        out.interrupts[i] = number
+    out.stack_args_offset, out.trap_pc_offset = cc.stack_args_offset, cc.trap_pc_offset
+
+
 class NativeDispatch:
     """Attaches the trampoline to an engine the Python binding created."""
 
-    def __init__(self, uc, arch, stub_base: int, services, dispatcher, dispatch):
+    def __init__(self, uc, convention, stub_base: int, services, arg_slots, dispatcher, dispatch, ram):
         if lib is None:
             raise RuntimeError(UNAVAILABLE)
-        if arch.name not in ARCH_IDS:
-            raise RuntimeError(f"the native trampoline does not support {arch.name}")
         self.uc, self.dispatcher, self.dispatch = uc, dispatcher, dispatch
         self.services = services
         t = self.t = ffi.new("efistub_trampoline *")
@@ -57,19 +83,20 @@ class NativeDispatch:
         t.uc = ffi.cast("void *", uc._uch.value)
         self._handle = ffi.new_handle(self)
         t.python = self._handle
-        t.arch = ARCH_IDS[arch.name]
-        t.stub_base, t.stub_stride, t.slots = stub_base, arch.STUB_STRIDE, len(services)
-        for i, svc in enumerate(services):
-            t.argc[i] = len(svc.args)
-            t.handler[i] = C_HANDLED.get(svc.name, 0) if svc.implemented else 0
+        convention_record(convention, t.cc)
         fw = dispatcher.fw
-        for field in ("tpl", "monotonic_count", "virtual_time_us", "boot_services_active"):
-            setattr(t.state, field, getattr(fw.state, field))
-        fw.state = t.state  # from now on C and Python services share these counters
+        t.state = fw.state  # the one firmware state: C and Python work on the same memory
+        self._ram = ffi.new("efistub_range[]", [(start, end) for start, end in ram])
+        t.ram, t.nram = self._ram, len(ram)
+        t.stub_base, t.stub_stride, t.slots = stub_base, convention.stub_stride, len(services)
+        self._argc = ffi.new("uint32_t[]", [arg_slots(i) for i in range(len(services))])
+        # Live observers see every call: then all calls go to Python.
+        everything_to_python = dispatcher.trace is not None or bool(dispatcher.observers)
+        self._handler = ffi.new("uint8_t[]", [
+            0 if everything_to_python or not svc.implemented else lib.efistub_handler(svc.name.encode())
+            for svc in services])
+        t.argc, t.handler = self._argc, self._handler
         self._calls: list = []
-        if dispatcher.trace is not None or dispatcher.observers:  # live observers see every call: all go to Python
-            for i in range(len(services)):
-                t.handler[i] = 0
         dispatcher.native = self
         err = lib.efistub_attach(t)
         if err:
@@ -79,7 +106,7 @@ class NativeDispatch:
         """Send a C-handled service to Python (for overrides and restricted service sets)."""
         for i, svc in enumerate(self.services):
             if svc.name == name:
-                self.t.handler[i] = 0
+                self._handler[i] = 0
 
     def count(self) -> int:
         """Calls handled in C so far."""
@@ -87,15 +114,15 @@ class NativeDispatch:
 
     def calls(self, count: int) -> list:
         """Report records of the first ``count`` C-handled calls (converted once, on demand)."""
-        from .dispatch import Call, Dispatcher
-        from .services.events import raise_tpl_note, restore_tpl_note
+        from ..dispatch import Call, Dispatcher
+        from ..services.events import raise_tpl_note, restore_tpl_note
 
-        t, fw = self.t, self.dispatcher.fw
+        t, dispatcher = self.t, self.dispatcher
         for i in range(len(self._calls), count):
             r = t.records[i]
             svc = self.services[r.slot]
-            values = [kind.decode(r.args[k]) for k, (_, kind) in enumerate(svc.args)]
-            record = Call(0, svc.name, svc.show_args(fw, values))
+            values = dispatcher.decode(r.slot, [r.args[k] for k in range(len(svc.args))])
+            record = Call(0, svc.name, svc.show_args(dispatcher.fw, values))
             if r.flags & (READ_FAILED | WRITE_FAILED):
                 access = "read" if r.flags & READ_FAILED else "write"
                 Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
@@ -123,7 +150,8 @@ if lib is not None:
                 self.dispatcher.fw.request_stop("fault", reason=f"CPU exception {args[0]}")
                 self.uc.emu_stop()
                 return 0
-            return self.dispatch(None if slot == SLOT_OUTSIDE else slot, [args[i] for i in range(count)])
+            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, [args[i] for i in range(count)])
+            return 0 if result is None else result
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",
                                             traceback=traceback.format_exc())

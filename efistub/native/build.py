@@ -37,4 +37,4 @@ ffibuilder.set_source(
 )
 
 if __name__ == "__main__":
-    ffibuilder.compile(tmpdir=os.path.join(HERE, "build"), verbose=True)
+    ffibuilder.compile(tmpdir=os.path.join(HERE, "..", ".."), verbose=True)

@@ -81,6 +81,7 @@ typedef struct {
     uint64_t capacity;
     size_t hook;
     int32_t attached;
+    void *scratch;           /* the trampoline's buffer for guest memory */
 } efistub_trampoline;
 
 /* The C handler of a service, by its name in the registry; 0 when C has none. */

@@ -13,8 +13,8 @@ from . import device_path
 EFISTUB_BOOT_DEVICE = guids.Guid("6f0f8a1c-5b7e-4b1e-9a43-65666973747a")
 
 
-def install(fw, image, base: int, cmdline: str) -> int:
-    """Install the image's handle with LOADED_IMAGE; return the handle."""
+def install(fw, image, base: int, cmdline: str, parent: int = 0) -> int:
+    """Install the image's handle with LOADED_IMAGE (ParentHandle ``parent``); return the handle."""
     device_nodes = [device_path.vendor_hardware(EFISTUB_BOOT_DEVICE)]
     device = fw.handles.install(None, guids.DEVICE_PATH_PROTOCOL,
                                 fw.store(MemoryType.EfiBootServicesData, device_path.encode(device_nodes)))
@@ -22,7 +22,7 @@ def install(fw, image, base: int, cmdline: str) -> int:
     file_path = fw.store(MemoryType.EfiBootServicesData, device_path.encode([file_node]))
     options = ucs2(cmdline) if cmdline else b""
     loaded = dict(
-        Revision=efi.LOADED_IMAGE_REVISION, ParentHandle=0, SystemTable=fw.system_table,
+        Revision=efi.LOADED_IMAGE_REVISION, ParentHandle=parent, SystemTable=fw.system_table,
         DeviceHandle=device.address, FilePath=file_path, Reserved=0,
         LoadOptionsSize=len(options),
         LoadOptions=fw.store(MemoryType.EfiLoaderData, options) if options else 0,

@@ -1,10 +1,16 @@
-"""Event, timer and task priority services (UEFI 2.10 §7.1).
+"""Event, timer and task priority services (UEFI 2.10 §7.1), with notification functions.
 
-Time is virtual: a wait on a timer advances the clock to the timer's trigger time
-instead of sleeping. The console's WaitForKey event is signaled while keys (from
---keys) are queued. Notification functions are recorded but never called: the
-firmware does not call back into the guest. A wait that nothing can ever end (no
-timer, no key left) stops the run as stalled instead of hanging until the timeout.
+Time is virtual: a wait or a Stall advances the clock to the next timer instead of
+sleeping, and timers fire as the clock passes them. A signaled EVT_NOTIFY_SIGNAL
+event queues its notification function; queued notifications run, highest TPL
+first and at their own TPL, whenever the TPL is below theirs at the end of a
+service call (SignalEvent, RestoreTPL, Stall, ... as on EDK2, where releasing the
+event lock dispatches them). CheckEvent and WaitForEvent run the notification
+functions of EVT_NOTIFY_WAIT events. Event groups are signaled together;
+EVT_SIGNAL_EXIT_BOOT_SERVICES and EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE events belong
+to the groups of those names. The console's WaitForKey is signaled while keys (from
+--keys) are queued. A wait that nothing can ever end (no timer, no key left) stops
+the run as stalled instead of hanging until the timeout.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .. import guids
+from ..clock import TIME_MAX, advance_time
+from ..dispatch import call_guest
 from ..errors import EfiError
 from ..memory import MemoryType
-from ..registry import GUID_PTR, POINTER, UINT32, UINT64, UINTN, enum_arg, service
+from ..registry import GUID_PTR, POINTER, UINT32, UINT64, UINTN, Result, enum_arg, service
 from ..status import Status
 
 TPL_APPLICATION = 4
@@ -32,6 +41,10 @@ VALID_EVENT_TYPES = (0, EVT_TIMER, EVT_RUNTIME, EVT_NOTIFY_WAIT, EVT_NOTIFY_SIGN
                      EVT_SIGNAL_EXIT_BOOT_SERVICES, EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE,
                      EVT_TIMER | EVT_NOTIFY_WAIT, EVT_TIMER | EVT_NOTIFY_SIGNAL,
                      EVT_RUNTIME | EVT_NOTIFY_SIGNAL, EVT_TIMER | EVT_RUNTIME | EVT_NOTIFY_SIGNAL)
+# Event types that stand for membership of a group (as EDK2 maps them).
+TYPE_GROUPS = {EVT_SIGNAL_EXIT_BOOT_SERVICES: guids.EVENT_GROUP_EXIT_BOOT_SERVICES,
+               EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE: guids.EVENT_GROUP_VIRTUAL_ADDRESS_CHANGE}
+NOTIFY_TPLS = (TPL_APPLICATION, TPL_CALLBACK, TPL_NOTIFY)
 
 
 class TimerDelay(enum.IntEnum):
@@ -40,60 +53,175 @@ class TimerDelay(enum.IntEnum):
     TimerRelative = 2
 
 
-@dataclass
+@dataclass(eq=False)
 class Event:
     type: int
     tpl: int
     notify_function: int
     notify_context: int
-    group: str | None = None
+    group: guids.Guid | None = None
+    handle: int = 0
     signaled: bool = False
+    queued: bool = False  # its notification function waits to run
     trigger_us: int | None = None  # virtual time at which a timer fires
     period_us: int = 0
     is_key: bool = False  # the console's WaitForKey
 
 
-def new_event(fw, event: Event) -> int:
-    address = fw.allocate_pool(MemoryType.EfiBootServicesData, 16)
-    fw.events[address] = event
-    return address
+class EventTable:
+    """The firmware's events, the queue of notifications, and the timers in virtual time.
 
+    It keeps ``state.notify_armed`` true while a notification is queued or a timer with
+    a notification function is armed: the C trampoline then hands RestoreTPL and Stall
+    to Python, which runs what becomes due.
+    """
 
-def _event(fw, address: int) -> Event:
-    event = fw.events.get(address)
-    if event is None:
-        raise EfiError(Status.EFI_INVALID_PARAMETER, f"0x{address:x} is not an event")
-    return event
+    def __init__(self, fw):
+        self.fw = fw
+        self.events: dict[int, Event] = {}  # handle -> Event
 
+    def create(self, event: Event) -> int:
+        event.handle = self.fw.allocate_pool(MemoryType.EfiBootServicesData, 16)
+        self.events[event.handle] = event
+        return event.handle
 
-def _ready(fw, event: Event) -> bool:
-    """Whether the event is signaled now; a fired timer re-arms or disarms."""
-    if event.is_key:
-        return bool(fw.keys)
-    if event.trigger_us is not None and fw.state.virtual_time_us >= event.trigger_us:
+    def get(self, handle: int) -> Event:
+        event = self.events.get(handle)
+        if event is None:
+            raise EfiError(Status.EFI_INVALID_PARAMETER, f"0x{handle:x} is not an event")
+        return event
+
+    def close(self, handle: int) -> None:
+        event = self.get(handle)
+        del self.events[handle]
+        event.queued = False
+        self.fw.free_pool(handle)
+        self.update()
+
+    # -- signaling ---------------------------------------------------------------------
+    def signal(self, event: Event) -> None:
+        """Signal ``event``; a group member signals its whole group (UEFI 2.10 §7.1, CreateEventEx)."""
+        members = [e for e in self.events.values() if e.group == event.group] if event.group else [event]
+        for e in members:
+            self._signal_one(e)
+        self.update()
+
+    def signal_group(self, group: guids.Guid) -> None:
+        for e in [e for e in self.events.values() if e.group == group]:
+            self._signal_one(e)
+        self.update()
+
+    def _signal_one(self, event: Event) -> None:
+        if event.signaled:
+            return  # already signaled: its notification is queued once
         event.signaled = True
-        event.trigger_us = event.trigger_us + event.period_us if event.period_us else None
-    return event.signaled
+        if event.type & EVT_NOTIFY_SIGNAL:
+            event.queued = True
+
+    def ready(self, event: Event) -> bool:
+        """Whether the event is signaled now (WaitForKey: whether a key is queued)."""
+        if event.is_key:
+            return bool(self.fw.keys)
+        return event.signaled
+
+    # -- time ----------------------------------------------------------------------------
+    def arm(self, event: Event, delay_us: int | None, periodic: bool) -> None:
+        now = self.fw.state.virtual_time_us
+        if delay_us is None:
+            event.trigger_us, event.period_us = None, 0
+        else:
+            event.trigger_us = min(now + delay_us, TIME_MAX)
+            event.period_us = delay_us if periodic else 0
+        self.update()
+
+    def next_trigger(self) -> int | None:
+        triggers = [e.trigger_us for e in self.events.values() if e.trigger_us is not None]
+        return min(triggers) if triggers else None
+
+    def fire_timers(self) -> None:
+        """Signal every timer whose trigger time has passed; periodic ones re-arm."""
+        now = self.fw.state.virtual_time_us
+        for e in list(self.events.values()):
+            if e.trigger_us is not None and e.trigger_us <= now:
+                if e.period_us:
+                    missed = (now - e.trigger_us) // e.period_us + 1
+                    e.trigger_us = min(e.trigger_us + missed * e.period_us, TIME_MAX)
+                else:
+                    e.trigger_us = None
+                self._signal_one(e)
+        self.update()
+
+    # -- notifications ----------------------------------------------------------------------
+    def update(self) -> None:
+        self.fw.state.notify_armed = any(
+            e.queued or (e.trigger_us is not None and e.type & EVT_NOTIFY_SIGNAL) for e in self.events.values())
+
+    def next_due(self) -> Event | None:
+        """The queued notification to run now: the highest TPL above the current one, first queued first."""
+        tpl = self.fw.state.tpl
+        due = [e for e in self.events.values() if e.queued and e.tpl > tpl]
+        return max(due, key=lambda e: e.tpl) if due else None  # max keeps the first of equal TPLs
+
+    def due(self):
+        """A generator running the notifications due now, or None when there are none (the common case)."""
+        fw = self.fw
+        if not fw.state.notify_armed or not fw.state.boot_services_active:
+            return None
+        self.fire_timers()
+        return self.run_notifications() if self.next_due() is not None else None
+
+    def run_notifications(self):
+        """Run the due notification functions, each at its own TPL (a generator: they are guest code)."""
+        fw = self.fw
+        while (event := self.next_due()) is not None:
+            event.queued = False
+            if event.type & EVT_NOTIFY_SIGNAL:
+                event.signaled = False  # as EDK2: a signal event is reset when its notification runs
+            self.update()
+            yield from self.notify(event)
+
+    def notify(self, event: Event):
+        fw = self.fw
+        old = fw.state.tpl
+        fw.state.tpl = event.tpl
+        yield call_guest(event.notify_function, event.handle, event.notify_context)
+        fw.state.tpl = old
+
+    def wait_until(self, end_us: int):
+        """Let virtual time pass until ``end_us``, firing timers and running their notifications
+        on the way (a generator)."""
+        state = self.fw.state
+        while True:
+            trigger = self.next_trigger()
+            if trigger is None or trigger > end_us:
+                break
+            state.virtual_time_us = max(state.virtual_time_us, trigger)
+            self.fire_timers()
+            yield from self.run_notifications()
+        state.virtual_time_us = max(state.virtual_time_us, end_us)
+        self.fire_timers()
+        yield from self.run_notifications()
 
 
-def advance_to_next_timer(fw) -> bool:
-    """Move virtual time to the next armed timer (a halted CPU waking up); False when none is armed."""
-    triggers = [e.trigger_us for e in fw.events.values() if e.trigger_us is not None]
-    if not triggers:
-        return False
-    fw.state.virtual_time_us = max(fw.state.virtual_time_us, min(triggers))
-    return True
+def new_event(fw, event: Event) -> int:
+    """Create a firmware-owned event (the console's WaitForKey); return its handle."""
+    return fw.events.create(event)
+
+
+def _events(fw) -> EventTable:
+    return fw.events
 
 
 def _create(fw, kind, tpl, function, context, group_ptr, event_ptr):
     if not event_ptr or kind not in VALID_EVENT_TYPES:
         return Status.EFI_INVALID_PARAMETER
     if kind & (EVT_NOTIFY_WAIT | EVT_NOTIFY_SIGNAL):
-        if not function or tpl not in (TPL_APPLICATION, TPL_CALLBACK, TPL_NOTIFY):
+        if not function or tpl not in NOTIFY_TPLS:
             return Status.EFI_INVALID_PARAMETER
-        fw.note("an event with a notification function was created; efistub never calls notification functions")
-    group = str(fw.mem.read_guid(group_ptr)) if group_ptr else None
-    fw.mem.write_u64(event_ptr, new_event(fw, Event(kind, tpl, function, context, group)))
+    group = fw.mem.read_guid(group_ptr) if group_ptr else TYPE_GROUPS.get(kind)
+    if group_ptr and kind in TYPE_GROUPS:
+        return Status.EFI_INVALID_PARAMETER  # CreateEventEx: these types cannot take an EventGroup
+    fw.mem.write_uintn(event_ptr, _events(fw).create(Event(kind, tpl, function, context, group)))
     return Status.EFI_SUCCESS
 
 
@@ -111,42 +239,47 @@ def CreateEventEx(fw, kind, tpl, function, context, group_ptr, event_ptr):
 
 @service("CloseEvent", Event=POINTER)
 def CloseEvent(fw, event):
-    _event(fw, event)
-    del fw.events[event]
+    _events(fw).close(event)
     return Status.EFI_SUCCESS
 
 
 @service("SignalEvent", Event=POINTER)
 def SignalEvent(fw, event):
-    target = _event(fw, event)
-    members = [e for e in fw.events.values() if target.group and e.group == target.group] or [target]
-    for e in members:
-        e.signaled = True
-    return Status.EFI_SUCCESS
+    table = _events(fw)
+    table.signal(table.get(event))
+    return Status.EFI_SUCCESS  # the notifications it queued run as the call ends
+
+
+def _check(fw, table: EventTable, e: Event):
+    """CheckEvent's logic (a generator): run a wait notification, then test and clear the signal."""
+    if not table.ready(e) and e.type & EVT_NOTIFY_WAIT and e.notify_function and e.tpl > fw.state.tpl:
+        yield from table.notify(e)
+    if table.ready(e):
+        e.signaled = False
+        return True
+    return False
 
 
 @service("CheckEvent", Event=POINTER)
 def CheckEvent(fw, event):
-    e = _event(fw, event)
+    table = _events(fw)
+    e = table.get(event)
     if e.type & EVT_NOTIFY_SIGNAL:
         return Status.EFI_INVALID_PARAMETER
-    if _ready(fw, e):
-        e.signaled = False
-        return Status.EFI_SUCCESS
-    return Status.EFI_NOT_READY
+    ready = yield from _check(fw, table, e)
+    return Status.EFI_SUCCESS if ready else Status.EFI_NOT_READY
 
 
 @service("SetTimer", Event=POINTER, Type=enum_arg(TimerDelay), TriggerTime=UINT64)
 def SetTimer(fw, event, kind, trigger_time):
-    e = _event(fw, event)
+    table = _events(fw)
+    e = table.get(event)
     if not e.type & EVT_TIMER or kind > TimerDelay.TimerRelative:
         return Status.EFI_INVALID_PARAMETER
-    microseconds = max(1, trigger_time // 10)  # TriggerTime counts 100 ns units
     if kind == TimerDelay.TimerCancel:
-        e.trigger_us, e.period_us = None, 0
+        table.arm(e, None, False)
     else:
-        e.trigger_us = fw.state.virtual_time_us + microseconds
-        e.period_us = microseconds if kind == TimerDelay.TimerPeriodic else 0
+        table.arm(e, max(1, trigger_time // 10), kind == TimerDelay.TimerPeriodic)  # 100 ns units
     return Status.EFI_SUCCESS
 
 
@@ -156,24 +289,40 @@ def WaitForEvent(fw, count, events_ptr, index_ptr):
         return Status.EFI_INVALID_PARAMETER
     if fw.state.tpl != TPL_APPLICATION:
         return Status.EFI_UNSUPPORTED
-    events = [_event(fw, fw.mem.read_u64(events_ptr + 8 * i)) for i in range(count)]
-    for _ in range(2):  # now, then once more after advancing virtual time to the next timer
+    table = _events(fw)
+    width = fw.mem.width
+    events = [table.get(fw.mem.read_uintn(events_ptr + width * i)) for i in range(count)]
+    while True:
         for i, e in enumerate(events):
             if e.type & EVT_NOTIFY_SIGNAL:
-                fw.mem.write_u64(index_ptr, i)
+                fw.mem.write_uintn(index_ptr, i)
                 return Status.EFI_INVALID_PARAMETER
-            if _ready(fw, e):
-                e.signaled = False
-                fw.mem.write_u64(index_ptr, i)
+            if (yield from _check(fw, table, e)):
+                fw.mem.write_uintn(index_ptr, i)
                 return Status.EFI_SUCCESS
-        timers = [e.trigger_us for e in events if e.trigger_us is not None]
-        if not timers:
+        trigger = table.next_trigger()
+        if trigger is None:
             break
-        fw.state.virtual_time_us = max(fw.state.virtual_time_us, min(timers))
+        yield from table.wait_until(trigger)  # idle until the next timer fires
     waiting_for = "a key press, and no --keys input is left" if any(e.is_key for e in events) \
         else "events that nothing will signal"
     fw.request_stop("fault", reason=f"stalled: WaitForEvent waits for {waiting_for}")
     return Status.EFI_NOT_READY
+
+
+@service("Stall", Microseconds=UINTN)
+def Stall(fw, microseconds):
+    """Time is virtual: a stall costs no host time. Also in the C trampoline (when no
+    notification can become due)."""
+    if not fw.state.notify_armed:
+        advance_time(fw.state, microseconds)
+        return Status.EFI_SUCCESS
+    return _stall(fw, microseconds)
+
+
+def _stall(fw, microseconds):
+    yield from _events(fw).wait_until(min(fw.state.virtual_time_us + microseconds, TIME_MAX))
+    return Status.EFI_SUCCESS
 
 
 def raise_tpl_note(new_tpl: int, current: int) -> str | None:
@@ -190,13 +339,25 @@ def restore_tpl_note(old_tpl: int, current: int) -> str | None:
 
 @service("RaiseTPL", returns="value", NewTpl=UINTN)
 def RaiseTPL(fw, new_tpl):
+    """Also in the C trampoline."""
     old = fw.state.tpl
-    fw.call_note = raise_tpl_note(new_tpl, old)
     fw.state.tpl = new_tpl
-    return old
+    return Result(old, raise_tpl_note(new_tpl, old))
 
 
 @service("RestoreTPL", returns="void", OldTpl=UINTN)
 def RestoreTPL(fw, old_tpl):
-    fw.call_note = restore_tpl_note(old_tpl, fw.state.tpl)
+    """Also in the C trampoline (when no notification is queued or armed). Notifications
+    above the restored TPL run as the call ends."""
+    note = restore_tpl_note(old_tpl, fw.state.tpl)
     fw.state.tpl = old_tpl
+    return Result(0, note)
+
+
+def advance_to_next_timer(fw) -> bool:
+    """Move virtual time to the next armed timer (a halted CPU waking up); False when none is armed."""
+    trigger = _events(fw).next_trigger()
+    if trigger is None:
+        return False
+    fw.state.virtual_time_us = max(fw.state.virtual_time_us, trigger)
+    return True

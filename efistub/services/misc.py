@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import zlib
 
 from ..errors import GuestMemoryError
-from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINTN, declare, enum_arg, service
+from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINTN, Result, declare, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
+MASK64 = (1 << 64) - 1
 
 
 @service("SetWatchdogTimer", Timeout=UINTN, WatchdogCode=UINTN, DataSize=UINTN, WatchdogData=STRING)
@@ -20,38 +20,37 @@ def SetWatchdogTimer(fw, timeout, code, data_size, data):
     return Status.EFI_SUCCESS
 
 
-@service("Stall", Microseconds=UINTN)
-def Stall(fw, microseconds):
-    fw.state.virtual_time_us += microseconds  # time is virtual: a stall costs no host time
-    return Status.EFI_SUCCESS
-
-
 @service("CopyMem", returns="void", Destination=POINTER, Source=POINTER, Length=UINTN)
 def CopyMem(fw, destination, source, length):
+    """Also in the C trampoline, with the same checks in the same order."""
     if length and destination != source:
-        fw.mem.write(destination, fw.mem.read(source, length))  # read first: overlap is allowed
+        fw.mem.move(destination, source, length)  # overlap is allowed
 
 
 @service("SetMem", returns="void", Buffer=POINTER, Size=UINTN, Value=UINT8)
 def SetMem(fw, buffer, size, value):
+    """Also in the C trampoline."""
     if size:
-        fw.mem.write(buffer, bytes([value]) * size)
+        fw.mem.fill(buffer, size, value)
 
 
 @service("GetNextMonotonicCount", Count=POINTER)
 def GetNextMonotonicCount(fw, count):
+    """Also in the C trampoline."""
     if not count:
         return INVALID
-    fw.state.monotonic_count += 1
-    fw.mem.write_u64(count, fw.state.monotonic_count)
+    fw.mem.check(count, 8, "write")
+    fw.state.monotonic_count = (fw.state.monotonic_count + 1) & MASK64
+    fw.mem.write_u64(count, fw.state.monotonic_count)  # UINT64 *Count
     return Status.EFI_SUCCESS
 
 
 @service("CalculateCrc32", Data=POINTER, DataSize=UINTN, Crc32=POINTER)
 def CalculateCrc32(fw, data, size, crc_ptr):
+    """Also in the C trampoline."""
     if not data or not crc_ptr or not size:
         return INVALID
-    fw.mem.write_u32(crc_ptr, zlib.crc32(fw.mem.read(data, size)))
+    fw.mem.write_u32(crc_ptr, fw.mem.crc32(data, size))
     return Status.EFI_SUCCESS
 
 
@@ -68,7 +67,7 @@ def GetNextHighMonotonicCount(fw, high_count):
     """Advance the high 32 bits of the monotonic count (UEFI 2.10 §8.5.2)."""
     if not high_count:
         return INVALID
-    fw.state.monotonic_count = ((fw.state.monotonic_count >> 32) + 1) << 32
+    fw.state.monotonic_count = (((fw.state.monotonic_count >> 32) + 1) << 32) & MASK64
     fw.mem.write_u32(high_count, fw.state.monotonic_count >> 32)
     return Status.EFI_SUCCESS
 
@@ -84,14 +83,15 @@ class ResetType(enum.IntEnum):
          DataSize=UINTN, ResetData=POINTER)
 def ResetSystem(fw, reset_type, reset_status, data_size, data):
     """Ends the run with outcome "reset": the type, the status and the data string, if any."""
-    text = None
+    text = note = None
     if data and data_size:
         try:
             text = fw.mem.read(data, min(data_size, 4096)).decode("utf-16-le", errors="replace").split("\0", 1)[0]
         except GuestMemoryError:
-            fw.call_note = "ResetData is not readable"
+            note = "ResetData is not readable"
     fw.request_stop("reset", type=ResetType(reset_type).name if reset_type in ResetType.__members__.values()
                     else reset_type, status=reset_status, data=text)
+    return Result(0, note)
 declare("UpdateCapsule", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN, ScatterGatherList=UINTN)
 declare("QueryCapsuleCapabilities", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN,
         MaximumCapsuleSize=POINTER, ResetType=POINTER)

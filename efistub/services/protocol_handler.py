@@ -13,12 +13,11 @@ from .. import guids, handles as hdb
 from ..errors import EfiError
 from ..memory import MemoryType
 from ..protocols import device_path
-from ..registry import BOOLEAN, EVENT, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
+from ..registry import BOOLEAN, EVENT, GUID_INTERFACE_PAIRS, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
 NATIVE_INTERFACE = 0
-MAX_VARARG_PAIRS = 128
 
 
 class SearchType(enum.IntEnum):
@@ -261,22 +260,10 @@ def ReinstallProtocolInterface(fw, handle, protocol, old, new):
     return Status.EFI_SUCCESS
 
 
-def _pairs(fw, vararg) -> list[tuple[guids.Guid, int]]:
-    pairs = []
-    for i in range(0, 2 * MAX_VARARG_PAIRS, 2):
-        guid_ptr = vararg(i)
-        if not guid_ptr:
-            return pairs
-        pairs.append((fw.mem.read_guid(guid_ptr), vararg(i + 1)))
-    raise EfiError(INVALID, f"no NULL after {MAX_VARARG_PAIRS} GUID/interface pairs")
-
-
-@service("InstallMultipleProtocolInterfaces", varargs=True, Handle=POINTER)
-def InstallMultipleProtocolInterfaces(fw, handle_ptr, vararg):
+@service("InstallMultipleProtocolInterfaces", varargs=GUID_INTERFACE_PAIRS, Handle=POINTER)
+def InstallMultipleProtocolInterfaces(fw, handle_ptr, pairs):
     if not handle_ptr:
         return INVALID
-    pairs = _pairs(fw, vararg)
-    fw.call_details = {"Protocols": [guid.name for guid, _ in pairs]}
     for guid, interface in pairs:
         if guid == guids.DEVICE_PATH_PROTOCOL:
             nodes, _ = device_path.read(fw.mem, interface)
@@ -298,11 +285,9 @@ def InstallMultipleProtocolInterfaces(fw, handle_ptr, vararg):
     return Status.EFI_SUCCESS
 
 
-@service("UninstallMultipleProtocolInterfaces", varargs=True, Handle=HANDLE)
-def UninstallMultipleProtocolInterfaces(fw, handle, vararg):
+@service("UninstallMultipleProtocolInterfaces", varargs=GUID_INTERFACE_PAIRS, Handle=HANDLE)
+def UninstallMultipleProtocolInterfaces(fw, handle, pairs):
     h = _handle(fw, handle)
-    pairs = _pairs(fw, vararg)
-    fw.call_details = {"Protocols": [guid.name for guid, _ in pairs]}
     if any(h.protocols.get(guid, None) != interface for guid, interface in pairs):
         return INVALID  # the spec's status when any one pair cannot be removed; nothing is removed
     for guid, _ in pairs:

@@ -1,0 +1,44 @@
+"""IA32: 32-bit protected mode with flat segments and paging off, cdecl, INT 0x80 traps.
+
+UEFI's IA32 binding passes every argument on the stack (a UINT64 takes two 4-byte
+slots, low half first) and returns in EAX. SYSCALL does not exist in 32-bit
+protected mode, so the stubs trap with INT 0x80; unicorn reports it to the
+interrupt hook with EIP past the instruction, without going through an IDT. RAM
+lies below 4 GiB.
+"""
+
+from __future__ import annotations
+
+from unicorn import UC_MODE_32
+from unicorn import x86_const as x86
+
+from ..layouts import pe
+from .convention import TRAP_INTERRUPT, CallingConvention
+from .x86 import X86
+
+TRAP_VECTOR = 0x80
+
+CDECL = CallingConvention(
+    name="cdecl (IA32)", width=4,
+    arg_registers=(),
+    return_register=x86.UC_X86_REG_EAX, sp=x86.UC_X86_REG_ESP, pc=x86.UC_X86_REG_EIP,
+    link_register=None, shadow_space=0,
+    preserved=(x86.UC_X86_REG_EBX, x86.UC_X86_REG_EBP, x86.UC_X86_REG_ESI, x86.UC_X86_REG_EDI),
+    trap=TRAP_INTERRUPT, trap_instruction=bytes([0xCD, TRAP_VECTOR]),  # int 0x80
+    return_instruction=bytes.fromhex("c3"), stub_padding=b"\xcc",  # ret; int3
+    trap_pc_offset=2,  # EIP is past the INT when the hook runs
+    trap_interrupts=(TRAP_VECTOR,),
+)
+
+REGISTERS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
+    "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags", "cr0", "cr3", "cr4")}
+
+
+class IA32(X86):
+    name = "ia32"
+    machine = pe.MACHINE_I386
+    convention = CDECL
+    REGISTERS = REGISTERS
+    MODE = UC_MODE_32
+    BOOT_PARAMS_REGISTER = x86.UC_X86_REG_ESI
+    RAM_LIMIT = 1 << 32

@@ -1,0 +1,128 @@
+"""x86 (x86_64 and IA32): the CPU model shared by both, CPUID, a virtual TSC, PC port I/O.
+
+The CPU is the model unicorn emulates, with CPUID hiding LA57 (so the Linux stub
+never switches paging modes) and RDRAND/RDSEED (which unicorn 2.1.4 cannot make
+deterministic); RDTSC counts virtual time derived from --seed, so two runs with
+the same inputs behave the same.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, Uc
+from unicorn import x86_const as x86
+
+from ..linux.boot_params import decode_boot_params
+from .base import Architecture
+from .pc_ports import PcPorts
+
+CR4_OSFXSR = 1 << 9
+CR4_OSXMMEXCPT = 1 << 10
+HLT = 0xF4
+
+# CPUID bits hidden from the guest: (leaf, subleaf, register index in eax/ebx/ecx/edx, mask)
+CPUID_HIDDEN = (
+    (1, 0, 2, 1 << 30),  # RDRAND
+    (7, 0, 1, 1 << 18),  # RDSEED
+    (7, 0, 2, 1 << 16),  # LA57: no 5-level paging, so the stub keeps 4-level paging
+)
+CPUID_SUBLEAF_LEAVES = {4, 7, 0xB, 0xD, 0xF, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1D, 0x1E, 0x1F, 0x8000001D}
+TSC_START = 1 << 32
+TSC_TICKS_PER_US = 2000  # a 2 GHz TSC
+TSC_TICKS_PER_READ = 1000
+
+_INSN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
+
+class X86(Architecture):
+    """What x86_64 and IA32 share; a subclass sets MODE, its convention and its registers."""
+
+    MODE = UC_MODE_64
+    BOOT_PARAMS_REGISTER = x86.UC_X86_REG_RSI  # Linux enters the kernel with boot_params here
+    HALT_INSTRUCTIONS = (bytes([HLT]),)
+
+    def __init__(self, fw):
+        super().__init__(fw)
+        self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._tsc_reads = 0
+
+    # -- engine -----------------------------------------------------------------
+    def create_engine(self) -> Uc:
+        uc = Uc(UC_ARCH_X86, self.MODE)
+        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_OSFXSR | CR4_OSXMMEXCPT)
+        self._add_insn_hook(uc, x86.UC_X86_INS_CPUID, self._cpuid)
+        self._add_insn_hook(uc, x86.UC_X86_INS_RDTSC, self._rdtsc)
+        ports = PcPorts(self.fw.state)
+        uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, data: ports.read(port, size), None, 1, 0, x86.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, value, data: ports.write(port, size, value), None, 1, 0,
+                    x86.UC_X86_INS_OUT)
+        return uc
+
+    def _add_insn_hook(self, uc: Uc, insn: int, function) -> None:
+        # The binding's hook_add knows no RDTSC hook, so register through the C API directly.
+        def guarded(engine, user_data):
+            try:
+                return function(uc)
+            except BaseException as e:  # ctypes would print the traceback and carry on
+                import traceback
+
+                self.fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                uc.emu_stop()
+                return 1
+
+        callback = _INSN_CALLBACK(guarded)
+        self._callbacks.append(callback)
+        getattr(uc, "_Uc__do_hook_add")(UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(insn))
+
+    def _cpuid(self, uc: Uc) -> int:
+        leaf = uc.reg_read(x86.UC_X86_REG_EAX) & 0xFFFFFFFF
+        subleaf = uc.reg_read(x86.UC_X86_REG_ECX) & 0xFFFFFFFF if leaf in CPUID_SUBLEAF_LEAVES else 0
+        values = self._cpuid_cache.get((leaf, subleaf))
+        if values is None:
+            values = list(_probe_cpuid(leaf, subleaf))
+            for hidden_leaf, hidden_subleaf, register, mask in CPUID_HIDDEN:
+                if (leaf, subleaf) == (hidden_leaf, hidden_subleaf):
+                    values[register] &= ~mask
+            self._cpuid_cache[(leaf, subleaf)] = values = tuple(values)
+        for reg, value in zip((x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX), values):
+            uc.reg_write(reg, value)
+        return 1  # skip the instruction: the registers are already set
+
+    def _rdtsc(self, uc: Uc) -> int:
+        self._tsc_reads += 1
+        tsc = TSC_START + self.fw.options.seed * 7919 + self.fw.state.virtual_time_us * TSC_TICKS_PER_US \
+            + self._tsc_reads * TSC_TICKS_PER_READ
+        uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
+        uc.reg_write(x86.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFFFFFF)
+        return 1
+
+    # -- state for reports ------------------------------------------------------------
+    def disassembler(self):
+        import capstone
+
+        return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self.MODE == UC_MODE_64 else capstone.CS_MODE_32)
+
+    # -- hand-off -------------------------------------------------------------------------
+    def handoff(self, uc: Uc, entry: int) -> tuple[dict, tuple[int, int, int] | None]:
+        """What the kernel receives (boot_params at RSI/ESI), and where its EFI memory map is."""
+        rsi = uc.reg_read(self.BOOT_PARAMS_REGISTER)
+        out = {"arch": self.name, "entry": entry, "registers": {"rsi" if self.width == 8 else "esi": rsi}}
+        try:
+            out["boot_params"] = bp = decode_boot_params(self.fw.mem, rsi)
+        except Exception as e:  # the kernel was entered with something that is not boot_params
+            out["boot_params_error"] = f"cannot decode boot_params at 0x{rsi:x}: {e}"
+            return out, None
+        info = bp["efi_info"]
+        return out, (info["memmap"], info["memmap_size"], info["memdesc_size"])
+
+
+def _probe_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+    """CPUID as unicorn's CPU model answers it, from a scratch engine."""
+    probe = Uc(UC_ARCH_X86, UC_MODE_64)
+    probe.mem_map(0x1000, 0x1000)
+    probe.mem_write(0x1000, b"\x0f\xa2")
+    probe.reg_write(x86.UC_X86_REG_RAX, leaf)
+    probe.reg_write(x86.UC_X86_REG_RCX, subleaf)
+    probe.emu_start(0x1000, 0x1002)
+    return tuple(probe.reg_read(r) & 0xFFFFFFFF for r in (
+        x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX))

@@ -1,0 +1,82 @@
+"""The options of a run, declared once: the CLI's flags, Machine's keyword arguments and what
+the firmware reads all come from ``RunOptions``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field, fields
+
+SIZE_UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A RAM size: a number of MiB, or a number with a K, M or G suffix (KiB, MiB, GiB)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 512M, 1G, 2048)")
+    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+
+def unescape(text: str) -> str:
+    """Backslash escapes, as --keys takes them ('\\r' is Enter)."""
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise argparse.ArgumentTypeError(f"bad escape in {text!r}: {e.reason}") from None
+
+
+def option(default, flag: str, help: str, metavar: str | None = None, type=None, choices=None,
+           negate: str | None = None):
+    """A run option: its default, its CLI flag and help. ``negate``: a boolean option whose CLI
+    flag (this one) turns it off."""
+    return field(default=default, metadata=dict(flag=flag, help=help, metavar=metavar, type=type,
+                                                choices=choices, negate=negate))
+
+
+@dataclass
+class RunOptions:
+    """What a run is given. ``initrd`` and ``dtb`` are bytes or a path (read when the run starts)."""
+
+    cmdline: str = option("", "--cmdline", "the image's load options (kernel command line)", "TEXT")
+    initrd: bytes | str | None = option(None, "--initrd", "offer FILE as the initrd through LOAD_FILE2 "
+                                                          "(LINUX_EFI_INITRD_MEDIA device path)", "FILE")
+    dtb: bytes | str | None = option(None, "--dtb", "install FILE as the device tree configuration table "
+                                                    "(EFI_DTB_TABLE); without it none is installed", "FILE")
+    hart_id: int = option(0, "--hart-id", "RISC-V: the boot hart RISCV_EFI_BOOT_PROTOCOL reports (default 0)",
+                          "N", int)
+    memory: int = option(1 << 30, "--mem", "guest RAM: MiB, or with a K/M/G suffix (default 1G)", "SIZE",
+                         parse_size)
+    seed: int = option(0, "--seed", "seed of the RNG protocol and the TSC (default 0): equal inputs give equal "
+                                    "runs", "N", int)
+    rng: bool = option(True, "--no-rng", "do not offer EFI_RNG_PROTOCOL", negate="rng")
+    keys: str = option("", "--keys", "key presses queued on the console input, with backslash escapes (for "
+                                     "example '\\r' for Enter); without it no key is ever pressed", "TEXT", unescape)
+    timeout: float = option(60.0, "--timeout", "end a guest that runs longer than S seconds (default 60)", "S",
+                            float)
+    dispatch: str | None = option(None, "--dispatch", "how service calls reach the services: the C trampoline "
+                                                      "(native, the default when it is built) or pure Python; "
+                                                      "EFISTUB_DISPATCH sets the default", choices=("native", "python"))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for f in fields(cls):
+            meta = f.metadata
+            if meta["negate"]:
+                parser.add_argument(meta["flag"], dest=f.name, action="store_false", help=meta["help"])
+                continue
+            kwargs = dict(dest=f.name, default=f.default, help=meta["help"])
+            for key in ("metavar", "type", "choices"):
+                if meta[key] is not None:
+                    kwargs[key] = meta[key]
+            parser.add_argument(meta["flag"], **kwargs)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict:
+        """Machine keyword arguments from parsed CLI arguments (plain data, for worker processes too)."""
+        return {f.name: getattr(args, f.name) for f in fields(cls)}
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+

@@ -1,0 +1,146 @@
+"""The platform assembly: a fresh emulated machine with firmware, ready to run one image.
+
+In order: the firmware state and RAM, the service stubs and the image placed (so
+RAM is mapped once with its final permissions: unicorn copies a region it
+splits), the tables, the protocols (each installer in INSTALLERS decides for
+itself whether this run has it), the dispatch path, and the boot manager, which
+starts the image as a guest call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
+
+from . import guids
+from .dispatch import Dispatcher
+from .errors import EfiError, InputError
+from .firmware import Firmware
+from .layouts.efi import PAGE_SIZE
+from .loader import PeImage
+from .memory import GuestMemory, MemoryType, pages_for
+from .protocols import console, initrd, loaded_image, rng
+from .services import image as images
+from .tables import build_firmware_tables
+
+RAM_START = PAGE_SIZE  # page 0 stays unmapped, so NULL dereferences fault
+STACK_SIZE = 1 << 20
+# Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it.
+RAM_CHUNK = 64 << 20
+MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
+
+
+def _initrd(fw):
+    if fw.options.initrd is not None:
+        initrd.install(fw, fw.options.initrd)
+
+
+def _rng(fw):
+    if fw.options.rng:
+        rng.install(fw)
+
+
+def _dtb(fw):
+    if fw.options.dtb is not None:
+        fw.set_configuration_table(guids.DEVICE_TREE_TABLE, fw.store(MemoryType.EfiACPIReclaimMemory, fw.options.dtb))
+
+
+# What the firmware installs after its tables, in order. The architecture adds its own (arch.PROTOCOLS).
+INSTALLERS = (_initrd, _rng, _dtb)
+
+
+def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> None:
+    """Map [start, end) read-write without execute, except the ``special`` (start, end, perms) ranges.
+
+    Plain RAM is mapped in pieces of at most RAM_CHUNK, so that a later change of
+    permissions (execute granted on an image) splits, and so copies, one piece only.
+    """
+    cuts = sorted({start, end} | {b for s, e, _ in special for b in (s, e)})
+    perms_at = {s: p for s, _, p in special}
+    for lo, hi in zip(cuts, cuts[1:]):
+        perms = perms_at.get(lo, UC_PROT_READ | UC_PROT_WRITE)
+        while lo < hi:
+            top = min(hi, (lo // RAM_CHUNK + 1) * RAM_CHUNK)
+            uc.mem_map(lo, top - lo, perms)
+            lo = top
+
+
+@dataclass
+class Platform:
+    uc: object
+    fw: Firmware
+    arch: object
+    dispatcher: Dispatcher
+    native: object  # native.NativeDispatch or None
+    image: PeImage
+    load_address: int
+    entry: int
+    kernel_entry: int | None
+    return_address: int  # the firmware's return stub: guest calls return here
+
+
+def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
+             trace, injections, observers, python_protocols, python_routed, on_invalid, on_kernel_entry,
+             dispatch) -> Platform:
+    """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler."""
+    ram_end = options.memory
+    fw = Firmware(None, RAM_START, ram_end, options, console_sink, variables, width=image.width)
+    arch = arch_class(fw)
+    cc = arch.convention
+
+    stub_bytes = (len(slots) + 1) * cc.stub_stride
+    stub_base = fw.allocate_pages(MemoryType.EfiRuntimeServicesCode, pages_for(stub_bytes))
+    stub_end = stub_base + pages_for(stub_bytes) * PAGE_SIZE
+    try:
+        base = images.place(fw, image)
+    except EfiError:
+        raise InputError(image.path, f"SizeOfImage 0x{image.size_of_image:x} does not fit in "
+                                     f"{options.memory >> 20} MiB of guest RAM") from None
+    executable = [(stub_base, stub_end, UC_PROT_READ | UC_PROT_EXEC)]
+    for rva, size in image.executable_ranges():
+        start = (base + rva) // PAGE_SIZE * PAGE_SIZE
+        executable.append((start, -(-(base + rva + size) // PAGE_SIZE) * PAGE_SIZE, UC_PROT_ALL))
+    uc = arch.create_engine()
+    map_ram(uc, RAM_START, ram_end, executable)
+    fw.mem = GuestMemory(uc, cc.width, [(RAM_START, ram_end)])
+
+    fw.mem.write(stub_base, b"".join(cc.stub() for _ in slots) + cc.stub(returns=False))
+    fw.stub_address = {s.name: stub_base + i * cc.stub_stride for i, s in enumerate(slots)}
+    return_address = stub_base + len(slots) * cc.stub_stride
+    build_firmware_tables(fw, console.install(fw))
+    loaded = images.load(fw, image, options.cmdline, parent=0, base=base)
+    fw.image_handle = loaded.handle
+    for install in INSTALLERS:
+        install(fw)
+    for name in arch.PROTOCOLS:
+        __import__(f"{__package__}.protocols.{name}", fromlist=["install"]).install(fw)
+    for install in python_protocols:
+        install(fw)
+    stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE_SIZE)
+
+    dispatcher = Dispatcher(fw, slots, cc.width, cc.slots_of, trace, injections=injections, observers=observers,
+                            notifications=lambda fw: fw.events.due())
+    native = None
+    if dispatch_mode == "native":
+        from .native import NativeDispatch
+
+        native = NativeDispatch(uc, cc, stub_base, slots, dispatcher.arg_slots, dispatcher, dispatch,
+                                fw.mem.ram)
+        for name in python_routed:
+            native.route_to_python(name)
+    else:
+        arch.install_dispatch(uc, stub_base, len(slots), dispatcher.arg_slots, dispatch)
+    # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
+    # covers RAM would keep every guest store on unicorn's slow path.
+    uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, 0, RAM_START - 1)
+    uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, ram_end, MAX_ADDRESS)
+    kernel = arch.kernel_entry_offset(image.data[:0x1000])
+    kernel_entry = None
+    if kernel is not None:  # a kernel that runs where it was loaded enters without leaving the image
+        kernel_entry = base + kernel
+        uc.hook_add(UC_HOOK_CODE, on_kernel_entry, None, kernel_entry, kernel_entry)
+    # The boot manager runs the image: a guest call of its entry point on the firmware's stack.
+    dispatcher.start(images.boot(fw, loaded, stack + STACK_SIZE))
+    return Platform(uc, fw, arch, dispatcher, native, image, base, base + image.entry_rva, kernel_entry,
+                    return_address)

@@ -1,0 +1,133 @@
+"""The run loop: emulate until an outcome, carrying out the dispatcher's guest calls on the way.
+
+Emulation stops for a service that ends the run, a transfer (the firmware calls a
+guest function, or gives a service's caller its CPU state back), an instruction
+fetch from memory without execute (the hand-off after ExitBootServices, or code
+allowed to run before it), a halted CPU (virtual time moves to the next timer), a
+fault, or the watchdog at the timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+from unicorn import (
+    UC_ERR_FETCH_PROT, UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED,
+    UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UcError,
+)
+
+from .services import events
+
+RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
+CALL_STACK_GAP = 256  # bytes left below the caller's stack pointer when the firmware calls the guest
+ACCESS_NAMES = {
+    UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
+    UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped memory",
+    UC_MEM_READ_PROT: "read of protected memory", UC_MEM_WRITE_PROT: "write to read-only memory",
+    UC_MEM_FETCH_PROT: "instruction fetch from non-executable memory",
+}
+
+
+class RunLoop:
+    def __init__(self, platform, timeout: float):
+        self.p = platform
+        self.timeout = timeout
+        self.invalid: tuple[int, int, int] | None = None  # the last unmapped access (set by a hook)
+
+    def apply(self, transfer) -> int:
+        """Carry out a transfer; return the PC to go on at."""
+        p = self.p
+        uc, cc, mem = p.uc, p.arch.convention, p.fw.mem
+        frame = transfer.frame
+        if transfer.kind == "call":
+            if frame.context is None:
+                frame.context = cc.save(uc)
+            call = transfer.call
+            top = call.stack if call.stack is not None else uc.reg_read(cc.sp) - CALL_STACK_GAP
+            cc.enter(uc, mem, call.function, call.args, p.return_address, top)
+            return call.function
+        cc.restore(uc, frame.context)
+        if transfer.result is not None:
+            cc.set_return(uc, transfer.result)
+        return frame.context[cc.pc]
+
+    def run(self) -> tuple[str, dict]:
+        p = self.p
+        uc, fw, arch, dispatcher = p.uc, p.fw, p.arch, p.dispatcher
+        deadline = time.perf_counter() + self.timeout
+        pc = arch.pc(uc)
+        if (transfer := dispatcher.take_transfer()) is not None:
+            pc = self.apply(transfer)
+        while True:
+            if fw.stop is not None:
+                return fw.stop.outcome, fw.stop.details
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return "timeout", {}
+            self.invalid = None
+            error = None
+            # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
+            watchdog = threading.Timer(remaining, uc.emu_stop)
+            watchdog.start()
+            try:
+                uc.emu_start(pc, RUN_UNTIL)
+            except UcError as e:
+                error = e
+            except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
+                fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            finally:
+                watchdog.cancel()
+            if fw.stop is not None:
+                continue
+            if (transfer := dispatcher.take_transfer()) is not None:
+                pc = self.apply(transfer)
+            elif error is not None and error.errno == UC_ERR_FETCH_PROT:
+                address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
+                if not fw.state.boot_services_active:
+                    return "handoff", {"entry": address}
+                region = fw.code_range(address)
+                if region is None:
+                    return "fault", self.fault(ACCESS_NAMES[UC_MEM_FETCH_PROT])
+                start, size, what = region
+                uc.mem_protect(start, size, UC_PROT_ALL)
+                fw.note(f"code ran at 0x{address:x} in {what}; execute granted on 0x{start:x}-0x{start + size:x}")
+                pc = address
+            elif error is not None:
+                return "fault", self.fault(str(error))
+            elif time.perf_counter() >= deadline:
+                return "timeout", {}
+            elif (halt := arch.halted_at(uc)) is not None:
+                # Waiting for an interrupt: the only interrupts are efistub's virtual timers.
+                if not (fw.state.boot_services_active and events.advance_to_next_timer(fw)):
+                    return "fault", self.fault("the guest halted with no timer to wake it", pc=halt)
+                pc = arch.pc(uc)
+                due = fw.events.due()
+                if due is not None:  # a timer interrupt: its notifications run, then the guest goes on
+                    dispatcher.start(due)
+                    if (transfer := dispatcher.take_transfer()) is not None:
+                        pc = self.apply(transfer)
+            else:
+                return "fault", self.fault("emulation stopped for no known reason")
+
+    def fault(self, reason: str, pc: int | None = None) -> dict:
+        """Where the guest stopped: reason, PC, instruction, registers, last service calls."""
+        p = self.p
+        uc, arch = p.uc, p.arch
+        pc = arch.pc(uc) if pc is None else pc
+        fault = {"reason": reason, "pc": pc, "registers": arch.registers(uc)}
+        if self.invalid is not None:
+            access, address, size = self.invalid
+            fault["access"] = {"kind": ACCESS_NAMES.get(access, str(access)), "address": address, "size": size}
+        try:
+            code = bytes(uc.mem_read(pc, 16))
+            insn = next(arch.disassembler().disasm(code, pc), None)
+            fault["instruction"] = f"{insn.mnemonic} {insn.op_str}".strip() if insn else f"(undecodable) {code.hex()}"
+        except Exception:
+            fault["instruction"] = "(pc is not in memory)"
+        region = p.fw.in_loaded_image(pc)
+        if region is not None:
+            fault["image_offset"] = pc - region[0]
+        fault["last_calls"] = [c.as_dict() for c in p.dispatcher.calls[-10:]]
+        return fault
