@@ -39,6 +39,8 @@ class X86(Architecture):
 
     MODE = UC_MODE_64
     BOOT_PARAMS_REGISTER = x86.UC_X86_REG_RSI  # Linux enters the kernel with boot_params here
+    # The registers CPUID and RDTSC write, zero-extended as the CPU does (RAX... in long mode).
+    ABCD = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
     HALT_INSTRUCTIONS = (bytes([HLT]),)
 
     def __init__(self, fw):
@@ -84,7 +86,7 @@ class X86(Architecture):
                 if (leaf, subleaf) == (hidden_leaf, hidden_subleaf):
                     values[register] &= ~mask
             self._cpuid_cache[(leaf, subleaf)] = values = tuple(values)
-        for reg, value in zip((x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX), values):
+        for reg, value in zip(self.ABCD, values):
             uc.reg_write(reg, value)
         return 1  # skip the instruction: the registers are already set
 
@@ -92,8 +94,8 @@ class X86(Architecture):
         self._tsc_reads += 1
         tsc = TSC_START + self.fw.options.seed * 7919 + self.fw.state.virtual_time_us * TSC_TICKS_PER_US \
             + self._tsc_reads * TSC_TICKS_PER_READ
-        uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
-        uc.reg_write(x86.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFFFFFF)
+        uc.reg_write(self.ABCD[0], tsc & 0xFFFFFFFF)
+        uc.reg_write(self.ABCD[3], (tsc >> 32) & 0xFFFFFFFF)
         return 1
 
     # -- state for reports ------------------------------------------------------------

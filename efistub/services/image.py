@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .. import guids
 from ..dispatch import ImageExit, Unwind, call_guest
 from ..errors import EfiError, GuestMemoryError, InputError
+from ..layouts import pe
 from ..layouts.efi import PAGE_SIZE
 from ..loader import PeImage, parse_image
 from ..memory import AllocateType, MemoryType, pages_for
@@ -88,7 +89,7 @@ def unload(fw, loaded: LoadedImage) -> None:
     handle = fw.handles.get(loaded.handle)
     if handle is not None:
         for guid in list(handle.protocols):
-            fw.handles.uninstall(handle, guid, handle.protocols[guid])
+            fw.handles.uninstall(handle, guid)
 
 
 def boot(fw, loaded: LoadedImage, stack: int):
@@ -116,9 +117,11 @@ def LoadImage(fw, boot_policy, parent, device_path, source, size, handle_ptr):
     if not size:
         return Status.EFI_LOAD_ERROR
     data = fw.mem.read(source, size)
+    if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:  # not a PE image at all: EDK2 says unsupported
+        raise EfiError(Status.EFI_UNSUPPORTED, "the SourceBuffer holds no PE image (no MZ signature)")
     try:
         image = parse_image("SourceBuffer", data)
-    except InputError as e:
+    except InputError as e:  # a PE image, but corrupt
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
     if image.width != fw.width or image.machine != fw.images[parent].image.machine:
         raise EfiError(Status.EFI_UNSUPPORTED, f"the image is for {image.arch}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..layouts import efi
 from ..memory import AllocateType, MemoryType
-from ..registry import POINTER, UINTN, enum_arg, service
+from ..registry import POINTER, UINT64, UINTN, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -21,7 +21,7 @@ def AllocatePages(fw, kind, memory_type, pages, memory):
     return Status.EFI_SUCCESS
 
 
-@service("FreePages", Memory=UINTN, Pages=UINTN)
+@service("FreePages", Memory=UINT64, Pages=UINTN)  # EFI_PHYSICAL_ADDRESS is 64-bit everywhere
 def FreePages(fw, memory, pages):
     fw.pages.free(memory, pages)
     return Status.EFI_SUCCESS

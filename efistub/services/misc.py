@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 from ..errors import GuestMemoryError
-from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINTN, Result, declare, enum_arg, service
+from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINT64, UINTN, Result, declare, enum_arg, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -92,6 +92,6 @@ def ResetSystem(fw, reset_type, reset_status, data_size, data):
     fw.request_stop("reset", type=ResetType(reset_type).name if reset_type in ResetType.__members__.values()
                     else reset_type, status=reset_status, data=text)
     return Result(0, note)
-declare("UpdateCapsule", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN, ScatterGatherList=UINTN)
+declare("UpdateCapsule", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN, ScatterGatherList=UINT64)  # EFI_PHYSICAL_ADDRESS
 declare("QueryCapsuleCapabilities", boot=False, CapsuleHeaderArray=POINTER, CapsuleCount=UINTN,
         MaximumCapsuleSize=POINTER, ResetType=POINTER)
