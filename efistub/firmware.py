@@ -16,7 +16,7 @@ from .handles import HandleDatabase
 from .layouts.efi import PAGE_SIZE
 from .memory import AllocateType, GuestMemory, MemoryType, PageAllocator, check_allocatable_type, pages_for
 from .status import Status
-from .services.events import EventTable
+from .events import EventTable
 from .variables import VariableStore
 
 TPL_APPLICATION = 4
@@ -63,7 +63,7 @@ class Firmware:
     VENDOR = "efistub"
     REVISION = 0x00010000
 
-    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options: Options, console=None,
+    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options, console=None,
                  variables: VariableStore | None = None, width: int = 8):
         self.mem = mem
         self.width = width  # the guest's pointer width in bytes: 8, or 4 for IA32

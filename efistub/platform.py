@@ -20,7 +20,7 @@ from .firmware import Firmware
 from .layouts.efi import PAGE_SIZE
 from .loader import PeImage
 from .memory import GuestMemory, MemoryType, pages_for
-from .protocols import console, initrd, loaded_image, rng
+from .protocols import console, initrd, rng
 from .services import image as images
 from .tables import build_firmware_tables
 

@@ -18,7 +18,7 @@ from unicorn import (
     UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UcError,
 )
 
-from .services import events
+from . import events
 
 RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
 CALL_STACK_GAP = 256  # bytes left below the caller's stack pointer when the firmware calls the guest

@@ -5,7 +5,6 @@ import zlib
 import pytest
 
 from conftest import corpus_file
-from efistub.layouts import efi
 from efistub.machine import Machine
 
 CMDLINE = "console=ttyS0 root=/dev/vda ro efistub-test"
@@ -178,11 +177,11 @@ def test_riscv64_kernel_gets_the_boot_hart_and_sets_the_virtual_map(riscv64_kern
     assert [c.status for c in svam] == ["EFI_SUCCESS"]
     runtime = {(d.start, d.pages) for d in machine.fw.pages.descriptors() if d.attribute >> 63}
     assert {(r["start"], r["pages"]) for r in h["virtual_address_map"]} >= runtime
-    rt = machine.fw.mem.read_struct(efi.RuntimeServices, machine.fw.runtime_services)
+    rt = machine.fw.mem.read_struct(machine.fw.layout.RuntimeServices, machine.fw.runtime_services)
     stub = machine.fw.stub_address["GetTime"]
     region = next(r for r in h["virtual_address_map"] if r["start"] <= stub < r["start"] + r["pages"] * PAGE)
     assert rt.GetTime == stub - region["start"] + region["virtual"]  # runtime pointers moved to virtual
-    header = efi.RuntimeServices.build(dict(rt, Hdr=dict(rt.Hdr, CRC32=0)))
+    header = machine.fw.layout.RuntimeServices.build(dict(rt, Hdr=dict(rt.Hdr, CRC32=0)))
     assert zlib.crc32(header) == rt.Hdr.CRC32
 
 

@@ -138,14 +138,3 @@ def test_layouts_are_cached_and_only_4_or_8():
         layouts(2)
     with pytest.raises(ValueError):
         linux.layouts(16)
-
-
-def test_the_old_module_level_structures_are_gone_from_efistub():
-    """Outside efistub the 64-bit one still comes, with a warning; inside, it is an error."""
-    with pytest.warns(DeprecationWarning, match="layouts\\(width\\).SystemTable"):
-        assert efi.SystemTable is layouts(8).SystemTable
-    inside = {"__name__": "efistub.example"}
-    with pytest.raises(AttributeError, match="fw.layout.RuntimeServices"):
-        exec("from efistub.layouts import efi\nefi.RuntimeServices", inside)
-    with pytest.raises(AttributeError):
-        efi.NoSuchStructure

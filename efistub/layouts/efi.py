@@ -11,8 +11,6 @@ The ones below at module level are the same on every architecture.
 from __future__ import annotations
 
 import functools
-import sys
-import warnings
 
 from construct import (
     Bytes, Construct, FormatField, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct,
@@ -249,25 +247,3 @@ class Layouts:
 def layouts(width: int) -> Layouts:
     """The UEFI structures for a guest whose UINTN and pointers are ``width`` bytes (4 or 8)."""
     return Layouts(width)
-
-
-# The 64-bit structures used to live here at module level. efistub's own code must use
-# layouts(width); code outside efistub (tests) still gets the 64-bit one, with a
-# DeprecationWarning, until it is converted.
-_WIDTH_DEPENDENT = frozenset({
-    "UINTN", "POINTER", "HANDLE", "function_table",
-    "SystemTable", "BootServices", "RuntimeServices", "ConfigurationTable", "LoadedImage",
-    "SimpleTextOutput", "SimpleTextInput", "LoadFile2", "Rng", "RiscvBootProtocol",
-    "OpenProtocolInformationEntry",
-})
-
-
-def __getattr__(name: str):
-    if name in _WIDTH_DEPENDENT:
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        hint = f"efi.{name} depends on the pointer width: use layouts(width).{name} (fw.layout.{name})"
-        if caller == "efistub" or caller.startswith("efistub."):
-            raise AttributeError(hint)
-        warnings.warn(f"{hint}; efi.{name} is the 64-bit one", DeprecationWarning, stacklevel=2)
-        return getattr(layouts(8), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,10 +6,9 @@ OutputString goes to the run's console stream. The output device has one mode,
 
 from __future__ import annotations
 
-from .. import guids
+from .. import events, guids
 from ..layouts import efi
 from ..memory import MemoryType
-from ..services import events
 from ..registry import BOOLEAN, POINTER, STRING, UINTN, service
 from ..status import Status
 from . import make_interface
@@ -152,7 +151,7 @@ def install(fw) -> dict:
     fw.protocol_state["console"] = out
     text_out = make_interface(fw, "TextOutput", efi.SIMPLE_TEXT_OUTPUT, fw.layout.SimpleTextOutput,
                               Mode=out.mode_address)
-    wait_for_key = events.new_event(fw, events.Event(events.EVT_NOTIFY_WAIT, events.TPL_NOTIFY, 0, 0, is_key=True))
+    wait_for_key = fw.events.create(events.Event(events.EVT_NOTIFY_WAIT, events.TPL_NOTIFY, 0, 0, is_key=True))
     text_in = make_interface(fw, "TextInput", efi.SIMPLE_TEXT_INPUT, fw.layout.SimpleTextInput,
                              WaitForKey=wait_for_key)
     handle = fw.handles.install(None, guids.SIMPLE_TEXT_OUTPUT_PROTOCOL, text_out)
