@@ -13,7 +13,7 @@ from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
 CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc"]
-ARCHES = ["x86_64", "aarch64", "riscv64"]
+ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 
 
 def run(name: str, arch: str = "x86_64", **options):
@@ -79,3 +79,14 @@ def test_jump_to_loaded_code_after_exit_boot_services_is_a_handoff(arch):
     first_argument = {"aarch64": "x0", "riscv64": "a0"}.get(arch)
     if first_argument:
         assert report.handoff["registers"][first_argument] == 0xEF15700B
+
+
+
+def test_ia32_handoff_passes_the_marker_in_eax_and_as_the_first_cdecl_argument():
+    from unicorn.x86_const import UC_X86_REG_EAX, UC_X86_REG_ESP
+
+    machine = Machine(str(GUESTS / "ia32" / "handoff.efi"))
+    report = machine.run()
+    assert report.outcome == "handoff" and report.arch == "ia32"
+    assert machine.uc.reg_read(UC_X86_REG_EAX) == 0xEF15700B
+    assert machine.fw.mem.read_u32(machine.uc.reg_read(UC_X86_REG_ESP) + 4) == 0xEF15700B
