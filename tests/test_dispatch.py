@@ -23,14 +23,49 @@ def comparable(report) -> dict:
     return d
 
 
+ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
+# Every guest of ours, and those that stress the boundary: hostile arguments to the C-handled
+# services (hostile), port I/O against the TSC (ports), notifications and timers (events),
+# ExitBootServices groups (ebs), and a child image through StartImage (image).
+CASES = [(arch, name) for arch in ARCHES
+         for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image"]]
+CASES += [("x86_64", "ports"), ("ia32", "ports")]
+
+
 @needs_native
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "riscv64"])
-@pytest.mark.parametrize("name", ["misc", "memory", "protocols", "variables", "exit"])
+@pytest.mark.parametrize("arch, name", CASES)
 def test_native_and_python_dispatch_give_the_same_report(name, arch):
-    reports = {mode: Machine(str(GUESTS.parent / arch / f"{name}.efi"), dispatch=mode).run()
+    options = {"initrd": GUESTS.parent / arch / "exit.efi"} if name == "image" else {}
+    reports = {mode: Machine(str(GUESTS.parent / arch / f"{name}.efi"), dispatch=mode, **options).run()
                for mode in ("native", "python")}
     assert reports["native"].dispatch == "native" and reports["python"].dispatch == "python"
+    assert reports["native"].outcome != "error", reports["native"].error
     assert comparable(reports["native"]) == comparable(reports["python"])
+
+
+@needs_native
+@pytest.mark.parametrize("arch", ["x86_64", "ia32"])
+def test_port_io_advances_the_same_virtual_time_on_both_paths(arch):
+    """1000 x `in al, 0x61` between two RDTSCs: 1 us of virtual time each at 2000 TSC ticks per us,
+    plus the 1000 ticks of one TSC read, whichever path dispatches the services."""
+    for mode in ("native", "python"):
+        report = Machine(str(GUESTS.parent / arch / "ports.efi"), dispatch=mode).run()
+        assert "info: 1000 x in 0x61: TSC delta 2001000" in report.console, report.console
+        assert "PASS ports: OUT2 went high" in report.console
+
+
+@needs_native
+@pytest.mark.parametrize("arch", ["x86_64", "ia32", "aarch64", "riscv64"])
+def test_hostile_sizes_are_bad_pointers_not_errors_on_both_paths(arch):
+    """SetMem, CopyMem and CalculateCrc32 of 2^40 (ia32: 0xFFFFF000) bytes, (UINTN)-1 bytes and ranges
+    across the top of RAM touch nothing and return with a note, in C and in Python alike."""
+    for mode in ("native", "python"):
+        report = Machine(str(GUESTS.parent / arch / "hostile.efi"), dispatch=mode).run()
+        assert report.outcome == "exit" and report.exit_status == "EFI_SUCCESS", report.error
+        notes = [c.note for c in report.calls if c.service in ("SetMem", "CopyMem", "CalculateCrc32") and c.note]
+        assert len(notes) >= 10 and all(n.startswith("bad guest pointer: cannot ") for n in notes), notes
+        huge = [c for c in report.calls if c.service == "SetMem" and c.args["Size"] >= 0xFFFFF000]
+        assert huge and all(c.note for c in huge)
 
 
 @needs_native
