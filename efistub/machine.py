@@ -344,7 +344,7 @@ class Machine:
         return report
 
     def _handoff(self, entry: int) -> dict:
-        from .handoff import describe
+        from .linux.handoff import describe
 
         return describe(self, entry)
 

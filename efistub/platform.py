@@ -18,6 +18,7 @@ from .dispatch import Dispatcher
 from .errors import EfiError, InputError
 from .firmware import Firmware
 from .layouts.efi import PAGE_SIZE
+from .linux import image_header
 from .loader import PeImage
 from .memory import GuestMemory, MemoryType, pages_for
 from .protocols import console, initrd, rng
@@ -135,7 +136,7 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     # covers RAM would keep every guest store on unicorn's slow path.
     uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, 0, RAM_START - 1)
     uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, ram_end, MAX_ADDRESS)
-    kernel = arch.kernel_entry_offset(image.data[:0x1000])
+    kernel = image_header.kernel_entry(arch.name, image.data[:0x1000])
     kernel_entry = None
     if kernel is not None:  # a kernel that runs where it was loaded enters without leaving the image
         kernel_entry = base + kernel

@@ -13,7 +13,7 @@ from unicorn import arm64_const as arm
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
-from .devicetree import fdt_handoff
+from ..linux.devicetree import fdt_handoff
 
 EXCP_SWI = 2  # unicorn's interrupt number for SVC
 REGISTERS = {f"x{i}": getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(29)}
@@ -46,16 +46,6 @@ class AArch64(Architecture):
         uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         uc.reg_write(arm.UC_ARM64_REG_CPACR_EL1, uc.reg_read(arm.UC_ARM64_REG_CPACR_EL1) | CPACR_FPEN)
         return uc
-
-    def kernel_entry_offset(self, image: bytes) -> int | None:
-        """arm64 Image header: "ARM\\x64" at 0x38, and code1 at offset 4 branches to primary_entry."""
-        if image[0x38:0x3C] != b"ARM\x64":
-            return None
-        code1 = int.from_bytes(image[4:8], "little")
-        if code1 >> 26 != 0b000101:  # not a B instruction
-            return None
-        imm26 = code1 & 0x3FFFFFF
-        return 4 + ((imm26 - (1 << 26) if imm26 & (1 << 25) else imm26) << 2)
 
     def disassembler(self):
         import capstone

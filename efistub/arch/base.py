@@ -87,7 +87,3 @@ class Architecture:
             except Exception:
                 continue
         return None
-
-    def kernel_entry_offset(self, image: bytes) -> int | None:
-        """Where a Linux Image header says the kernel starts, for kernels that run in place."""
-        return None

@@ -14,7 +14,7 @@ from unicorn import riscv_const as rv
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
-from .devicetree import fdt_handoff
+from ..linux.devicetree import fdt_handoff
 
 ECALL_CAUSES = (8, 9, 11)  # environment call from U-, S- or M-mode
 PRIV_SUPERVISOR = 1
@@ -23,15 +23,6 @@ ABI_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0",
              "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6")
 REGISTERS = {name: getattr(rv, f"UC_RISCV_REG_X{i}") for i, name in enumerate(ABI_NAMES) if i}
 REGISTERS.update(pc=rv.UC_RISCV_REG_PC, satp=rv.UC_RISCV_REG_SATP)
-
-
-def _jal_target(instruction: int) -> int | None:
-    """The offset a ``jal x0, offset`` (``j``) jumps by, or None for another instruction."""
-    if instruction & 0xFFF != 0x06F:  # opcode JAL with rd = x0
-        return None
-    imm = ((instruction >> 31) & 1) << 20 | ((instruction >> 12) & 0xFF) << 12 \
-        | ((instruction >> 20) & 1) << 11 | ((instruction >> 21) & 0x3FF) << 1
-    return imm - (1 << 21) if imm & (1 << 20) else imm
 
 
 LP64 = CallingConvention(
@@ -60,13 +51,6 @@ class RiscV64(Architecture):
         uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_INITIAL)
         uc.reg_write(rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR)
         return uc
-
-    def kernel_entry_offset(self, image: bytes) -> int | None:
-        """riscv Image header: "RISCV" at 0x30; code0 is ``c.li s4, -13`` ("MZ"), then ``j _start_kernel``."""
-        if image[0x30:0x35] != b"RISCV":
-            return None
-        offset = _jal_target(int.from_bytes(image[2:6], "little"))
-        return None if offset is None else 2 + offset
 
     def disassembler(self):
         import capstone

@@ -7,7 +7,8 @@ from ..layouts import efi
 from ..memory import MemoryType
 from ..registry import BOOLEAN, POINTER, service
 from ..status import Status
-from . import device_path, make_interface
+from .. import device_path
+from . import make_interface
 
 
 @service("LoadFile2.LoadFile", This=POINTER, FilePath=POINTER, BootPolicy=BOOLEAN, BufferSize=POINTER,

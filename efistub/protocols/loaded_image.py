@@ -7,7 +7,7 @@ import os
 from .. import guids
 from ..layouts import efi
 from ..memory import MemoryType, ucs2
-from . import device_path
+from .. import device_path
 
 # The vendor GUID of efistub's boot device node: VenHw(EFISTUB_BOOT_DEVICE).
 EFISTUB_BOOT_DEVICE = guids.Guid("6f0f8a1c-5b7e-4b1e-9a43-65666973747a")

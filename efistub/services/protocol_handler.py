@@ -12,7 +12,7 @@ import enum
 from .. import guids, handles as hdb
 from ..errors import EfiError
 from ..memory import MemoryType
-from ..protocols import device_path
+from .. import device_path
 from ..registry import BOOLEAN, EVENT, GUID_INTERFACE_PAIRS, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
 from ..status import Status
 

@@ -7,9 +7,9 @@ configuration tables as they lie in guest memory.
 
 from __future__ import annotations
 
-from .guids import LINUX_EFI_BOOT_MEMMAP, LINUX_EFI_INITRD_MEDIA, Guid
-from .layouts import efi, linux
-from .memory import MemoryType
+from ..guids import LINUX_EFI_BOOT_MEMMAP, LINUX_EFI_INITRD_MEDIA, Guid
+from ..layouts import efi, linux
+from ..memory import MemoryType
 
 MAX_DESCRIPTORS = 4096
 

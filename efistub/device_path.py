@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..guids import Guid
-from ..layouts import efi
-from ..memory import ucs2
+from .guids import Guid
+from .layouts import efi
+from .memory import ucs2
 
 HEADER = efi.DevicePathHeader
 MAX_NODES = 64
