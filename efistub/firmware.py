@@ -63,12 +63,11 @@ class Firmware:
     VENDOR = "efistub"
     REVISION = 0x00010000
 
-    def __init__(self, mem: GuestMemory, ram_start: int, ram_end: int, options, console=None,
-                 variables: VariableStore | None = None, width: int = 8):
+    def __init__(self, mem: GuestMemory, options, console=None, variables: VariableStore | None = None):
         self.mem = mem
-        self.width = width  # the guest's pointer width in bytes: 8, or 4 for IA32
+        self.width = mem.width  # the guest's pointer width in bytes: 8, or 4 for IA32
         self.options = options
-        self.pages = PageAllocator(ram_start, ram_end)
+        self.pages = PageAllocator(mem.ram[0][0], mem.ram[-1][1])  # guest RAM is one range
         self.pools: dict[int, tuple[int, int]] = {}  # address -> (pages, memory type)
         self.handles = HandleDatabase(self._handle_memory)
         self.state = new_state()  # tpl, monotonic_count, virtual_time_us (Stall and timers advance it), ...
@@ -76,7 +75,6 @@ class Firmware:
         self.config_tables: dict[Guid, int] = {}
         self.console: list[str] = []
         self._console_sink = console
-        self.watchdog_seconds = 0
         self.notes: list[str] = []  # observations about the run
         self.stop: StopRequest | None = None
         self.random = DeterministicRandom(options.seed, b"efistub-rng")

@@ -2,8 +2,8 @@
 
 In order: the firmware state and RAM, the service stubs and the image placed (so
 RAM is mapped once with its final permissions: unicorn copies a region it
-splits), the tables, the protocols (each installer in INSTALLERS decides for
-itself whether this run has it), the dispatch path, and the boot manager, which
+splits), the tables, the protocols (each installer in protocols.INSTALLERS decides
+for itself whether this run has it), the dispatch path, and the boot manager, which
 starts the image as a guest call.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
-from . import guids
+from . import protocols
 from .dispatch import Dispatcher
 from .errors import EfiError, InputError
 from .firmware import Firmware
@@ -21,7 +21,7 @@ from .layouts.efi import PAGE_SIZE
 from .linux import image_header
 from .loader import PeImage
 from .memory import GuestMemory, MemoryType, pages_for
-from .protocols import console, initrd, rng
+from .protocols import console
 from .services import image as images
 from .tables import build_firmware_tables
 
@@ -30,25 +30,6 @@ STACK_SIZE = 1 << 20
 # Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it.
 RAM_CHUNK = 64 << 20
 MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
-
-
-def _initrd(fw):
-    if fw.options.initrd is not None:
-        initrd.install(fw, fw.options.initrd)
-
-
-def _rng(fw):
-    if fw.options.rng:
-        rng.install(fw)
-
-
-def _dtb(fw):
-    if fw.options.dtb is not None:
-        fw.set_configuration_table(guids.DEVICE_TREE_TABLE, fw.store(MemoryType.EfiACPIReclaimMemory, fw.options.dtb))
-
-
-# What the firmware installs after its tables, in order. The architecture adds its own (arch.PROTOCOLS).
-INSTALLERS = (_initrd, _rng, _dtb)
 
 
 def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> None:
@@ -86,9 +67,11 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
              dispatch) -> Platform:
     """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler."""
     ram_end = options.memory
-    fw = Firmware(None, RAM_START, ram_end, options, console_sink, variables, width=image.width)
-    arch = arch_class(fw)
+    arch = arch_class()
     cc = arch.convention
+    uc = arch.create_engine()
+    fw = Firmware(GuestMemory(uc, cc.width, [(RAM_START, ram_end)]), options, console_sink, variables)
+    arch.attach(uc, fw)
 
     stub_bytes = (len(slots) + 1) * cc.stub_stride
     stub_base = fw.allocate_pages(MemoryType.EfiRuntimeServicesCode, pages_for(stub_bytes))
@@ -102,9 +85,7 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     for rva, size in image.executable_ranges():
         start = (base + rva) // PAGE_SIZE * PAGE_SIZE
         executable.append((start, -(-(base + rva + size) // PAGE_SIZE) * PAGE_SIZE, UC_PROT_ALL))
-    uc = arch.create_engine()
     map_ram(uc, RAM_START, ram_end, executable)
-    fw.mem = GuestMemory(uc, cc.width, [(RAM_START, ram_end)])
 
     fw.mem.write(stub_base, b"".join(cc.stub() for _ in slots) + cc.stub(returns=False))
     fw.stub_address = {s.name: stub_base + i * cc.stub_stride for i, s in enumerate(slots)}
@@ -112,10 +93,10 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     build_firmware_tables(fw, console.install(fw))
     loaded = images.load(fw, image, options.cmdline, parent=0, base=base)
     fw.image_handle = loaded.handle
-    for install in INSTALLERS:
+    for install in protocols.INSTALLERS:
         install(fw)
     for name in arch.PROTOCOLS:
-        __import__(f"{__package__}.protocols.{name}", fromlist=["install"]).install(fw)
+        getattr(protocols, name).install(fw)
     for install in python_protocols:
         install(fw)
     stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE_SIZE)

@@ -10,7 +10,8 @@ class Architecture:
 
     Subclasses set ``name``, ``machine`` (the PE machine type), ``convention``,
     REGISTERS (names for reports), HALT_INSTRUCTIONS, and implement create_engine,
-    disassembler and handoff. A newcomer adds an architecture with one such module.
+    disassembler and handoff (and attach, for hooks of their own). A newcomer adds an
+    architecture with one such module and its entry in arch/__init__.py.
     """
 
     name = ""
@@ -21,9 +22,17 @@ class Architecture:
     RAM_LIMIT: int | None = None  # the highest address guest RAM may reach (IA32: 4 GiB)
     PROTOCOLS: tuple[str, ...] = ()  # modules of efistub.protocols only this architecture's firmware installs
 
-    def __init__(self, fw):
-        self.fw = fw
+    def __init__(self):
+        self.fw = None  # the firmware it serves, from attach()
         self._callbacks = []  # ctypes callbacks must outlive the engine
+
+    def create_engine(self):
+        """A new engine in the state UEFI specifies for this architecture (no memory yet)."""
+        raise NotImplementedError
+
+    def attach(self, uc, fw) -> None:
+        """Hook what the CPU asks the platform (CPUID, timers, ports) and serve ``fw``."""
+        self.fw = fw
 
     @property
     def width(self) -> int:

@@ -43,8 +43,8 @@ class X86(Architecture):
     ABCD = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
     HALT_INSTRUCTIONS = (bytes([HLT]),)
 
-    def __init__(self, fw):
-        super().__init__(fw)
+    def __init__(self):
+        super().__init__()
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._tsc_reads = 0
 
@@ -52,13 +52,17 @@ class X86(Architecture):
     def create_engine(self) -> Uc:
         uc = Uc(UC_ARCH_X86, self.MODE)
         uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_OSFXSR | CR4_OSXMMEXCPT)
+        return uc
+
+    def attach(self, uc: Uc, fw) -> None:
+        """CPUID, a virtual TSC and the PC's ports, answered from the firmware state."""
+        super().attach(uc, fw)
         self._add_insn_hook(uc, x86.UC_X86_INS_CPUID, self._cpuid)
         self._add_insn_hook(uc, x86.UC_X86_INS_RDTSC, self._rdtsc)
-        ports = PcPorts(self.fw.state)
+        ports = PcPorts(fw.state)
         uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, data: ports.read(port, size), None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, lambda uc, port, size, value, data: ports.write(port, size, value), None, 1, 0,
                     x86.UC_X86_INS_OUT)
-        return uc
 
     def _add_insn_hook(self, uc: Uc, insn: int, function) -> None:
         # The binding's hook_add knows no RDTSC hook, so register through the C API directly.

@@ -19,4 +19,8 @@ def make_interface(fw, prefix: str, members, layout, **data) -> int:
     return address
 
 
-from . import console, initrd, loaded_image, riscv_boot, rng  # noqa: E402,F401 - register the protocol services
+from . import console, dtb, initrd, loaded_image, riscv_boot, rng  # noqa: E402,F401 - register the protocol services
+
+# What the firmware installs after its tables and the image, in order; each decides from the
+# run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).
+INSTALLERS = (initrd.install, rng.install, dtb.install)

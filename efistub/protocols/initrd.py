@@ -30,8 +30,11 @@ def LoadFile(fw, this, file_path, boot_policy, size_ptr, buffer):
     return Status.EFI_SUCCESS
 
 
-def install(fw, data: bytes) -> int:
-    """Offer ``data`` as the initrd; return the handle."""
+def install(fw) -> int | None:
+    """Offer the run's initrd (--initrd), if it has one; return the handle."""
+    data = fw.options.initrd
+    if data is None:
+        return None
     interface = make_interface(fw, "LoadFile2", efi.LOAD_FILE2, fw.layout.LoadFile2)
     fw.protocol_state.setdefault("load_file2", {})[interface] = bytes(data)
     path = fw.store(MemoryType.EfiBootServicesData,

@@ -34,6 +34,9 @@ def GetRNG(fw, this, algorithm, length, value):
     return Status.EFI_SUCCESS
 
 
-def install(fw) -> int:
+def install(fw) -> int | None:
+    """EFI_RNG_PROTOCOL, unless the run has none (--no-rng); return the handle."""
+    if not fw.options.rng:
+        return None
     interface = make_interface(fw, "Rng", efi.RNG, fw.layout.Rng)
     return fw.handles.install(None, guids.RNG_PROTOCOL, interface).address
