@@ -19,9 +19,18 @@ for tool in "$CLANG" "$LLD_LINK"; do
     fi
 done
 
-PROGRAMS=(${PROGRAMS:-hello memory protocols misc variables reloc exit bench handoff needs})
+PROGRAMS=(${PROGRAMS:-hello memory protocols misc variables reloc exit bench handoff needs
+           events ebs image hostile ports})
 CFLAGS_COMMON=(-ffreestanding -fshort-wchar -nostdlib -fno-stack-protector -fno-builtin
                -O2 -Wall -Wextra -Werror -Wno-unused-function)
+
+# Programs for some architectures only: ports uses x86 port I/O and RDTSC.
+builds_for() { # arch name
+    case "$2" in
+        ports) [[ "$1" == x86_64 || "$1" == ia32 ]] ;;
+        *) true ;;
+    esac
+}
 
 obj="$(mktemp -d)"
 trap 'rm -rf "$obj"' EXIT
@@ -31,6 +40,7 @@ build() { # arch target machine extra-cflags...
     shift 3
     mkdir -p "$here/$arch"
     for name in "${PROGRAMS[@]}"; do
+        builds_for "$arch" "$name" || continue
         local link_extra=()
         # reloc.efi must carry a .reloc section so loaders have to apply it.
         [[ "$name" == reloc ]] && link_extra=(-dynamicbase)
@@ -57,6 +67,7 @@ RISCV_LD="${RISCV_LD:-riscv64-linux-gnu-ld}"
 if command -v "$RISCV_CC" >/dev/null 2>&1 && command -v "$RISCV_LD" >/dev/null 2>&1; then
     mkdir -p "$here/riscv64"
     for name in "${PROGRAMS[@]}"; do
+        builds_for riscv64 "$name" || continue
         "$RISCV_CC" -march=rv64gc -mabi=lp64d -mcmodel=medany -fpie "${CFLAGS_COMMON[@]}" \
             -c "$name.c" -o "$obj/$name-riscv64.o"
         "$RISCV_LD" -pie --no-dynamic-linker -z norelro --build-id=none -e efi_main \
