@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_image_options(parser: argparse.ArgumentParser, image: bool = True) -> None:
     """The options that describe a run, shared by run, check, policy, minimize and scan."""
     if image:
-        parser.add_argument("image", metavar="IMAGE", help="a PE32+ EFI image for x86_64, aarch64 or riscv64 (the "
-                                                           "PE machine field picks the architecture)")
+        parser.add_argument("image", metavar="IMAGE", help="an EFI image: PE32+ for x86_64, aarch64 or riscv64, "
+                                                           "PE32 for IA32 (the PE machine field picks the "
+                                                           "architecture)")
     RunOptions.add_arguments(parser)
     parser.add_argument("--engine", choices=("fast", "stock"),
                         help="the unicorn library: the fast engine built by 'efistub engine build' (the default "

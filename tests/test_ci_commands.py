@@ -95,9 +95,10 @@ def test_diff(tmp_path):
     assert bad.returncode == 2 and "not an efistub report" in bad.stderr
 
 
-def test_minimize_finds_the_known_minimal_set(tmp_path):
+@pytest.mark.parametrize("arch", ["x86_64", "ia32"])
+def test_minimize_finds_the_known_minimal_set(tmp_path, arch):
     out = tmp_path / "m.json"
-    result = efistub_cli("minimize", GUESTS / "needs.efi", "--jobs", "2", "--json", out)
+    result = efistub_cli("minimize", GUESTS.parent / arch / "needs.efi", "--jobs", "2", "--json", out)
     assert result.returncode == 0, result.stderr
     found = json.loads(out.read_text())
     assert found["services"] == ["AllocatePool", "CopyMem"]
@@ -121,18 +122,20 @@ def test_scan_runs_every_image_and_lists_the_ones_it_cannot(tmp_path):
     shutil.copy(HELLO, tmp_path / "hello.efi")
     (tmp_path / "sub").mkdir()
     shutil.copy(GUESTS.parent / "aarch64" / "exit.efi", tmp_path / "sub" / "exit-arm64.efi")
+    shutil.copy(GUESTS.parent / "ia32" / "exit.efi", tmp_path / "sub" / "exit-ia32.efi")
     (tmp_path / "pe32.efi").write_bytes(code_image(b"\xc3", magic=pe.PE32_MAGIC))
     (tmp_path / "notes.txt").write_text("not an image")
     out = tmp_path / "scan.jsonl"
     result = efistub_cli("scan", tmp_path, "--jobs", "2", "--json", out)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert set(rows) == {"hello.efi", "pe32.efi", "sub/exit-arm64.efi"}
+    assert set(rows) == {"hello.efi", "pe32.efi", "sub/exit-arm64.efi", "sub/exit-ia32.efi"}
     assert rows["hello.efi"].split()[1:4] == ["x86_64", "exit", "1"]
     assert rows["sub/exit-arm64.efi"].split()[1:3] == ["aarch64", "exit"]
+    assert rows["sub/exit-ia32.efi"].split()[1:3] == ["ia32", "exit"]
     assert "cannot run: PE32 (32-bit) image" in rows["pe32.efi"]
     reports = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(reports) == 3 and sum("input_error" in r for r in reports) == 1
+    assert len(reports) == 4 and sum("input_error" in r for r in reports) == 1
 
 
 def test_usage_of_variables_and_protocols():

@@ -213,3 +213,20 @@ def test_a_device_tree_given_with_dtb_is_the_one_the_kernel_receives(corpus, tmp
     assert received["efistub,marker"] == "kept" and received["bootargs"] == CMDLINE
     blob = machine.fw.mem.read(report.handoff["fdt_address"], report.handoff["fdt"]["size"])
     assert fdt.parse_dtb(blob).get_property("model").value == "efistub-test-board"
+
+
+def test_memtest86plus_ia32_runs_like_its_x86_64_build(corpus):
+    """The corpus memtest86+ 7.20 for IA32 (PE32, cdecl, INT 0x80 traps) makes the same service calls as
+    the x86_64 build up to ExitBootServices, then both read guest page 0 (a NULL pointer of theirs)."""
+    runs = {}
+    for arch, relative in (("ia32", "ia32/7.20-1_memtest86+ia32.efi"), ("x86_64", "x86_64/7.20-1_memtest86+x64.efi")):
+        report = Machine(str(corpus_file(corpus, relative)), cmdline="console=ttyS0", timeout=30).run()
+        assert report.arch == arch
+        runs[arch] = report
+    calls = {arch: [(c.service, c.status) for c in r.calls] for arch, r in runs.items()}
+    assert calls["ia32"] == calls["x86_64"]
+    assert calls["ia32"][-1] == ("ExitBootServices", "EFI_SUCCESS")
+    assert ("GetMemoryMap", "EFI_SUCCESS") in calls["ia32"]
+    for report in runs.values():
+        assert report.outcome == "fault" and report.fault["access"]["address"] < 0x1000
+    assert runs["ia32"].image_info["load_address"] == 0x200000  # its ImageBase, below 4 GiB
