@@ -121,6 +121,15 @@ class EventTable:
             event.period_us = delay_us if periodic else 0
         self.update()
 
+    def next_wakeup(self, waited: list[Event]) -> int | None:
+        """When a wait for ``waited`` could end next: the earliest of their timers, and of the timers
+        whose notification functions might signal them. None: nothing in virtual time can end it."""
+        triggers = [e.trigger_us for e in waited if e.trigger_us is not None]
+        tpl = self.fw.state.tpl
+        triggers += [e.trigger_us for e in self.events.values()
+                     if e.trigger_us is not None and e.type & EVT_NOTIFY_SIGNAL and e.notify_function and e.tpl > tpl]
+        return min(triggers) if triggers else None
+
     def next_trigger(self) -> int | None:
         triggers = [e.trigger_us for e in self.events.values() if e.trigger_us is not None]
         return min(triggers) if triggers else None

@@ -200,7 +200,7 @@ class GuestMemory:
 
     CHUNK = 1 << 20  # bulk operations work in pieces of this size (as the C trampoline does)
 
-    def __init__(self, uc, width: int = 8, ram: list[tuple[int, int]] = ()):
+    def __init__(self, uc, width: int, ram: list[tuple[int, int]]):
         from unicorn.unicorn_py3 import unicorn as binding
 
         self.ram = list(ram)  # the (start, end) ranges of guest RAM
@@ -221,6 +221,8 @@ class GuestMemory:
             raise GuestMemoryError(address, size, "read")
         if size == 0:
             return b""
+        if size > self.SMALL:
+            self.check(address, size, "read")  # before any host buffer of that size is made
         buffer = self._buffer if size <= self.SMALL else ctypes.create_string_buffer(size)
         if self._read(self._handle, address, buffer, size):
             raise GuestMemoryError(address, size, "read")

@@ -27,6 +27,9 @@ from ..events import (
 from ..registry import GUID_PTR, POINTER, UINT32, UINT64, UINTN, Result, enum_arg, service
 from ..status import Status
 
+MAX_WAKEUPS = 1_000_000  # timer firings one WaitForEvent sits through before it counts as stalled
+
+
 class TimerDelay(enum.IntEnum):
     TimerCancel = 0
     TimerPeriodic = 1
@@ -116,8 +119,9 @@ def WaitForEvent(fw, count, events_ptr, index_ptr):
         return Status.EFI_UNSUPPORTED
     table = _events(fw)
     width = fw.mem.width
-    events = [table.get(fw.mem.read_uintn(events_ptr + width * i)) for i in range(count)]
-    while True:
+    raw = fw.mem.read(events_ptr, count * width)  # a bad pointer or count: EFI_INVALID_PARAMETER
+    events = [table.get(int.from_bytes(raw[i:i + width], "little")) for i in range(0, len(raw), width)]
+    for _ in range(MAX_WAKEUPS):
         for i, e in enumerate(events):
             if e.type & EVT_NOTIFY_SIGNAL:
                 fw.mem.write_uintn(index_ptr, i)
@@ -125,10 +129,13 @@ def WaitForEvent(fw, count, events_ptr, index_ptr):
             if (yield from _check(fw, table, e)):
                 fw.mem.write_uintn(index_ptr, i)
                 return Status.EFI_SUCCESS
-        trigger = table.next_trigger()
+        trigger = table.next_wakeup(events)
         if trigger is None:
             break
-        yield from table.wait_until(trigger)  # idle until the next timer fires
+        yield from table.wait_until(trigger)  # idle until the next timer that can end the wait fires
+    else:
+        fw.request_stop("fault", reason=f"stalled: WaitForEvent saw {MAX_WAKEUPS} timers fire and none ended the wait")
+        return Status.EFI_NOT_READY
     waiting_for = "a key press, and no --keys input is left" if any(e.is_key for e in events) \
         else "events that nothing will signal"
     fw.request_stop("fault", reason=f"stalled: WaitForEvent waits for {waiting_for}")
