@@ -175,11 +175,6 @@ class Dispatcher:
             self._merged = (len(self._python_calls), native_count, merged)
         return merged
 
-    @property
-    def current_image(self) -> int | None:
-        """The image running now: the innermost frame that started one."""
-        return next((f.image for f in reversed(self.frames) if f.image is not None), None)
-
     # -- a call from the guest ---------------------------------------------------------------
     def call(self, slot: int, raw: list[int], vararg: Callable[[int], int]) -> int | None:
         """Run the service in ``slot``; return the value for the guest's return register, or None

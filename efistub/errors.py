@@ -26,10 +26,6 @@ class GuestMemoryError(EfiStubError):
         self.access = access
 
 
-class OutOfResources(EfiStubError):
-    """The firmware's own allocation failed (guest RAM is exhausted)."""
-
-
 class EfiError(EfiStubError):
     """Raised inside a service to return an EFI status to the guest."""
 

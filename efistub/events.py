@@ -198,11 +198,6 @@ class EventTable:
         yield from self.run_notifications()
 
 
-def new_event(fw, event: Event) -> int:
-    """Create a firmware-owned event (the console's WaitForKey); return its handle."""
-    return fw.events.create(event)
-
-
 def advance_to_next_timer(fw) -> bool:
     """Move virtual time to the next armed timer (a halted CPU waking up); False when none is armed."""
     trigger = fw.events.next_trigger()

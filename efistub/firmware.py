@@ -21,7 +21,6 @@ from .variables import VariableStore
 
 TPL_APPLICATION = 4
 CODE_TYPES = (MemoryType.EfiLoaderCode, MemoryType.EfiBootServicesCode, MemoryType.EfiRuntimeServicesCode)
-POOL_ALIGN = 8
 
 
 @dataclass
@@ -54,9 +53,6 @@ class DeterministicRandom:
             out += hashlib.sha256(self._key + self._counter.to_bytes(8, "little")).digest()
             self._counter += 1
         return bytes(out[:n])
-
-    def u64(self) -> int:
-        return int.from_bytes(self.bytes(8), "little")
 
 
 class Firmware:

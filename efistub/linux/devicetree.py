@@ -8,7 +8,6 @@ FDT_MAGIC = 0xD00DFEED
 MAX_FDT = 64 << 20
 U64_PROPERTIES = ("linux,uefi-system-table", "linux,uefi-mmap-start", "kaslr-seed", "linux,initrd-start",
                   "linux,initrd-end")
-U32_PROPERTIES = ("linux,uefi-mmap-size", "linux,uefi-mmap-desc-size", "linux,uefi-mmap-desc-ver")
 
 
 def read_fdt(mem, address: int) -> bytes:

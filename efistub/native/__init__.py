@@ -43,11 +43,6 @@ def available() -> bool:
     return lib is not None
 
 
-def c_handled(name: str) -> bool:
-    """Whether the trampoline has a C handler for the service ``name``."""
-    return lib is not None and lib.efistub_handler(name.encode()) != 0
-
-
 def unicorn_library():
     """The libunicorn CDLL the unicorn binding loaded."""
     from unicorn.unicorn_py3 import unicorn as binding
