@@ -77,6 +77,43 @@ static void put_hexn(UINTN v)
     put(buf);
 }
 
+#ifdef EBS_SERIAL_REPORT
+/*
+ * Validation builds only (run-ovmf.sh compiles one; the committed images do not
+ * have it): OVMF does not show ResetData, so the report also goes straight to
+ * the serial port the firmware console used: COM1 on x86, the PL011 of QEMU's
+ * virt machine on AArch64.
+ */
+static void serial_putc(CHAR16 c)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    UINT8 lsr;
+    do
+        __asm__ volatile("inb %1, %0" : "=a"(lsr) : "Nd"((UINT16)0x3FD));
+    while (!(lsr & 0x20));
+    __asm__ volatile("outb %0, %1" : : "a"((UINT8)c), "Nd"((UINT16)0x3F8));
+#elif defined(__aarch64__)
+    volatile UINT32 *pl011 = (volatile UINT32 *)0x09000000;
+    while (pl011[0x18 / 4] & (1u << 5)) /* UARTFR.TXFF */
+        ;
+    pl011[0] = (UINT8)c;
+#else
+    (void)c;
+#endif
+}
+
+static void serial_report(void)
+{
+    UINTN i;
+    serial_putc(L'\r');
+    serial_putc(L'\n');
+    for (i = 0; i < report_len; i++)
+        serial_putc(report[i]);
+    serial_putc(L'\r');
+    serial_putc(L'\n');
+}
+#endif
+
 EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
     EFI_EVENT e1 = NULL, e2 = NULL, e3 = NULL;
@@ -151,6 +188,9 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
         put_hexn(ebs);
     }
     put(ok ? L" PASS" : L" FAIL");
+#ifdef EBS_SERIAL_REPORT
+    serial_report();
+#endif
     gRT->ResetSystem(EfiResetShutdown, ok ? EFI_SUCCESS : ebs != EFI_SUCCESS ? ebs : EFI_ABORTED,
                      (report_len + 1) * sizeof(CHAR16), report);
     /* ResetSystem does not return. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validate the guest programs' checks on real firmware: QEMU + OVMF (EDK2).
 #
-#   tests/guests/run-ovmf.sh [NAME...]   boot each ARCH/NAME.efi (default: all)
+#   tests/guests/run-ovmf.sh [NAME...]   boot each ARCH/NAME.efi (default: every program
+#                                        meant for real firmware, see DEFAULT below)
 #                                        as EFI/BOOT/BOOT{X64,AA64,IA32}.EFI, show its output
 #   tests/guests/run-ovmf.sh --runner    boot ovmf_runner.c, which LoadImage/StartImages
 #                                        every program and prints its exit status
@@ -16,8 +17,23 @@
 # PFLASH=1: firmware as pflash (code + a fresh copy of the variable store)
 #           instead of -bios (whose variable store is emulated in RAM).
 # Exit status 0 when every program printed only PASS lines and "DONE 0 failures"
-# (hello: its greeting; exit: no FAIL), and in --runner mode returned the
-# expected status.
+# (hello: its greeting; exit: no FAIL; ebs: QEMU powered off by itself after
+# ExitBootServices), and in --runner mode returned the expected status.
+#
+# Special cases:
+#   ebs    powers the machine off with ResetSystem after ExitBootServices. Its
+#          verdict is in ResetData, which OVMF does not show, so (with clang and
+#          lld-link) the script boots a build with -DEBS_SERIAL_REPORT, which also
+#          writes the verdict to the serial port (COM1, or the virt PL011), and
+#          checks it. It expects the power-off, and the verdict PASS, or FAIL with
+#          before=0 and fn1 and fn2 once each: Debian 12's EDK2 does not signal
+#          EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES (a note says so).
+#   image  needs a child image from the Linux initrd LOAD_FILE2. On AArch64 it
+#          boots as QEMU -kernel image.efi -initrd exit.efi (OVMF's own
+#          LOAD_FILE2). QEMU's x86 -kernel takes -initrd only with a Linux
+#          kernel, so on x86_64 and IA32 it is skipped here and --runner runs it
+#          (the runner serves exit.efi through a LOAD_FILE2 of its own).
+#   hostile, bench, handoff, needs: for efistub only, never run here.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,6 +59,8 @@ case "$ARCH" in
 esac
 command -v "$QEMU" >/dev/null || { echo "apt-get install $PACKAGES" >&2; exit 1; }
 [[ -f "$OVMF" ]] || { echo "no $OVMF: apt-get install $PACKAGES" >&2; exit 1; }
+DEFAULT=(hello memory protocols misc variables reloc exit events ebs image)
+[[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && DEFAULT+=(ports)
 # EFI_STATUS is as wide as a pointer: 16 hex digits, or 8 on IA32.
 if [[ "$ARCH" == ia32 ]]; then
     STATUS_OK=0x00000000 STATUS_INVALID_PARAMETER=0x80000002
@@ -53,10 +71,14 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# boot FATDIR LOG STOP-REGEX: run OVMF on a virtual FAT drive until STOP-REGEX
-# shows on the serial console (then 2 s more), the timeout, or QEMU's exit.
+# boot FATDIR LOG STOP-REGEX [QEMU-ARGS...]: run OVMF on a virtual FAT drive until
+# STOP-REGEX shows on the serial console (then 2 s more), the timeout, or QEMU's
+# exit. An empty STOP-REGEX waits for QEMU's exit or the timeout. Sets POWERED_OFF=1
+# when QEMU ended by itself before the timeout.
 boot() {
-    local fat="$1" log="$2" stop="$3" qpid
+    local fat="$1" log="$2" stop="$3" qpid rc
+    shift 3
+    POWERED_OFF=0
     : > "$log"
     local args firmware
     if [[ -n "${PFLASH:-}" ]]; then
@@ -80,11 +102,16 @@ boot() {
               -drive if=none,format=raw,file=fat:rw:"$fat",id=hd0
               -device virtio-blk-device,drive=hd0 -net none -no-reboot)
     fi
-    timeout "$TIMEOUT" "$QEMU" "${args[@]}" < /dev/null > "$log" 2> "$work/qemu.err" &
+    timeout "$TIMEOUT" "$QEMU" "${args[@]}" "$@" < /dev/null > "$log" 2> "$work/qemu.err" &
     qpid=$!
     for _ in $(seq 1 "$((TIMEOUT * 2))"); do
-        if grep -aqE "$stop" "$log"; then sleep 2; break; fi
-        kill -0 "$qpid" 2>/dev/null || break
+        if [[ -n "$stop" ]] && grep -aqE "$stop" "$log"; then sleep 2; break; fi
+        if ! kill -0 "$qpid" 2>/dev/null; then
+            rc=0
+            wait "$qpid" 2>/dev/null || rc=$?
+            [[ "$rc" != 124 ]] && POWERED_OFF=1
+            return 0
+        fi
         sleep 0.5
     done
     kill "$qpid" 2>/dev/null || true
@@ -105,37 +132,83 @@ if [[ "${1:-}" == "--runner" ]]; then
         -out:"$work/fat/EFI/BOOT/$BOOTFILE" "$work/runner.obj" >/dev/null
     cp "$here/$ARCH"/*.efi "$work/fat/EFI/efistub/"
     boot "$work/fat" "$work/runner.log" '^RUNNER '
-    out="$(clean "$work/runner.log" | grep -a -E '^(RESULT|RUNNER|FAIL|DONE|Hello)' || true)"
+    out="$(clean "$work/runner.log" | grep -a -E '^(RESULT|RUNNER|FAIL|DONE|Hello|PASS child-)' || true)"
     echo "$out"
     grep -q '^FAIL' <<<"$out" && bad=1
-    for name in hello memory protocols misc variables reloc; do
+    runner_ok=(hello memory protocols misc variables reloc events image)
+    [[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && runner_ok+=(ports)
+    for name in "${runner_ok[@]}"; do
         grep -qx "RESULT $name status=$STATUS_OK exitdatasize=0 exitdata=" <<<"$out" || bad=1
     done
     # ExitData is L"exit-data-marker" with its terminator: 17 UCS-2 characters.
     grep -qx "RESULT exit status=$STATUS_INVALID_PARAMETER exitdatasize=34 exitdata=exit-data-marker" \
         <<<"$out" || bad=1
+    # image.efi's child is exit.efi, served by the runner's initrd LOAD_FILE2.
+    grep -qx 'PASS child-exit' <<<"$out" || bad=1
     grep -q '^RUNNER finished' <<<"$out" || bad=1
     exit "$bad"
 fi
 
 if [[ $# -eq 0 ]]; then
-    set -- $(cd "$here/$ARCH" && ls *.efi | sed 's/\.efi$//')
+    set -- "${DEFAULT[@]}"
 fi
 for name in "$@"; do
+    case "$name" in
+        hostile|bench|handoff|needs)
+            echo "== $name: for efistub only, not run on real firmware"; continue ;;
+        image)
+            if [[ "$ARCH" != aarch64 ]]; then
+                echo "== image: skipped (QEMU's x86 -kernel takes -initrd only with a Linux kernel); use --runner"
+                continue
+            fi ;;
+    esac
+    [[ -f "$here/$ARCH/$name.efi" ]] || { echo "== $name: no $ARCH/$name.efi"; bad=1; continue; }
     rm -rf "$work/fat" && mkdir -p "$work/fat/EFI/BOOT"
-    cp "$here/$ARCH/$name.efi" "$work/fat/EFI/BOOT/$BOOTFILE"
     log="$work/$name.log"
     # Stop once the program is done (exit: a moment after it called Exit);
     # the boot manager would otherwise go on to the next boot option.
-    boot "$work/fat" "$log" '^DONE |Hello from efistub guest|exit: calling Exit'
+    stop='^DONE |Hello from efistub guest|exit: calling Exit'
+    extra=()
+    case "$name" in
+        ebs)   stop= ;; # it powers off
+        image) extra=(-kernel "$here/$ARCH/image.efi" -initrd "$here/$ARCH/exit.efi") ;;
+    esac
+    serial_report=
+    if [[ "$name" == ebs ]] && command -v clang >/dev/null && command -v lld-link >/dev/null; then
+        clang -target "$TARGET" -ffreestanding -fshort-wchar $CFLAGS_ARCH -nostdlib \
+            -fno-stack-protector -fno-builtin -O2 -DEBS_SERIAL_REPORT -c "$here/ebs.c" -o "$work/ebs.obj"
+        lld-link -subsystem:efi_application -entry:efi_main -nodefaultlib -machine:"$MACHINE" \
+            -out:"$work/fat/EFI/BOOT/$BOOTFILE" "$work/ebs.obj" >/dev/null
+        serial_report=1
+    elif [[ "$name" != image ]]; then
+        cp "$here/$ARCH/$name.efi" "$work/fat/EFI/BOOT/$BOOTFILE"
+    fi
+    boot "$work/fat" "$log" "$stop" "${extra[@]}"
     out="$(clean "$log" |
-           grep -a -E '^(PASS|FAIL|DONE|  note|  info|Hello|exit:|memory:|protocols:|misc:|variables:|reloc:)' || true)"
+           grep -a -E '^(PASS|FAIL|DONE|  note|  info|Hello|exit:|memory:|protocols:|misc:|variables:|reloc:|events:|ebs:|image:|ports:)' || true)"
     echo "== $name"
     echo "$out"
     if grep -q '^FAIL' <<<"$out"; then bad=1; fi
     case "$name" in
         hello) grep -q 'Hello from efistub guest' <<<"$out" || bad=1 ;;
         exit)  grep -q 'exit: calling Exit' <<<"$out" || bad=1 ;;
+        ebs)   grep -q '^ebs: calling ExitBootServices' <<<"$out" || bad=1
+               if [[ "$POWERED_OFF" == 1 ]]; then
+                   echo "(QEMU powered off after ExitBootServices)"
+               else
+                   echo "(QEMU did not power off within ${TIMEOUT} s)"; bad=1
+               fi
+               if [[ -n "$serial_report" ]]; then
+                   verdict="$(grep -a -E '^ebs: before=' <<<"$out" || true)"
+                   if [[ "$verdict" == *" PASS" ]]; then
+                       :
+                   elif grep -qxE 'ebs: before=0 exit=2 order=(1,2|2,1) FAIL' <<<"$verdict"; then
+                       echo "(note: this EDK2 does not signal EFI_EVENT_GROUP_BEFORE_EXIT_BOOT_SERVICES;" \
+                            "the EXIT_BOOT_SERVICES notifications are as expected)"
+                   else
+                       echo "(no or unexpected ResetData verdict on the serial port)"; bad=1
+                   fi
+               fi ;;
         *)     grep -q '^DONE 0 failures' <<<"$out" || bad=1 ;;
     esac
 done
