@@ -184,7 +184,10 @@ class Dispatcher:
         fw = self.fw
         svc = self.services[slot]
         fw.mem.forget()
-        values = self.decode(slot, raw)
+        if self.width == 8:
+            values = [decode(r) for (decode, _, _), r in zip(self._plans[slot][0], raw)]
+        else:
+            values = self.decode(slot, raw)
         record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values))
         if self.native is not None:
             record.native_before = self.native.count()
@@ -216,7 +219,9 @@ class Dispatcher:
             return self._failed(Frame(None, record, svc), error)
         if isinstance(returned, GeneratorType):
             return self._advance(Frame(returned, record, svc), None)
-        return self._complete(Frame(None, record, svc), returned)
+        if fw.state.notify_armed:  # a notification may be due: the slower path that can run it
+            return self._complete(Frame(None, record, svc), returned)
+        return self._result(record, svc, returned)
 
     def start(self, gen) -> int | None:
         """Run firmware code (a generator, not a service call) that may call the guest."""
@@ -290,25 +295,27 @@ class Dispatcher:
         if due is not None:
             frame.gen = _then(due, returned)
             return self._advance(frame, None)
-        note = details = None
-        if isinstance(returned, Result):
-            returned, note, details = returned.value, returned.note, returned.details
-        result = Status.EFI_SUCCESS if returned is None else int(returned)
-        record, svc = frame.record, frame.svc
-        if record is not None:
-            if note:
-                record.note = note
-            if details:
-                record.args.update(details)
-            self.finish(record, svc, result)
-        if svc is None:  # the firmware's own code: its caller's registers stay as they were
-            guest = None
-        else:
-            guest = to_guest(result, self.width) if svc.returns == "status" else result
+        guest = self._result(frame.record, frame.svc, returned)
         if frame.context is None:
             return guest  # still inside the original trap: the hook writes the return register
         self.transfer = Transfer("resume", frame, result=guest)
         return None
+
+    def _result(self, record: Call | None, svc: Service | None, returned) -> int | None:
+        """Record what a service returned; the value for the guest's return register."""
+        if isinstance(returned, Result):
+            if record is not None:
+                if returned.note:
+                    record.note = returned.note
+                if returned.details:
+                    record.args.update(returned.details)
+            returned = returned.value
+        result = Status.EFI_SUCCESS if returned is None else int(returned)
+        if record is not None:
+            self.finish(record, svc, result)
+        if svc is None:  # the firmware's own code: its caller's registers stay as they were
+            return None
+        return to_guest(result, self.width) if svc.returns == "status" else result
 
     def take_transfer(self) -> Transfer | None:
         transfer, self.transfer = self.transfer, None

@@ -109,6 +109,8 @@ class EventTable:
         """Whether the event is signaled now (WaitForKey: whether a key is queued)."""
         if event.is_key:
             return bool(self.fw.keys)
+        if event.trigger_us is not None and event.trigger_us <= self.fw.state.virtual_time_us:
+            self.fire_timers()  # its time has come (timers without notifications fire when looked at)
         return event.signaled
 
     # -- time ----------------------------------------------------------------------------

@@ -267,8 +267,7 @@ class Machine:
             if slot is None:
                 fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
             else:
-                cc = p.arch.convention
-                result = p.dispatcher.call(slot, args, lambda i: cc.read_slots(uc, fw.mem, i + 1)[i])
+                result = p.dispatcher.call(slot, args, self._vararg)
         except BaseException as e:  # never let an exception escape into the engine
             import traceback
 
@@ -276,6 +275,11 @@ class Machine:
         if fw.stop is not None or p.dispatcher.transfer is not None:
             uc.emu_stop()
         return result
+
+    def _vararg(self, index: int) -> int:
+        """Argument slot ``index`` of the call being made (variable arguments)."""
+        p = self.platform
+        return p.arch.convention.read_slots(p.uc, p.fw.mem, index + 1)[index]
 
     def _on_kernel_entry(self, uc, address, size, user_data):
         if not self.fw.state.boot_services_active:

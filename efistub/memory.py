@@ -245,14 +245,19 @@ class GuestMemory:
     # -- bulk operations on ranges that must lie in guest RAM (CopyMem, SetMem, CalculateCrc32) ---
     def check(self, address: int, size: int, access: str) -> None:
         """GuestMemoryError unless [address, address + size) lies inside one range of guest RAM."""
-        if address > 0 and size > 0 and any(s <= address and address + size <= e for s, e in self.ram):
-            return
+        if size > 0:
+            for start, end in self.ram:
+                if start <= address and address + size <= end:
+                    return
         raise GuestMemoryError(address, size, access)
 
     def move(self, dst: int, src: int, size: int) -> None:
         """memmove in guest RAM: overlapping ranges copy as if through a buffer."""
         self.check(src, size, "read")
         self.check(dst, size, "write")
+        if size <= self.CHUNK:
+            self.write(dst, self.read(src, size))
+            return
         backwards = src < dst < src + size
         done = 0
         while done < size:

@@ -134,3 +134,21 @@ def test_each_architecture_has_one_calling_convention_record():
     ia32 = arches.for_machine(0x14C).convention
     assert ia32.slots_of(8) == 2 and ia32.slots_of(None) == 1 and ia32.stack_args_offset == 4
     assert arches.for_machine(0x8664).convention.stack_args_offset == 0x28
+
+
+def test_a_timer_without_notification_is_signaled_once_its_time_has_passed():
+    """Timers without notification functions arm nothing in C; they fire when they are looked at."""
+    from efistub import events
+
+    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"))
+    machine.run()
+    fw = machine.fw
+    table = fw.events
+    timer = table.get(table.create(events.Event(events.EVT_TIMER, events.TPL_APPLICATION, 0, 0)))
+    table.arm(timer, 1000, periodic=False)
+    assert not fw.state.notify_armed  # nothing for C to hand to Python
+    assert not table.ready(timer)
+    fw.state.virtual_time_us += 999
+    assert not table.ready(timer)
+    fw.state.virtual_time_us += 1
+    assert table.ready(timer) and timer.trigger_us is None
