@@ -20,7 +20,7 @@ from .loader import PeImage, read_image
 from .memory import MemoryType
 from .options import RunOptions
 from .registry import POINTER, Result, Service
-from .report import Report
+from .report import Report, from_run
 from .status import Status
 from .variables import VariableStore
 
@@ -310,47 +310,13 @@ class Machine:
         elif outcome == "timeout":
             details = self._loop.fault(f"still running after --timeout {self.options.timeout:g} s")
         finished = time.perf_counter()
-        report = self._report(outcome, details)
+        report = from_run(self.platform, self.options, outcome, details)
         report.dispatch = self.dispatch_mode
         report.engine = engine.loaded().engine
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
         return report
-
-    def _report(self, outcome: str, details: dict) -> Report:
-        fw, image = self.fw, self.image
-        report = Report(
-            image=os.path.abspath(image.path), arch=self.arch.name, outcome=outcome,
-            console="".join(fw.console), calls=self.dispatcher.calls, notes=fw.notes,
-            image_info={"load_address": self.load_address, "entry": self.entry, "size": image.size_of_image,
-                        "image_base": image.image_base, "has_relocations": image.has_relocations},
-            options={"cmdline": self.options.cmdline, "memory": self.options.memory, "seed": self.options.seed,
-                     "initrd_size": None if self.options.initrd is None else len(self.options.initrd),
-                     "rng": self.options.rng},
-        )
-        if outcome == "exit":
-            report.exit_status = Status.name_of(details["status"])
-            report.exit_data = details.get("exit_data")
-            if details.get("returned"):
-                report.notes.append("the image's entry point returned")
-        elif outcome == "handoff":
-            report.handoff = self._handoff(details["entry"])
-        elif outcome == "reset":
-            report.reset = {"type": details["type"], "status": Status.name_of(details["status"]),
-                            "data": details["data"]}
-        elif outcome == "fault":
-            report.fault = details
-        elif outcome == "timeout":
-            report.timeout = details
-        elif outcome == "error":
-            report.error = details
-        return report
-
-    def _handoff(self, entry: int) -> dict:
-        from .linux.handoff import describe
-
-        return describe(self, entry)
 
 
 def _check_arity(function, expected: int | None, what: str) -> int:

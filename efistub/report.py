@@ -87,3 +87,37 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+
+def from_run(platform, options, outcome: str, details: dict) -> Report:
+    """The report of a finished run: what the platform recorded and how the run ended."""
+    import os
+
+    from .linux.handoff import describe
+    from .status import Status
+
+    fw, image = platform.fw, platform.image
+    report = Report(
+        image=os.path.abspath(image.path), arch=platform.arch.name, outcome=outcome,
+        console="".join(fw.console), calls=platform.dispatcher.calls, notes=fw.notes,
+        image_info={"load_address": platform.load_address, "entry": platform.entry, "size": image.size_of_image,
+                    "image_base": image.image_base, "has_relocations": image.has_relocations},
+        options={"cmdline": options.cmdline, "memory": options.memory, "seed": options.seed,
+                 "initrd_size": None if options.initrd is None else len(options.initrd), "rng": options.rng},
+    )
+    if outcome == "exit":
+        report.exit_status = Status.name_of(details["status"])
+        report.exit_data = details.get("exit_data")
+        if details.get("returned"):
+            report.notes.append("the image's entry point returned")
+    elif outcome == "handoff":
+        report.handoff = describe(platform, details["entry"])
+    elif outcome == "reset":
+        report.reset = {"type": details["type"], "status": Status.name_of(details["status"]), "data": details["data"]}
+    elif outcome == "fault":
+        report.fault = details
+    elif outcome == "timeout":
+        report.timeout = details
+    elif outcome == "error":
+        report.error = details
+    return report

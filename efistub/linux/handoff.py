@@ -14,9 +14,9 @@ from ..memory import MemoryType
 MAX_DESCRIPTORS = 4096
 
 
-def describe(machine, entry: int) -> dict:
-    fw = machine.fw
-    info, memmap = machine.arch.handoff(machine.uc, entry)
+def describe(platform, entry: int) -> dict:
+    fw = platform.fw
+    info, memmap = platform.arch.handoff(platform.uc, entry)
     if memmap is not None:
         try:
             info["memory_map"] = read_memory_map(fw.mem, *memmap)
