@@ -1,25 +1,13 @@
 """Protocols the firmware provides, one module each.
 
 A protocol's functions are services like any other (registered as
-``"<Protocol>.<Member>"``); ``make_interface`` lays out the protocol structure in
-guest memory with every member pointing at its stub.
+``"<Protocol>.<Member>"``); interface.make_interface lays out the protocol
+structure in guest memory with every member pointing at its stub.
 """
 
 from __future__ import annotations
 
-from ..memory import MemoryType
-
-
-def make_interface(fw, prefix: str, members, layout, **data) -> int:
-    """Write ``layout`` with function members ``prefix.member`` into firmware memory."""
-    value = {name: fw.stub_address[f"{prefix}.{name}"] for name in members}
-    value.update(data)
-    address = fw.allocate_pool(MemoryType.EfiBootServicesData, layout.sizeof())
-    fw.mem.write_struct(layout, address, value)
-    return address
-
-
-from . import console, dtb, initrd, loaded_image, riscv_boot, rng  # noqa: E402,F401 - register the protocol services
+from . import console, dtb, initrd, loaded_image, riscv_boot, rng  # noqa: F401 - register the protocol services
 
 # What the firmware installs after its tables and the image, in order; each decides from the
 # run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).

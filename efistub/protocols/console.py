@@ -11,7 +11,7 @@ from ..layouts import efi
 from ..memory import MemoryType
 from ..registry import BOOLEAN, POINTER, STRING, UINTN, service
 from ..status import Status
-from . import make_interface
+from .interface import make_interface
 
 MODES = [(80, 25)]
 SCAN_CODES = {"\x1b": 0x17}  # ESC is a scan code, not a character

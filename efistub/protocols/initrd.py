@@ -8,7 +8,7 @@ from ..memory import MemoryType
 from ..registry import BOOLEAN, POINTER, service
 from ..status import Status
 from .. import device_path
-from . import make_interface
+from .interface import make_interface
 
 
 @service("LoadFile2.LoadFile", This=POINTER, FilePath=POINTER, BootPolicy=BOOLEAN, BufferSize=POINTER,

@@ -6,7 +6,7 @@ from .. import guids
 from ..layouts import efi
 from ..registry import POINTER, service
 from ..status import Status
-from . import make_interface
+from .interface import make_interface
 
 REVISION = 0x00010000
 

@@ -6,7 +6,7 @@ from .. import guids
 from ..layouts import efi
 from ..registry import GUID_PTR, POINTER, UINTN, service
 from ..status import Status
-from . import make_interface
+from .interface import make_interface
 
 ALGORITHMS = [guids.RNG_ALGORITHM_RAW]
 
