@@ -353,10 +353,14 @@ def summary(report) -> str:
     elif report.outcome == "reset":
         add("reset", f"{report.reset['type']}, {report.reset['status']}"
                      + (f", {json.dumps(report.reset['data'])}" if report.reset["data"] else ""))
-    elif report.outcome in ("fault", "timeout"):
-        f = report.fault or report.timeout
+    elif report.outcome in ("fault", "timeout", "stalled"):
+        f = report.fault or report.timeout or report.stalled
         add("reason", f["reason"])
-        add("pc", f"0x{f['pc']:x}  {f.get('instruction', '')}")
+        if report.outcome == "stalled" and f.get("caller") is not None:
+            offset = f.get("caller_image_offset")
+            add("called from", f"0x{f['caller']:x}" + (f" (image + 0x{offset:x})" if offset is not None else ""))
+        elif f.get("pc") is not None:
+            add("pc", f"0x{f['pc']:x}  {f.get('instruction', '')}")
         if "access" in f:
             add("access", f"{f['access']['kind']} at 0x{f['access']['address']:x}")
     elif report.outcome == "error":

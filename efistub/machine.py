@@ -309,6 +309,12 @@ class Machine:
             details = {"entry": details["entry"]}
         elif outcome == "timeout":
             details = self._loop.fault(f"still running after --timeout {self.options.timeout:g} s")
+        elif outcome in ("fault", "stalled") and "pc" not in details:  # a stop a service asked for
+            details = {**self._loop.fault(details.get("reason", outcome)), **details}
+            details["caller"] = caller = self.platform.arch.convention.return_address(self.uc, self.fw.mem)
+            region = self.fw.in_loaded_image(caller) if caller is not None else None
+            if region is not None:
+                details["caller_image_offset"] = caller - region[0]
         finished = time.perf_counter()
         report = from_run(self.platform, self.options, outcome, details)
         report.dispatch = self.dispatch_mode

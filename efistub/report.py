@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = 1
-OUTCOMES = ("handoff", "exit", "reset", "fault", "timeout", "error")
+OUTCOMES = ("handoff", "exit", "reset", "stalled", "fault", "timeout", "error")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Report:
     handoff: dict | None = None
     fault: dict | None = None
     timeout: dict | None = None  # where a guest that ran out of time was
+    stalled: dict | None = None  # what a guest waits for that can never come, and where
     reset: dict | None = None  # ResetSystem: type, status, data
     error: dict | None = None
     notes: list[str] = field(default_factory=list)
@@ -74,6 +75,7 @@ class Report:
             "handoff": self.handoff,
             "fault": self.fault,
             "timeout": self.timeout,
+            "stalled": self.stalled,
             "reset": self.reset,
             "error": self.error,
             "notes": self.notes,
@@ -118,6 +120,8 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
         report.fault = details
     elif outcome == "timeout":
         report.timeout = details
+    elif outcome == "stalled":
+        report.stalled = details
     elif outcome == "error":
         report.error = details
     return report

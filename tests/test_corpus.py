@@ -96,10 +96,23 @@ def test_helloworld_prints_its_greeting_and_exits(corpus):
     assert report.outcome == "exit" and report.exit_status == "EFI_SUCCESS"
 
 
-def test_helloworld_without_a_key_stalls_clearly(corpus):
+def test_helloworld_without_a_key_stalls_clearly(corpus, tmp_path):
     machine, report = boot(corpus_file(corpus, "x86_64/HelloWorld.efi"))
-    assert report.outcome == "fault"
-    assert report.fault["reason"] == "stalled: WaitForEvent waits for a key press, and no --keys input is left"
+    assert report.outcome == "stalled" and report.fault is None
+    assert report.stalled["reason"] == "WaitForEvent waits for a key press, and no --keys input is left"
+    assert report.stalled["waiting_for"] == "a key press, and no --keys input is left"
+    base, size = report.image_info["load_address"], report.image_info["size"]
+    assert base <= report.stalled["caller"] < base + size  # the image's own call of WaitForEvent
+    assert report.calls[-1].service == "WaitForEvent"
+    # the CLI prints the summary without error and exits 1
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(corpus_file(corpus, "x86_64/HelloWorld.efi"))],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "--- efistub: stalled (x86_64) ---" in result.stdout and "called from" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 FDT_KERNELS = {

@@ -102,6 +102,15 @@ class CallingConvention:
         for register, value in saved.items():
             uc.reg_write(register, value)
 
+    def return_address(self, uc, mem) -> int | None:
+        """Where the service call being made returns to in the guest (at a trap in a stub)."""
+        if self.link_register is not None:
+            return uc.reg_read(self.link_register)
+        try:
+            return int.from_bytes(mem.read(uc.reg_read(self.sp), self.width), "little")
+        except Exception:
+            return None
+
     def set_return(self, uc, value: int) -> None:
         uc.reg_write(self.return_register, value & self.mask)
 

@@ -11,8 +11,8 @@ event lock dispatches them). CheckEvent and WaitForEvent run the notification
 functions of EVT_NOTIFY_WAIT events. Event groups are signaled together;
 EVT_SIGNAL_EXIT_BOOT_SERVICES and EVT_SIGNAL_VIRTUAL_ADDRESS_CHANGE events belong
 to the groups of those names. The console's WaitForKey is signaled while keys (from
---keys) are queued. A wait that nothing can ever end (no timer, no key left) stops
-the run as stalled instead of hanging until the timeout.
+--keys) are queued. A wait that nothing can ever end (no timer, no key left) ends
+the run at once with outcome "stalled" instead of hanging until the timeout.
 """
 
 from __future__ import annotations
@@ -134,11 +134,12 @@ def WaitForEvent(fw, count, events_ptr, index_ptr):
             break
         yield from table.wait_until(trigger)  # idle until the next timer that can end the wait fires
     else:
-        fw.request_stop("fault", reason=f"stalled: WaitForEvent saw {MAX_WAKEUPS} timers fire and none ended the wait")
+        fw.request_stop("stalled", reason=f"WaitForEvent saw {MAX_WAKEUPS} timers fire and none ended the wait",
+                        waiting_for="events that the firing timers never signal")
         return Status.EFI_NOT_READY
     waiting_for = "a key press, and no --keys input is left" if any(e.is_key for e in events) \
         else "events that nothing will signal"
-    fw.request_stop("fault", reason=f"stalled: WaitForEvent waits for {waiting_for}")
+    fw.request_stop("stalled", reason=f"WaitForEvent waits for {waiting_for}", waiting_for=waiting_for)
     return Status.EFI_NOT_READY
 
 
