@@ -133,30 +133,13 @@ class Machine:
                 raise ValueError(f"--only: unknown services {sorted(unknown)}; the boot and runtime services are: "
                                  f"{', '.join(TABLE_SERVICES)}")
 
-    @property
-    def fw(self):
-        """The firmware of the run (after run())."""
-        return self.platform.fw if self.platform else None
-
-    @property
-    def uc(self):
-        return self.platform.uc if self.platform else None
-
-    @property
-    def arch(self):
-        return self.platform.arch if self.platform else None
-
-    @property
-    def dispatcher(self):
-        return self.platform.dispatcher if self.platform else None
-
-    @property
-    def entry(self):
-        return self.platform.entry if self.platform else None
-
-    @property
-    def load_address(self):
-        return self.platform.load_address if self.platform else None
+    # What the run was built from, once run() has assembled it (None before).
+    fw = property(lambda self: _of_platform(self, "fw"), doc="the firmware state of the run")
+    uc = property(lambda self: _of_platform(self, "uc"), doc="the unicorn engine")
+    arch = property(lambda self: _of_platform(self, "arch"), doc="the Architecture")
+    dispatcher = property(lambda self: _of_platform(self, "dispatcher"), doc="the Dispatcher and its records")
+    entry = property(lambda self: _of_platform(self, "entry"), doc="the image's entry point")
+    load_address = property(lambda self: _of_platform(self, "load_address"), doc="where the image was loaded")
 
     # -- changing the firmware before the run -------------------------------------------
     def _check_service(self, name: str) -> Service:
@@ -323,6 +306,10 @@ class Machine:
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
         return report
+
+
+def _of_platform(machine: Machine, name: str):
+    return getattr(machine.platform, name) if machine.platform is not None else None
 
 
 def _check_arity(function, expected: int | None, what: str) -> int:
