@@ -32,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
 
+    boot = sub.add_parser(
+        "boot", help="boot from an ESP as firmware does without boot options",
+        description="Run the removable-media boot file of the --esp folder, \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI, "
+                    "BOOTRISCV64.EFI, BOOTIA32.EFI), with the folder as its device, to its hand-off, exit, reset, "
+                    "fault or timeout. Exit codes as for 'efistub run'.")
+    add_image_options(boot, image=False)
+    boot.add_argument("--arch", choices=sorted(_arch_names()),
+                      help="whose boot file to run (default: the first present of x86_64, aarch64, riscv64, ia32)")
+    boot.add_argument("--only", type=_service_list, metavar="SERVICE,...", help="as for 'efistub run'")
+    boot.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
+    boot.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+
     check = sub.add_parser(
         "check", help="run an image and check it against a policy (for CI)",
         description="Run IMAGE and check that it stays inside the policy: every service, protocol, configuration "
@@ -124,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine:
             os.environ["EFISTUB_ENGINE"] = args.engine  # worker processes of minimize and scan follow it
         _say_if_python_fallback(args.dispatch)
-        return {"run": _run, "check": _check, "policy": _policy, "minimize": _minimize, "scan": _scan}[
+        return {"run": _run, "boot": _boot, "check": _check, "policy": _policy, "minimize": _minimize,
+                "scan": _scan}[
             args.command](args)
     except InputError as e:
         print(f"efistub: error: {e}", file=sys.stderr)
@@ -280,13 +293,42 @@ def _engine(args) -> int:
     return EXIT_OK
 
 
+def _arch_names() -> list[str]:
+    from . import arch
+
+    return list(arch.supported().values())
+
+
+def _boot(args) -> int:
+    """The boot manager without boot options: find the removable-media boot file, then run it."""
+    from . import arch
+    from .volume import HostVolume, VolumeError
+
+    if not args.esp:
+        raise InputError("efistub boot", "needs --esp DIR (the EFI system partition to boot from)")
+    volume = HostVolume(args.esp)
+    wanted = [args.arch] if args.arch else ["x86_64", "aarch64", "riscv64", "ia32"]
+    for name in wanted:
+        cls = next(arch.for_machine(m) for m, n in arch.supported().items() if n == name)
+        try:
+            path = volume.resolve("\\", cls.REMOVABLE_MEDIA_PATH)
+            if not volume.stat(path).is_dir:
+                args.image, args.boot_path = os.path.join(volume.root, *path.strip("\\").split("\\")), path
+                return _run(args)
+        except VolumeError:
+            continue
+    files = ", ".join(arch.for_machine(m).REMOVABLE_MEDIA_PATH for m, n in arch.supported().items() if n in wanted)
+    raise InputError(args.esp, f"no boot file: none of {files}")
+
+
 def _run(args) -> int:
     from .machine import Machine
 
     out = sys.stdout
     json_to_stdout = args.json == "-"
     console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))
-    machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None)
+    machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
+                       boot_path=getattr(args, "boot_path", None))
     report = machine.run()
     if args.json:
         text = report.to_json()

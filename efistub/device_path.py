@@ -30,13 +30,35 @@ class Node:
             return f"VenMedia({Guid.from_bytes(self.data[:16]).name})"
         if self.type == efi.DEVICE_PATH_MEDIA and self.subtype == efi.MEDIA_FILE_PATH:
             return self.data.decode("utf-16-le", errors="replace").rstrip("\0")
-        if self.type == 0x01 and self.subtype == 0x04 and len(self.data) >= 16:
+        if (self.type, self.subtype) == HARDWARE_VENDOR and len(self.data) >= 16:
             return f"VenHw({Guid.from_bytes(self.data[:16]).name})"
+        if (self.type, self.subtype) == (efi.DEVICE_PATH_ACPI, efi.ACPI_DP) and len(self.data) == efi.AcpiNode.sizeof():
+            node = efi.AcpiNode.parse(self.data)
+            if node.HID == efi.PNP0A03:
+                return f"PciRoot(0x{node.UID:x})"
+        if (self.type, self.subtype) == (efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_PCI) and len(self.data) == 2:
+            node = efi.PciNode.parse(self.data)
+            return f"Pci(0x{node.Device:x},0x{node.Function:x})"
+        if (self.type, self.subtype) == (efi.DEVICE_PATH_MEDIA, efi.MEDIA_HARD_DRIVE) \
+                and len(self.data) == efi.HardDriveNode.sizeof():
+            hd = efi.HardDriveNode.parse(self.data)
+            signature = Guid.from_bytes(hd.Signature) if hd.SignatureType == efi.SIGNATURE_TYPE_GUID else hd.Signature.hex()
+            scheme = "GPT" if hd.MBRType == efi.MBR_TYPE_GPT else "MBR"
+            return f"HD({hd.PartitionNumber},{scheme},{signature},0x{hd.PartitionStart:x},0x{hd.PartitionSize:x})"
         return f"Path({self.type},{self.subtype},{self.data.hex()})"
+
+    @property
+    def is_file_path(self) -> bool:
+        return (self.type, self.subtype) == (efi.DEVICE_PATH_MEDIA, efi.MEDIA_FILE_PATH)
+
+    @property
+    def path_name(self) -> str:
+        """A file path node's name."""
+        return self.data.decode("utf-16-le", errors="replace").split("\0", 1)[0]
 
 
 END = Node(efi.DEVICE_PATH_END, efi.END_ENTIRE, b"")
-HARDWARE_VENDOR = (0x01, 0x04)
+HARDWARE_VENDOR = (efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_VENDOR)
 
 
 def vendor_media(guid: Guid) -> Node:
@@ -45,6 +67,21 @@ def vendor_media(guid: Guid) -> Node:
 
 def vendor_hardware(guid: Guid) -> Node:
     return Node(*HARDWARE_VENDOR, guid.to_bytes())
+
+
+def pci_root(uid: int = 0) -> Node:
+    return Node(efi.DEVICE_PATH_ACPI, efi.ACPI_DP, efi.AcpiNode.build(dict(HID=efi.PNP0A03, UID=uid)))
+
+
+def pci(device: int, function: int = 0) -> Node:
+    return Node(efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_PCI, efi.PciNode.build(dict(Function=function, Device=device)))
+
+
+def hard_drive(number: int, start_lba: int, blocks: int, partition_guid: Guid) -> Node:
+    """HD(number,GPT,guid,start,size): a GPT partition."""
+    return Node(efi.DEVICE_PATH_MEDIA, efi.MEDIA_HARD_DRIVE, efi.HardDriveNode.build(dict(
+        PartitionNumber=number, PartitionStart=start_lba, PartitionSize=blocks, Signature=partition_guid.to_bytes(),
+        MBRType=efi.MBR_TYPE_GPT, SignatureType=efi.SIGNATURE_TYPE_GUID)))
 
 
 def file_path(path: str) -> Node:

@@ -84,6 +84,7 @@ class Firmware:
         self.runtime_services = 0
         self.stub_address: dict[str, int] = {}
         self.image_handle = 0  # the image the run started with
+        self.boot_device = 0  # the handle of the volume the image came from (--esp); 0: none
         self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
         self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given

@@ -95,7 +95,8 @@ class Machine:
     call record as it completes. See docs/api.md.
     """
 
-    def __init__(self, image, *, arch: str | None = None, only=None, console=None, trace=None, **options):
+    def __init__(self, image, *, arch: str | None = None, only=None, console=None, trace=None,
+                 boot_path: str | None = None, **options):
         unknown = set(options) - RunOptions.names()
         if unknown:
             raise TypeError(f"Machine() got unknown options {sorted(unknown)}; the run options are: "
@@ -117,6 +118,13 @@ class Machine:
             if arch not in arches.supported().values():
                 raise ValueError(f"unknown arch {arch!r} (one of {', '.join(arches.supported().values())})")
             raise InputError(self.image.path, f"is an {self.image.arch} image, not {arch}")
+        if opts.esp is not None:
+            from .volume import HostVolume
+
+            HostVolume(os.fspath(opts.esp))  # a one-line InputError unless it is a folder
+        if boot_path is not None and opts.esp is None:
+            raise ValueError("boot_path names a file on the ESP: give esp too")
+        self.boot_path = boot_path
         self.console_sink = console
         self.trace = trace
         self.variables = VariableStore()
@@ -217,7 +225,7 @@ class Machine:
             variables=self.variables, dispatch_mode=self.dispatch_mode, trace=self.trace,
             injections=self._injections, observers=self._observers, python_protocols=protocols,
             python_routed=set(self._overrides) | set(self._injections), on_invalid=self._on_invalid,
-            on_kernel_entry=self._on_kernel_entry, dispatch=self._dispatch)
+            on_kernel_entry=self._on_kernel_entry, dispatch=self._dispatch, boot_path=self.boot_path)
 
     def _implementation(self, svc: Service) -> Service:
         """The service as this machine runs it: efistub's, the test's override, or absent (``only``)."""

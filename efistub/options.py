@@ -27,11 +27,11 @@ def unescape(text: str) -> str:
 
 
 def option(default, flag: str, help: str, metavar: str | None = None, type=None, choices=None,
-           negate: str | None = None):
+           negate: str | None = None, flag_sets: bool = False):
     """A run option: its default, its CLI flag and help. ``negate``: a boolean option whose CLI
-    flag (this one) turns it off."""
+    flag (this one) turns it off; ``flag_sets``: one that the flag turns on."""
     return field(default=default, metadata=dict(flag=flag, help=help, metavar=metavar, type=type,
-                                                choices=choices, negate=negate))
+                                                choices=choices, negate=negate, flag_sets=flag_sets))
 
 
 @dataclass
@@ -52,6 +52,9 @@ class RunOptions:
     rng: bool = option(True, "--no-rng", "do not offer EFI_RNG_PROTOCOL", negate="rng")
     keys: str = option("", "--keys", "key presses queued on the console input, with backslash escapes (for "
                                      "example '\\r' for Enter); without it no key is ever pressed", "TEXT", unescape)
+    esp: str | None = option(None, "--esp", "serve folder DIR as the image's EFI system partition "
+                                            "(SIMPLE_FILE_SYSTEM; read-only unless --esp-writable)", "DIR")
+    esp_writable: bool = option(False, "--esp-writable", "let the guest change the --esp folder", flag_sets=True)
     timeout: float = option(60.0, "--timeout", "end a guest that runs longer than S seconds (default 60)", "S",
                             float)
     dispatch: str | None = option(None, "--dispatch", "how service calls reach the services: the C trampoline "
@@ -62,8 +65,9 @@ class RunOptions:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for f in fields(cls):
             meta = f.metadata
-            if meta["negate"]:
-                parser.add_argument(meta["flag"], dest=f.name, action="store_false", help=meta["help"])
+            if meta["negate"] or meta["flag_sets"]:
+                action = "store_false" if meta["negate"] else "store_true"
+                parser.add_argument(meta["flag"], dest=f.name, action=action, help=meta["help"])
                 continue
             kwargs = dict(dest=f.name, default=f.default, help=meta["help"])
             for key in ("metavar", "type", "choices"):

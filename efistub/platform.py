@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
-from . import protocols
+from . import device_path, protocols
 from .dispatch import Dispatcher
 from .errors import EfiError, InputError
 from .firmware import Firmware
@@ -64,8 +64,9 @@ class Platform:
 
 def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
              trace, injections, observers, python_protocols, python_routed, on_invalid, on_kernel_entry,
-             dispatch) -> Platform:
-    """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler."""
+             dispatch, boot_path: str | None = None) -> Platform:
+    """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler.
+    ``boot_path``: where the image lies on the ESP (the boot manager found it there)."""
     ram_end = options.memory
     arch = arch_class()
     cc = arch.convention
@@ -91,14 +92,17 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     fw.stub_address = {s.name: stub_base + i * cc.stub_stride for i, s in enumerate(slots)}
     return_address = stub_base + len(slots) * cc.stub_stride
     build_firmware_tables(fw, console.install(fw))
-    loaded = images.load(fw, image, options.cmdline, parent=0, base=base)
-    fw.image_handle = loaded.handle
     for install in protocols.INSTALLERS:
         install(fw)
     for name in arch.PROTOCOLS:
         getattr(protocols, name).install(fw)
     for install in python_protocols:
         install(fw)
+    # The image comes from the ESP when there is one (at boot_path, or at its own name in the root).
+    file_path = [device_path.file_path(boot_path)] if boot_path else None
+    loaded = images.load(fw, image, options.cmdline, parent=0, base=base, device=fw.boot_device,
+                         file_path=file_path)
+    fw.image_handle = loaded.handle
     stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE_SIZE)
 
     dispatcher = Dispatcher(fw, slots, cc.width, cc.slots_of, trace, injections=injections, observers=observers,

@@ -40,6 +40,7 @@ class AArch64(Architecture):
     machine = pe.MACHINE_ARM64
     convention = AAPCS64
     REGISTERS = REGISTERS
+    REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTAA64.EFI"  # what firmware boots without boot options
     HALT_INSTRUCTIONS = (bytes.fromhex("7f2003d5"), bytes.fromhex("5f2003d5"))  # wfi, wfe
 
     def create_engine(self) -> Uc:

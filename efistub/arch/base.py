@@ -20,6 +20,7 @@ class Architecture:
     REGISTERS: dict[str, int] = {}
     HALT_INSTRUCTIONS: tuple[bytes, ...] = ()  # wait-for-interrupt instructions; unicorn stops after them
     RAM_LIMIT: int | None = None  # the highest address guest RAM may reach (IA32: 4 GiB)
+    REMOVABLE_MEDIA_PATH = ""  # \\EFI\\BOOT\\BOOT<arch>.EFI: what firmware boots without boot options
     PROTOCOLS: tuple[str, ...] = ()  # modules of efistub.protocols only this architecture's firmware installs
 
     def __init__(self):

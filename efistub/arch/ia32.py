@@ -39,6 +39,7 @@ class IA32(X86):
     machine = pe.MACHINE_I386
     convention = CDECL
     REGISTERS = REGISTERS
+    REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTIA32.EFI"  # what firmware boots without boot options
     MODE = UC_MODE_32
     BOOT_PARAMS_REGISTER = x86.UC_X86_REG_ESI
     ABCD = (x86.UC_X86_REG_EAX, x86.UC_X86_REG_EBX, x86.UC_X86_REG_ECX, x86.UC_X86_REG_EDX)

@@ -43,6 +43,7 @@ class RiscV64(Architecture):
     machine = pe.MACHINE_RISCV64
     convention = LP64
     REGISTERS = REGISTERS
+    REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTRISCV64.EFI"  # what firmware boots without boot options
     PROTOCOLS = ("riscv_boot",)  # RISCV_EFI_BOOT_PROTOCOL
     HALT_INSTRUCTIONS = (bytes.fromhex("73005010"),)  # wfi
 

@@ -29,3 +29,4 @@ class X86_64(X86):
     machine = pe.MACHINE_AMD64
     convention = MS_X64
     REGISTERS = REGISTERS
+    REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTX64.EFI"  # what firmware boots without boot options

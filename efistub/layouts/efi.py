@@ -54,10 +54,12 @@ def c_struct(*fields: Construct) -> Struct:
         members.append(field)
         offset += gap + field.sizeof()
         alignment = max(alignment, field_alignment)
+    unpadded = offset
     if offset % alignment:
         members.append(Padding(-offset % alignment))
     struct = Struct(*members)
     struct.c_alignment = alignment
+    struct.c_flexible_offset = unpadded  # where a flexible array member (CHAR16 Name[]) would start
     return struct
 
 
@@ -160,12 +162,57 @@ TimeCapabilities = c_struct(
     "SetsToZero" / Int8ul,
 )
 
+# EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and EFI_FILE_PROTOCOL (UEFI 2.10 §13.4, §13.5): a Revision, then functions.
+SIMPLE_FILE_SYSTEM = ("OpenVolume",)
+SIMPLE_FILE_SYSTEM_REVISION = 0x00010000
+FILE_PROTOCOL = ("Open", "Close", "Delete", "Read", "Write", "GetPosition", "SetPosition", "GetInfo", "SetInfo",
+                 "Flush", "OpenEx", "ReadEx", "WriteEx", "FlushEx")
+FILE_PROTOCOL_REVISION = 0x00010000  # the Ex functions (revision 2) are there, but declared only
+FILE_MODE_READ = 0x1
+FILE_MODE_WRITE = 0x2
+FILE_MODE_CREATE = 0x8000000000000000
+FILE_READ_ONLY = 0x01
+FILE_DIRECTORY = 0x10
+FILE_VALID_ATTR = 0x37
+# EFI_FILE_INFO and EFI_FILE_SYSTEM_INFO: fixed fields, then a NUL-terminated CHAR16 name at
+# c_flexible_offset (80 and 36, EDK2's SIZE_OF_EFI_FILE_INFO and SIZE_OF_EFI_FILE_SYSTEM_INFO).
+FileInfo = c_struct(
+    "Size" / Int64ul,
+    "FileSize" / Int64ul,
+    "PhysicalSize" / Int64ul,
+    "CreateTime" / Time,
+    "LastAccessTime" / Time,
+    "ModificationTime" / Time,
+    "Attribute" / Int64ul,
+)
+FileSystemInfo = c_struct(
+    "Size" / Int64ul,
+    "ReadOnly" / Int8ul,
+    "VolumeSize" / Int64ul,
+    "FreeSpace" / Int64ul,
+    "BlockSize" / Int32ul,
+)
+
 # Device paths (UEFI 2.10 §10.3). Device path nodes are byte-packed (EDK2 declares
 # them under #pragma pack(1)), so these are plain Structs, not c_structs.
 DevicePathHeader = Struct("Type" / Int8ul, "SubType" / Int8ul, "Length" / Int16ul)
+# Node data after the header; device path nodes are byte-packed.
+DEVICE_PATH_HARDWARE = 0x01
+HARDWARE_PCI = 0x01
+HARDWARE_VENDOR = 0x04
+DEVICE_PATH_ACPI = 0x02
+ACPI_DP = 0x01
 DEVICE_PATH_MEDIA = 0x04
+MEDIA_HARD_DRIVE = 0x01
 MEDIA_VENDOR = 0x03
 MEDIA_FILE_PATH = 0x04
+PNP0A03 = 0x0A0341D0  # EISA_PNP_ID(0x0A03): a PCI root bridge
+AcpiNode = Struct("HID" / Int32ul, "UID" / Int32ul)
+PciNode = Struct("Function" / Int8ul, "Device" / Int8ul)
+HardDriveNode = Struct("PartitionNumber" / Int32ul, "PartitionStart" / Int64ul, "PartitionSize" / Int64ul,
+                       "Signature" / GUID, "MBRType" / Int8ul, "SignatureType" / Int8ul)
+MBR_TYPE_GPT = 0x02
+SIGNATURE_TYPE_GUID = 0x02
 DEVICE_PATH_END = 0x7F
 END_ENTIRE = 0xFF
 END_INSTANCE = 0x01
@@ -226,6 +273,8 @@ class Layouts:
         self.SimpleTextInput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
         self.LoadFile2 = self.function_table(LOAD_FILE2, header=False)
         self.Rng = self.function_table(RNG, header=False)
+        self.SimpleFileSystem = c_struct("Revision" / Int64ul, *[name / POINTER for name in SIMPLE_FILE_SYSTEM])
+        self.FileProtocol = c_struct("Revision" / Int64ul, *[name / POINTER for name in FILE_PROTOCOL])
         self.RiscvBootProtocol = c_struct("Revision" / Int64ul, *[name / POINTER for name in RISCV_BOOT])
         self.OpenProtocolInformationEntry = c_struct(
             "AgentHandle" / HANDLE,

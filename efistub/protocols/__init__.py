@@ -7,8 +7,8 @@ structure in guest memory with every member pointing at its stub.
 
 from __future__ import annotations
 
-from . import console, dtb, initrd, loaded_image, riscv_boot, rng  # noqa: F401 - register the protocol services
+from . import console, dtb, initrd, loaded_image, riscv_boot, rng, simple_file_system  # noqa: F401 - register
 
-# What the firmware installs after its tables and the image, in order; each decides from the
-# run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).
-INSTALLERS = (initrd.install, rng.install, dtb.install)
+# What the firmware installs after its tables and before the image, in order; each decides from
+# the run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).
+INSTALLERS = (simple_file_system.install, initrd.install, rng.install, dtb.install)

@@ -7,6 +7,7 @@ OutputString goes to the run's console stream. The output device has one mode,
 from __future__ import annotations
 
 from .. import events, guids
+from ..clock import advance_time
 from ..layouts import efi
 from ..memory import MemoryType
 from ..registry import BOOLEAN, POINTER, STRING, UINTN, service
@@ -16,12 +17,15 @@ from .interface import make_interface
 MODES = [(80, 25)]
 SCAN_CODES = {"\x1b": 0x17}  # ESC is a scan code, not a character
 DEFAULT_ATTRIBUTE = 0x07  # light grey on black
+KEY_POLL_US = 1000  # virtual time an empty ReadKeyStroke takes
+KEY_WAIT_US = 60_000_000  # polling for this long with no key left to come is a stall
 
 
 class TextOutput:
     def __init__(self, fw):
         self.fw = fw
         self.mode_address = fw.allocate_pool(MemoryType.EfiBootServicesData, efi.SimpleTextOutputMode.sizeof())
+        self.empty_polls = 0  # ReadKeyStroke calls in a row that found no key
         self.mode = dict(MaxMode=len(MODES), Mode=0, Attribute=DEFAULT_ATTRIBUTE,
                          CursorColumn=0, CursorRow=0, CursorVisible=1)
         self.sync()
@@ -135,10 +139,21 @@ def InputReset(fw, this, extended):
 
 @service("TextInput.ReadKeyStroke", This=POINTER, Key=POINTER)
 def ReadKeyStroke(fw, this, key):
+    """Headless: only the keys given with --keys are ever pressed. A poll that finds none lets
+    KEY_POLL_US of virtual time pass (a boot menu's countdown runs on without burning host
+    time); polling on after the last key for KEY_WAIT_US of virtual time is a stall."""
     if not key:
         return Status.EFI_INVALID_PARAMETER
+    out = _out(fw)
     if not fw.keys:
-        return Status.EFI_NOT_READY  # headless: only the keys given with --keys are ever pressed
+        advance_time(fw.state, KEY_POLL_US)
+        out.empty_polls += 1
+        if out.empty_polls * KEY_POLL_US >= KEY_WAIT_US:
+            fw.request_stop("stalled", reason=f"ReadKeyStroke polled for a key for {KEY_WAIT_US // 1_000_000} s of "
+                                              "virtual time, and no --keys input is left",
+                            waiting_for="a key press, and no --keys input is left")
+        return Status.EFI_NOT_READY
+    out.empty_polls = 0
     ch = fw.keys.popleft()
     scan = SCAN_CODES.get(ch, 0)
     fw.mem.write_struct(efi.InputKey, key, dict(ScanCode=scan, UnicodeChar=0 if scan else ord(ch)))

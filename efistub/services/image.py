@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import guids
+from .. import device_path, guids
 from ..dispatch import ImageExit, Unwind, call_guest
 from ..errors import EfiError, GuestMemoryError, InputError
 from ..layouts import pe
@@ -21,10 +21,14 @@ from ..loader import PeImage, parse_image
 from ..memory import AllocateType, MemoryType, pages_for
 from ..protocols import loaded_image
 from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, service
-from ..status import Status, from_guest as status_from_guest
+from ..status import ERROR_BIT, Status, from_guest as status_from_guest
 from ..tables import update_system_table
 
-CHILD_STACK = 128 << 10  # each started image gets a stack of its own
+CHILD_STACK = 128 << 10
+
+
+def status_is_error(status: int) -> bool:
+    return bool(status & ERROR_BIT)  # each started image gets a stack of its own
 
 
 @dataclass
@@ -54,9 +58,10 @@ def place(fw, image: PeImage) -> int:
     return base
 
 
-def load(fw, image: PeImage, options: str, parent: int, base: int | None = None) -> LoadedImage:
+def load(fw, image: PeImage, options: str, parent: int, base: int | None = None, device: int = 0,
+         file_path: list | None = None) -> LoadedImage:
     """Place ``image`` in guest memory (at ``base`` when the caller placed it), relocated, with its
-    handle and LOADED_IMAGE."""
+    handle and LOADED_IMAGE (DeviceHandle ``device``, FilePath the nodes ``file_path``)."""
     base = place(fw, image) if base is None else base
     try:
         for rva, data in image.pieces(base):
@@ -65,7 +70,7 @@ def load(fw, image: PeImage, options: str, parent: int, base: int | None = None)
         fw.pages.free(base, pages_for(image.size_of_image))
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
     fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE_SIZE))
-    handle = loaded_image.install(fw, image, base, options, parent=parent)
+    handle = loaded_image.install(fw, image, base, options, parent=parent, device=device, file_path=file_path)
     entry = LoadedImage(handle, image, base, pages_for(image.size_of_image), parent)
     fw.images[handle] = entry
     return entry
@@ -109,25 +114,93 @@ def boot(fw, loaded: LoadedImage, stack: int):
 
 @service("LoadImage", BootPolicy=BOOLEAN, ParentImageHandle=HANDLE, DevicePath=POINTER, SourceBuffer=POINTER,
          SourceSize=UINTN, ImageHandle=POINTER)
-def LoadImage(fw, boot_policy, parent, device_path, source, size, handle_ptr):
+def LoadImage(fw, boot_policy, parent, path, source, size, handle_ptr):
     if not handle_ptr or parent not in fw.images:
         return Status.EFI_INVALID_PARAMETER
-    if not source:
-        return Status.EFI_NOT_FOUND  # loading from a device path needs a file system, which there is none of
-    if not size:
-        return Status.EFI_LOAD_ERROR
-    data = fw.mem.read(source, size)
+    device, file_nodes = 0, None
+    if source:
+        if not size:
+            return Status.EFI_LOAD_ERROR
+        data = fw.mem.read(source, size)
+        if path:  # the caller says where the buffer came from
+            file_nodes = _nodes(fw, path)
+    elif not path:
+        return Status.EFI_NOT_FOUND
+    else:
+        data, device, file_nodes = yield from _read_device_path(fw, _nodes(fw, path), boot_policy)
     if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:  # not a PE image at all: EDK2 says unsupported
-        raise EfiError(Status.EFI_UNSUPPORTED, "the SourceBuffer holds no PE image (no MZ signature)")
+        raise EfiError(Status.EFI_UNSUPPORTED, "the image holds no PE image (no MZ signature)")
     try:
-        image = parse_image("SourceBuffer", data)
+        image = parse_image(device_path.text(file_nodes) if file_nodes else "SourceBuffer", data)
     except InputError as e:  # a PE image, but corrupt
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
     if image.width != fw.width or image.machine != fw.images[parent].image.machine:
         raise EfiError(Status.EFI_UNSUPPORTED, f"the image is for {image.arch}")
-    loaded = load(fw, image, "", parent)
+    loaded = load(fw, image, "", parent, device=device, file_path=file_nodes)
     fw.mem.write_uintn(handle_ptr, loaded.handle)
     return Status.EFI_SUCCESS
+
+
+def _nodes(fw, path: int) -> list:
+    try:
+        return device_path.read(fw.mem, path)[0]
+    except ValueError as e:
+        raise EfiError(Status.EFI_INVALID_PARAMETER, str(e)) from None
+
+
+def _read_device_path(fw, nodes: list, boot_policy: bool):
+    """The file a device path names (a generator): through SIMPLE_FILE_SYSTEM on the handle of the
+    path's device, else through that handle's LOAD_FILE2 (not for boot-policy loads) or LOAD_FILE,
+    whose LoadFile may be guest code. Returns (bytes, device handle, the file's nodes)."""
+    from .protocol_handler import locate
+
+    found = locate(fw, guids.SIMPLE_FILE_SYSTEM_PROTOCOL, nodes)
+    if found is not None:
+        handle, depth = found
+        rest = nodes[depth:]
+        if not rest or not all(n.is_file_path for n in rest):
+            raise EfiError(Status.EFI_NOT_FOUND, f"no file path after {device_path.text(nodes[:depth])}")
+        volume = fw.protocol_state["volumes"][handle.protocols[guids.SIMPLE_FILE_SYSTEM_PROTOCOL]]
+        name = "\\".join(n.path_name.strip("\\") for n in rest)
+        path = volume.resolve("\\", name)
+        entry = volume.stat(path)
+        if entry.is_dir:
+            raise EfiError(Status.EFI_NOT_FOUND, f"{path} is a directory")
+        return volume.read(path, 0, entry.size), handle.address, rest
+    for guid in ((guids.LOAD_FILE2_PROTOCOL,) if not boot_policy else ()) + (guids.LOAD_FILE_PROTOCOL,):
+        found = locate(fw, guid, nodes)
+        if found is not None:
+            handle, depth = found
+            data = yield from _load_file(fw, handle.protocols[guid], nodes[depth:], boot_policy)
+            return data, handle.address, nodes[depth:]
+    raise EfiError(Status.EFI_NOT_FOUND, f"nothing serves {device_path.text(nodes)}")
+
+
+def _load_file(fw, interface: int, rest: list, boot_policy: bool):
+    """Call a LOAD_FILE(2) protocol's LoadFile, a size probe then the load (it may be guest code)."""
+    function = fw.mem.read_uintn(interface)  # LoadFile is the protocol's first member
+    path = fw.store(MemoryType.EfiBootServicesData, device_path.encode(rest))
+    size_ptr = fw.allocate_pool(MemoryType.EfiBootServicesData, fw.width)
+    try:
+        fw.mem.write_uintn(size_ptr, 0)
+        status = yield call_guest(function, interface, path, int(boot_policy), size_ptr, 0)
+        status = status_from_guest(status, fw.width)
+        size = fw.mem.read_uintn(size_ptr)
+        if status != Status.EFI_BUFFER_TOO_SMALL or not size:
+            raise EfiError(status if status_is_error(status) else Status.EFI_LOAD_ERROR,
+                           f"LoadFile's size probe gave {Status.name_of(status)}")
+        buffer = fw.allocate_pool(MemoryType.EfiBootServicesData, size)
+        try:
+            status = status_from_guest((yield call_guest(function, interface, path, int(boot_policy), size_ptr,
+                                                         buffer)), fw.width)
+            if status != Status.EFI_SUCCESS:
+                raise EfiError(status, f"LoadFile gave {Status.name_of(status)}")
+            return fw.mem.read(buffer, min(size, fw.mem.read_uintn(size_ptr)))
+        finally:
+            fw.free_pool(buffer)
+    finally:
+        fw.free_pool(size_ptr)
+        fw.free_pool(path)
 
 
 @service("StartImage", ImageHandle=HANDLE, ExitDataSize=POINTER, ExitData=POINTER)

@@ -182,6 +182,19 @@ def LocateHandleBuffer(fw, search_type, protocol, search_key, count_ptr, buffer_
     return Status.EFI_SUCCESS
 
 
+def locate(fw, guid: guids.Guid, wanted: list) -> tuple[hdb.Handle, int] | None:
+    """The handle with ``guid`` whose device path is the longest prefix of the nodes ``wanted``,
+    and how many nodes that prefix has (LocateDevicePath's rule)."""
+    best, best_nodes = None, -1
+    for h in fw.handles.with_protocol(guid):
+        if guids.DEVICE_PATH_PROTOCOL not in h.protocols:
+            continue
+        nodes, _ = device_path.read(fw.mem, h.protocols[guids.DEVICE_PATH_PROTOCOL])
+        if len(nodes) > best_nodes and wanted[: len(nodes)] == nodes:
+            best, best_nodes = h, len(nodes)
+    return None if best is None else (best, best_nodes)
+
+
 @service("LocateDevicePath", Protocol=GUID_PTR, DevicePath=POINTER, Device=POINTER)
 def LocateDevicePath(fw, protocol, path_ptr, device_ptr):
     guid = _guid(fw, protocol)
@@ -194,15 +207,10 @@ def LocateDevicePath(fw, protocol, path_ptr, device_ptr):
         wanted, _ = device_path.read(fw.mem, path)
     except ValueError as e:
         raise EfiError(INVALID, str(e)) from None
-    best, best_nodes = None, -1
-    for h in fw.handles.with_protocol(guid):
-        if guids.DEVICE_PATH_PROTOCOL not in h.protocols:
-            continue
-        nodes, _ = device_path.read(fw.mem, h.protocols[guids.DEVICE_PATH_PROTOCOL])
-        if len(nodes) > best_nodes and wanted[: len(nodes)] == nodes:
-            best, best_nodes = h, len(nodes)
-    if best is None:
+    found = locate(fw, guid, wanted)
+    if found is None:
         return Status.EFI_NOT_FOUND
+    best, best_nodes = found
     consumed = sum(len(n.to_bytes()) for n in wanted[:best_nodes])
     fw.mem.write_uintn(device_ptr, best.address)
     fw.mem.write_uintn(path_ptr, path + consumed)

@@ -1,0 +1,124 @@
+"""Boot chains from an ESP folder: efistub boot --esp, LoadImage from a device path, systemd-boot to the kernel.
+
+The ESP folders are built in temporary folders from corpus files (never copied into the project).
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import corpus_file
+from efistub.machine import Machine
+
+GUESTS = Path(__file__).parent / "guests"
+ENTRY_OPTIONS = "console=ttyS0 rdinit=/init efistub-entry"
+SYSTEMD_BOOT = {  # arch: (systemd-boot, the removable-media name, kernel, initrd)
+    "x86_64": ("x86_64/257.13-1~deb13u1_systemd-bootx64.efi", "BOOTX64.EFI",
+               "x86_64/vmlinuz-6.12.117+deb13-amd64", "initrd/initrd-busybox.cpio.gz"),
+    "aarch64": ("aarch64/257.13-1~deb13u1_systemd-bootaa64.efi", "BOOTAA64.EFI",
+                "aarch64/vmlinuz-6.12.117+deb13-arm64", "initrd/initrd-busybox-arm64.cpio.gz"),
+    "riscv64": ("riscv64/systemd-bootriscv64.efi", "BOOTRISCV64.EFI",
+                "riscv64/vmlinux-6.12.117+deb13-riscv64", "initrd/initrd-busybox-riscv64.cpio.gz"),
+}
+
+
+def systemd_boot_esp(corpus, folder: Path, arch: str) -> Path:
+    """An ESP with systemd-boot as the removable-media boot file and one Type #1 entry."""
+    loader, boot_name, kernel, initrd = SYSTEMD_BOOT[arch]
+    (folder / "EFI" / "BOOT").mkdir(parents=True)
+    (folder / "loader" / "entries").mkdir(parents=True)
+    shutil.copy(corpus_file(corpus, loader), folder / "EFI" / "BOOT" / boot_name)
+    shutil.copy(corpus_file(corpus, kernel), folder / "vmlinuz")
+    shutil.copy(corpus_file(corpus, initrd), folder / "initrd.img")
+    (folder / "loader" / "loader.conf").write_text("timeout 0\ndefault efistub.conf\n")
+    (folder / "loader" / "entries" / "efistub.conf").write_text(
+        f"title efistub\nlinux /vmlinuz\ninitrd /initrd.img\noptions {ENTRY_OPTIONS}\n")
+    return folder
+
+
+@pytest.mark.parametrize("arch", sorted(SYSTEMD_BOOT))
+def test_systemd_boot_hands_off_to_the_kernel_of_its_loader_entry(corpus, tmp_path, arch):
+    esp = systemd_boot_esp(corpus, tmp_path / "esp", arch)
+    boot_path = "\\EFI\\BOOT\\" + SYSTEMD_BOOT[arch][1]
+    machine = Machine(str(esp / "EFI" / "BOOT" / SYSTEMD_BOOT[arch][1]), esp=str(esp), boot_path=boot_path)
+    report = machine.run()
+    assert report.outcome == "handoff", report.fault or report.timeout or report.error
+    assert report.arch == arch
+    initrd = (esp / "initrd.img").read_bytes()
+    handoff = report.handoff
+    if arch == "x86_64":
+        bp = handoff["boot_params"]
+        cmdline, initrd_at = bp["cmdline"], (bp["ramdisk_image"], bp["ramdisk_size"])
+    else:
+        cmdline = handoff["fdt"]["chosen"]["bootargs"]
+        media = next(t["initrd"] for t in handoff["configuration_tables"] if "initrd" in t)
+        initrd_at = (media["base"], media["size"])
+    assert cmdline == f"initrd=\\initrd.img {ENTRY_OPTIONS}"
+    # systemd-boot serves the initrd through its own LOAD_FILE2; the stub loads it from there
+    assert initrd_at[1] == len(initrd) and machine.fw.mem.read(*initrd_at) == initrd
+    calls = [(c.service, c.status) for c in report.calls]
+    # the kernel takes over during systemd-boot's StartImage: that call never returns
+    assert ("LoadImage", "EFI_SUCCESS") in calls and calls.index(("StartImage", None)) > calls.index(
+        ("LoadImage", "EFI_SUCCESS"))
+    assert ("ExitBootServices", "EFI_SUCCESS") in calls[-2:]  # riscv64: SetVirtualAddressMap comes after it
+    load = next(c for c in report.calls if c.service == "LoadImage")
+    assert load.args["SourceBuffer"] == 0  # the kernel came from the device path, through SIMPLE_FILE_SYSTEM
+    assert ("File.Open", "EFI_SUCCESS") in calls and ("SimpleFileSystem.OpenVolume", "EFI_SUCCESS") in calls
+    assert report.unimplemented == []
+
+
+def test_efistub_boot_finds_the_removable_media_boot_file(tmp_path):
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(GUESTS / "aarch64" / "exit.efi", esp / "EFI" / "BOOT" / "BOOTAA64.EFI")
+    result = subprocess.run([sys.executable, "-m", "efistub", "boot", "--esp", str(esp)], capture_output=True,
+                            text=True, timeout=120)
+    assert "--- efistub: exit (aarch64) ---" in result.stdout, result.stderr
+    assert result.returncode == 1  # exit.efi exits with EFI_INVALID_PARAMETER
+
+
+@pytest.mark.parametrize("args, problem", [
+    ([], "needs --esp DIR"),
+    (["--esp", "/nonexistent/esp"], "/nonexistent/esp: no such directory"),
+])
+def test_efistub_boot_refuses_bad_input_in_one_line(tmp_path, args, problem):
+    result = subprocess.run([sys.executable, "-m", "efistub", "boot", *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_run_with_esp_refuses_a_file_as_the_folder(tmp_path):
+    image = GUESTS / "x86_64" / "hello.efi"
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(image), "--esp", str(image)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(image) in result.stderr
+
+
+def test_efistub_boot_says_which_boot_files_it_looked_for(tmp_path):
+    (tmp_path / "EFI").mkdir()
+    result = subprocess.run([sys.executable, "-m", "efistub", "boot", "--esp", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no boot file" in result.stderr and "BOOTX64.EFI" in result.stderr
+
+
+def test_shim_loads_grub_from_its_own_folder(corpus, tmp_path):
+    """shim 16.1 (Secure Boot off) finds grubx64.efi beside itself through SIMPLE_FILE_SYSTEM and runs
+    it. Without a disk GRUB finds no configuration and waits at its prompt: a stall, not a hang."""
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(corpus_file(corpus, "x86_64/shimx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "grubx64.efi")
+    report = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
+                     timeout=60).run()
+    opened = [(c.args["FileName"], c.status) for c in report.calls if c.service == "File.Open"]
+    assert ("\\EFI\\BOOT\\grubx64.efi", "EFI_SUCCESS") in opened
+    assert ("\\EFI\\BOOT\\fbx64.efi", "EFI_NOT_FOUND") in opened  # shim's fallback loader is not there
+    assert "grub>" in report.console
+    assert report.outcome == "stalled", report.fault or report.timeout
+    assert report.stalled["waiting_for"] == "a key press, and no --keys input is left"
