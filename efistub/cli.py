@@ -408,6 +408,18 @@ def summary(report) -> str:
     elif report.outcome == "error":
         add("error", report.error.get("error", ""))
         lines.append(report.error.get("traceback", "").rstrip())
+    if len(report.images) > 1 or report.files:
+        for i, image in enumerate(report.images):
+            parent = next((j for j, p in enumerate(report.images) if p["handle"] == image["parent"]), None)
+            how = image["outcome"] or "loaded"
+            if image.get("exit_status"):
+                how += f" {image['exit_status']}"
+            calls = sum(1 for c in report.calls if c.image == i)
+            add("image" if i == 0 else "",
+                f"{i}: {image['source']}" + (f" (from {parent})" if parent is not None else "")
+                + f", {how}, {calls} calls")
+        read = sum(f["bytes_read"] for f in report.files)
+        add("files", f"{len(report.files)} opened, {read} bytes read" if report.files else "none")
     counts = report.services_called
     add("calls", f"{len(report.calls)}" + (": " + ", ".join(f"{n} {c}" for n, c in sorted(counts.items())) if counts else ""))
     usage = report.usage

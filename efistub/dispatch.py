@@ -40,11 +40,15 @@ class Call:
     unimplemented: bool = False
     violation: bool = False  # a boot service called after ExitBootServices
     native_before: int = 0  # calls handled in C before this one (native dispatch only)
+    caller: int | None = None  # the call's return address in the guest
+    image: int | None = None  # the index in the report's chain of images of the image that made the call
 
     def as_dict(self) -> dict:
         out: dict[str, Any] = {"seq": self.seq, "service": self.service, "args": self.args, "status": self.status}
         if self.value is not None:
             out["value"] = self.value
+        if self.image is not None:
+            out["image"] = self.image
         for key in ("note", "unimplemented", "violation"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -176,7 +180,7 @@ class Dispatcher:
         return merged
 
     # -- a call from the guest ---------------------------------------------------------------
-    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int]) -> int | None:
+    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int], caller: int | None = None) -> int | None:
         """Run the service in ``slot``; return the value for the guest's return register, or None
         when a Transfer is pending (the run loop then sets the CPU up)."""
         if slot == self.return_slot:
@@ -188,7 +192,7 @@ class Dispatcher:
             values = [decode(r) for (decode, _, _), r in zip(self._plans[slot][0], raw)]
         else:
             values = self.decode(slot, raw)
-        record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values))
+        record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values), caller=caller)
         if self.native is not None:
             record.native_before = self.native.count()
         self._python_calls.append(record)

@@ -76,7 +76,8 @@ class Firmware:
         self.random = DeterministicRandom(options.seed, b"efistub-rng")
         self.variables = variables if variables is not None else VariableStore()
         self.events = EventTable(self)
-        self.images: dict = {}  # image handle -> services.image.LoadedImage
+        self.images: dict = {}  # image handle -> services.image.LoadedImage, while loaded
+        self.image_chain: list = []  # every image loaded in the run, in order (unloaded ones too)
         self.keys = deque(options.keys)
         # Addresses of the tables and the stubs, filled in by tables.build_firmware_tables().
         self.system_table = 0

@@ -258,7 +258,9 @@ class Machine:
             if slot is None:
                 fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
             else:
-                result = p.dispatcher.call(slot, args, self._vararg)
+                caller = p.native.t.caller if p.native is not None else \
+                    p.arch.convention.return_address(uc, fw.mem)
+                result = p.dispatcher.call(slot, args, self._vararg, caller)
         except BaseException as e:  # never let an exception escape into the engine
             import traceback
 

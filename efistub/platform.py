@@ -101,7 +101,7 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     # The image comes from the ESP when there is one (at boot_path, or at its own name in the root).
     file_path = [device_path.file_path(boot_path)] if boot_path else None
     loaded = images.load(fw, image, options.cmdline, parent=0, base=base, device=fw.boot_device,
-                         file_path=file_path)
+                         file_path=file_path, source=boot_path or image.path)
     fw.image_handle = loaded.handle
     stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE_SIZE)
 

@@ -25,6 +25,8 @@ class Report:
     exit_status: str | None = None
     exit_data: str | None = None
     handoff: dict | None = None
+    images: list = field(default_factory=list)  # the chain of images: services.image.LoadedImage.as_dict
+    files: list = field(default_factory=list)  # files the guest opened on a volume
     fault: dict | None = None
     timeout: dict | None = None  # where a guest that ran out of time was
     stalled: dict | None = None  # what a guest waits for that can never come, and where
@@ -72,6 +74,8 @@ class Report:
             "usage": self.usage,
             "unimplemented": self.unimplemented,
             "violations": self.violations,
+            "images": self.images,
+            "files": self.files,
             "handoff": self.handoff,
             "fault": self.fault,
             "timeout": self.timeout,
@@ -96,12 +100,20 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
     import os
 
     from .linux.handoff import describe
+    from .protocols.simple_file_system import files_report
     from .status import Status
 
     fw, image = platform.fw, platform.image
+    calls = platform.dispatcher.calls
+    chain = fw.image_chain
+    ranges = [(i, loaded.base, loaded.base + loaded.pages * 4096) for i, loaded in enumerate(chain)]
+    for call in calls:  # attribute every call to the image its return address lies in
+        if call.caller is not None:
+            call.image = next((i for i, start, end in reversed(ranges) if start <= call.caller < end), None)
     report = Report(
         image=os.path.abspath(image.path), arch=platform.arch.name, outcome=outcome,
-        console="".join(fw.console), calls=platform.dispatcher.calls, notes=fw.notes,
+        console="".join(fw.console), calls=calls, notes=fw.notes,
+        images=[loaded.as_dict(fw) for loaded in chain], files=files_report(fw),
         image_info={"load_address": platform.load_address, "entry": platform.entry, "size": image.size_of_image,
                     "image_base": image.image_base, "has_relocations": image.has_relocations},
         options={"cmdline": options.cmdline, "memory": options.memory, "seed": options.seed,

@@ -56,6 +56,7 @@ def convention_record(cc, out) -> None:
     for i, register in enumerate(cc.arg_registers):
         out.arg_registers[i] = register
     out.return_register, out.sp, out.pc = cc.return_register, cc.sp, cc.pc
+    out.link_register = -1 if cc.link_register is None else cc.link_register
     out.trap = lib.EFISTUB_TRAP_SYSCALL if cc.trap == TRAP_SYSCALL else lib.EFISTUB_TRAP_INTERRUPT
     out.ninterrupts = len(cc.trap_interrupts)
     for i, number in enumerate(cc.trap_interrupts):
@@ -117,7 +118,7 @@ class NativeDispatch:
             r = t.records[i]
             svc = self.services[r.slot]
             values = dispatcher.decode(r.slot, [r.args[k] for k in range(len(svc.args))])
-            record = Call(0, svc.name, svc.show_args(dispatcher.fw, values))
+            record = Call(0, svc.name, svc.show_args(dispatcher.fw, values), caller=r.caller)
             if r.flags & (READ_FAILED | WRITE_FAILED):
                 access = "read" if r.flags & READ_FAILED else "write"
                 Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))

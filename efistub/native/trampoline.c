@@ -240,6 +240,7 @@ static int handle_in_c(efistub_trampoline *t, uint32_t slot, const uint64_t *arg
     if (!r)
         return 0;
     r->slot = slot;
+    r->caller = t->caller;
     memcpy(r->args, args, sizeof(r->args));
     r->result = EFI_SUCCESS;
     switch (h) {
@@ -305,6 +306,15 @@ static void trap(uc_engine *uc, efistub_trampoline *t)
     if (cc->width < 8)
         for (uint32_t i = 0; i < count; i++)
             args[i] &= (1ull << (8 * cc->width)) - 1;
+    t->caller = 0;
+    if (cc->link_register >= 0) {
+        reg_read(uc, cc->link_register, &t->caller);
+    } else {
+        uint64_t sp = 0;
+        reg_read(uc, cc->sp, &sp);
+        if (!guest_read(t, sp, &t->caller, cc->width))
+            t->caller = 0;
+    }
     if (slot == EFISTUB_SLOT_OUTSIDE || slot >= t->slots || !handle_in_c(t, slot, args, &result))
         result = efistub_dispatch(t->python, slot, args, count);
     ((reg_write_fn)t->api.reg_write)(uc, cc->return_register, &result);

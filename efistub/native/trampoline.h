@@ -33,6 +33,7 @@ typedef struct {
     int32_t return_register;
     int32_t sp;
     int32_t pc;
+    int32_t link_register;      /* where a call's return address is; -1: on the stack, at SP */
     int32_t trap;               /* EFISTUB_TRAP_* */
     uint32_t ninterrupts;
     uint32_t interrupts[4];     /* interrupt numbers of the trap (EFISTUB_TRAP_INTERRUPT) */
@@ -49,6 +50,7 @@ typedef struct {
     uint64_t aux;            /* the TPL before the call (RaiseTPL, RestoreTPL) */
     uint64_t bad_address;    /* the guest range a failed access asked for */
     uint64_t bad_size;
+    uint64_t caller;         /* the call's return address in the guest */
 } efistub_record;
 
 /* Entry points of the libunicorn that the Python binding loaded, so that the
@@ -74,6 +76,7 @@ typedef struct {
     uint64_t stub_base;
     uint64_t stub_stride;
     uint32_t slots;          /* service slots; the slot after them is the return from a guest call */
+    uint64_t caller;         /* the return address of the call being dispatched (for Python) */
     uint32_t *argc;          /* argument slots of each service */
     uint8_t *handler;        /* a handler id from efistub_handler(), 0 sends the call to Python */
     efistub_record *records;

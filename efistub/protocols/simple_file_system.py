@@ -50,9 +50,27 @@ def _file(fw, this: int) -> OpenFile:
     return f
 
 
+def _log(fw, path: str) -> dict:
+    return fw.protocol_state.setdefault("file_log", {}).setdefault(
+        path, {"path": path, "directory": False, "size": 0, "opened": 0, "bytes_read": 0, "bytes_written": 0})
+
+
+def record_load(fw, path: str, size: int) -> None:
+    """LoadImage read a whole file from a volume."""
+    log = _log(fw, path)
+    log.update(size=size, opened=log["opened"] + 1, bytes_read=log["bytes_read"] + size)
+
+
+def files_report(fw) -> list[dict]:
+    """Every file and directory the guest opened on a volume: its size, and the bytes read and written."""
+    return list(fw.protocol_state.get("file_log", {}).values())
+
+
 def _open(fw, volume, path: str, mode: int) -> int:
     entry = volume.stat(path)
     f = OpenFile(volume, path, entry.is_dir, mode)
+    log = _log(fw, path)
+    log.update(directory=entry.is_dir, size=entry.size, opened=log["opened"] + 1)
     if f.is_dir:
         f.listing = volume.list(path)
     interface = make_interface(fw, "File", efi.FILE_PROTOCOL, fw.layout.FileProtocol,
@@ -175,6 +193,7 @@ def Read(fw, this, size_ptr, buffer):
         fw.mem.write(buffer, data)
     fw.mem.write_uintn(size_ptr, len(data))
     f.position += len(data)
+    _log(fw, f.path)["bytes_read"] += len(data)
     return Status.EFI_SUCCESS
 
 
@@ -193,6 +212,7 @@ def Write(fw, this, size_ptr, buffer):
     data = fw.mem.read(buffer, size) if size else b""
     f.volume.write(f.path, f.position, data)
     f.position += len(data)
+    _log(fw, f.path)["bytes_written"] += len(data)
     return Status.EFI_SUCCESS
 
 

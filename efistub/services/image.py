@@ -4,8 +4,8 @@ An image runs as a guest call from the firmware (the boot manager for the first
 image, StartImage for the others): ``yield call_guest(entry, handle, system_table,
 image=handle)``. When the image returns from its entry point, that yield gives its
 status; when it calls Exit, the dispatcher unwinds to it and the yield gives an
-ImageExit. LoadImage here takes a SourceBuffer; loading from a device path comes
-with the file systems.
+ImageExit. LoadImage takes a SourceBuffer or a device path (a file on a volume, or a
+LOAD_FILE(2) protocol). Every image loaded joins fw.image_chain, the report's chain.
 """
 
 from __future__ import annotations
@@ -38,7 +38,37 @@ class LoadedImage:
     base: int
     pages: int
     parent: int
+    source: str  # where it came from: its device path, "memory buffer", or the host file
     started: bool = False
+    ended: ImageExit | None = None  # how it left, once it has
+    unloaded: bool = False
+
+    def as_dict(self, fw) -> dict:
+        """The image in the report's chain of images."""
+        import hashlib
+
+        out = {"handle": self.handle, "parent": self.parent or None, "source": self.source,
+               "sha256": hashlib.sha256(self.image.data).hexdigest(), "load_address": self.base,
+               "size": self.image.size_of_image, "arch": self.image.arch, "started": self.started,
+               "outcome": None, "unloaded": self.unloaded}
+        if self.ended is not None:
+            out["outcome"] = "exit" if self.ended.exited else "returned"
+            out["exit_status"] = Status.name_of(self.ended.status)
+            out["exit_data"] = exit_text(fw, self.ended)
+        elif self.started:
+            out["outcome"] = "running"  # when the run ended (a hand-off, a fault, ...)
+        return out
+
+
+def exit_text(fw, done: ImageExit) -> str | None:
+    """The ExitData string an image left with, if any."""
+    if not (done.exit_data and done.exit_data_size):
+        return None
+    try:
+        raw = fw.mem.read(done.exit_data, min(done.exit_data_size, 4096))
+    except GuestMemoryError:
+        return None
+    return raw.decode("utf-16-le", errors="replace").split("\0", 1)[0]
 
 
 def place(fw, image: PeImage) -> int:
@@ -59,7 +89,7 @@ def place(fw, image: PeImage) -> int:
 
 
 def load(fw, image: PeImage, options: str, parent: int, base: int | None = None, device: int = 0,
-         file_path: list | None = None) -> LoadedImage:
+         file_path: list | None = None, source: str | None = None) -> LoadedImage:
     """Place ``image`` in guest memory (at ``base`` when the caller placed it), relocated, with its
     handle and LOADED_IMAGE (DeviceHandle ``device``, FilePath the nodes ``file_path``)."""
     base = place(fw, image) if base is None else base
@@ -71,8 +101,11 @@ def load(fw, image: PeImage, options: str, parent: int, base: int | None = None,
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
     fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE_SIZE))
     handle = loaded_image.install(fw, image, base, options, parent=parent, device=device, file_path=file_path)
-    entry = LoadedImage(handle, image, base, pages_for(image.size_of_image), parent)
+    if source is None:
+        source = device_path.text(file_path) if file_path else "memory buffer"
+    entry = LoadedImage(handle, image, base, pages_for(image.size_of_image), parent, source)
     fw.images[handle] = entry
+    fw.image_chain.append(entry)
     return entry
 
 
@@ -82,12 +115,14 @@ def start(fw, loaded: LoadedImage, stack: int | None = None):
     loaded.started = True
     entry = loaded.base + loaded.image.entry_rva
     outcome = yield call_guest(entry, loaded.handle, fw.system_table, image=loaded.handle, stack=stack)
-    if isinstance(outcome, ImageExit):
-        return outcome
-    return ImageExit(status_from_guest(outcome, fw.width), exited=False)  # the entry point's return value
+    if not isinstance(outcome, ImageExit):  # the entry point returned
+        outcome = ImageExit(status_from_guest(outcome, fw.width), exited=False)
+    loaded.ended = outcome
+    return outcome
 
 
 def unload(fw, loaded: LoadedImage) -> None:
+    loaded.unloaded = True
     fw.images.pop(loaded.handle, None)
     fw.loaded_images = [r for r in fw.loaded_images if r[0] != loaded.base]
     fw.pages.free(loaded.base, loaded.pages)
@@ -102,14 +137,7 @@ def boot(fw, loaded: LoadedImage, stack: int):
     fw.events.signal_group(guids.EVENT_GROUP_READY_TO_BOOT)
     yield from fw.events.run_notifications()
     done = yield from start(fw, loaded, stack)
-    exit_data = None
-    if done.exit_data and done.exit_data_size:
-        try:
-            raw = fw.mem.read(done.exit_data, min(done.exit_data_size, 4096))
-            exit_data = raw.decode("utf-16-le", errors="replace").split("\0", 1)[0]
-        except GuestMemoryError:
-            fw.note("the image's ExitData is not readable")
-    fw.request_stop("exit", status=done.status, exit_data=exit_data, returned=not done.exited)
+    fw.request_stop("exit", status=done.status, exit_data=exit_text(fw, done), returned=not done.exited)
 
 
 @service("LoadImage", BootPolicy=BOOLEAN, ParentImageHandle=HANDLE, DevicePath=POINTER, SourceBuffer=POINTER,
@@ -166,7 +194,11 @@ def _read_device_path(fw, nodes: list, boot_policy: bool):
         entry = volume.stat(path)
         if entry.is_dir:
             raise EfiError(Status.EFI_NOT_FOUND, f"{path} is a directory")
-        return volume.read(path, 0, entry.size), handle.address, rest
+        from ..protocols.simple_file_system import record_load
+
+        data = volume.read(path, 0, entry.size)
+        record_load(fw, path, len(data))
+        return data, handle.address, rest
     for guid in ((guids.LOAD_FILE2_PROTOCOL,) if not boot_policy else ()) + (guids.LOAD_FILE_PROTOCOL,):
         found = locate(fw, guid, nodes)
         if found is not None:
