@@ -122,3 +122,69 @@ def test_shim_loads_grub_from_its_own_folder(corpus, tmp_path):
     assert "grub>" in report.console
     assert report.outcome == "stalled", report.fault or report.timeout
     assert report.stalled["waiting_for"] == "a key press, and no --keys input is left"
+
+
+UKI_CMDLINE = "console=ttyS0 rdinit=/init efistub-uki"
+
+
+def make_uki(corpus, out: Path) -> Path:
+    """A UKI from the corpus systemd-stub, the 6.12 kernel, the busybox initrd and a .cmdline, as
+    ukify lays one out: the sections after the stub's, at its section alignment (objcopy)."""
+    import os
+
+    from efistub.loader import read_image
+
+    objcopy = shutil.which("objcopy")
+    if objcopy is None:
+        pytest.skip("objcopy (binutils) is not installed: cannot build a UKI")
+    stub = corpus_file(corpus, "x86_64/257.13-1~deb13u1_linuxx64.efi.stub")
+    parts = out.parent / "uki-parts"
+    parts.mkdir()
+    (parts / "osrel").write_text('ID=efistub\nNAME="efistub test"\n')
+    (parts / "cmdline").write_text(UKI_CMDLINE)
+    sections = [(".osrel", parts / "osrel"), (".cmdline", parts / "cmdline"),
+                (".linux", corpus_file(corpus, "x86_64/vmlinuz-6.12.117+deb13-amd64")),
+                (".initrd", corpus_file(corpus, "initrd/initrd-busybox.cpio.gz"))]
+    image = read_image(str(stub))
+    align = image.section_alignment
+    rva = -(-image.size_of_image // align) * align
+    args = [objcopy]
+    for name, path in sections:
+        args += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={image.image_base + rva:#x}",
+                 "--set-section-flags", f"{name}=data,readonly"]
+        rva += -(-os.path.getsize(path) // align) * align
+    subprocess.run(args + [str(stub), str(out)], check=True, capture_output=True)
+    return out
+
+
+def assert_uki_handoff(machine, report, initrd: bytes):
+    assert report.outcome == "handoff", report.fault or report.timeout or report.error
+    bp = report.handoff["boot_params"]
+    assert bp["cmdline"] == UKI_CMDLINE  # from the UKI's .cmdline
+    # systemd-stub hands the kernel its .initrd, with a small cpio of its own appended
+    received = machine.fw.mem.read(bp["ramdisk_image"], bp["ramdisk_size"])
+    assert received.startswith(initrd) and len(received) - len(initrd) < 4096
+
+
+def test_a_uki_runs_on_its_own_to_the_handoff(corpus, tmp_path):
+    uki = make_uki(corpus, tmp_path / "uki.efi")
+    machine = Machine(str(uki))
+    report = machine.run()
+    assert_uki_handoff(machine, report, corpus_file(corpus, "initrd/initrd-busybox.cpio.gz").read_bytes())
+    stub, kernel = report.images
+    assert kernel["parent"] == stub["handle"] and kernel["source"].startswith("VenMedia(")  # from .linux, in memory
+
+
+def test_systemd_boot_runs_a_uki_from_efi_linux(corpus, tmp_path):
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "EFI" / "Linux").mkdir()
+    (esp / "loader").mkdir()
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][0]), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    make_uki(corpus, esp / "EFI" / "Linux" / "efistub-uki.efi")
+    (esp / "loader" / "loader.conf").write_text("timeout 0\n")  # the one Type #2 entry is the default
+    machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI")
+    report = machine.run()
+    assert_uki_handoff(machine, report, corpus_file(corpus, "initrd/initrd-busybox.cpio.gz").read_bytes())
+    assert [i["source"] for i in report.images][:2] == ["\\EFI\\BOOT\\BOOTX64.EFI", "\\EFI\\Linux\\efistub-uki.efi"]
+    assert len(report.images) == 3  # systemd-boot, the UKI's stub, the kernel
