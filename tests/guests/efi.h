@@ -164,9 +164,18 @@ typedef struct {
 } EFI_DEVICE_PATH_PROTOCOL;
 
 #define MEDIA_DEVICE_PATH 0x04
+#define MEDIA_HARDDRIVE_DP 0x01
 #define MEDIA_VENDOR_DP 0x03
+#define MEDIA_FILEPATH_DP 0x04
 #define END_DEVICE_PATH_TYPE 0x7f
+#define END_INSTANCE_DEVICE_PATH_SUBTYPE 0x01
 #define END_ENTIRE_DEVICE_PATH_SUBTYPE 0xff
+
+/* File path media node (10.3.5.4): the header, then a NUL-terminated path. */
+typedef struct {
+    EFI_DEVICE_PATH_PROTOCOL Header;
+    CHAR16 PathName[1];
+} FILEPATH_DEVICE_PATH;
 
 /* Simple text output (12.4) */
 typedef struct EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL;
@@ -486,6 +495,95 @@ struct EFI_LOAD_FILE2_PROTOCOL {
                                  UINTN *BufferSize, VOID *Buffer);
 };
 
+/* Simple file system protocol (13.4) and file protocol (13.5) */
+#define EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID \
+    { 0x964e5b22, 0x6459, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+#define EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_REVISION 0x00010000
+#define EFI_FILE_PROTOCOL_REVISION 0x00010000
+#define EFI_FILE_PROTOCOL_REVISION2 0x00020000
+
+#define EFI_FILE_MODE_READ 0x0000000000000001ULL
+#define EFI_FILE_MODE_WRITE 0x0000000000000002ULL
+#define EFI_FILE_MODE_CREATE 0x8000000000000000ULL
+
+#define EFI_FILE_READ_ONLY 0x0000000000000001ULL
+#define EFI_FILE_HIDDEN 0x0000000000000002ULL
+#define EFI_FILE_SYSTEM 0x0000000000000004ULL
+#define EFI_FILE_RESERVED 0x0000000000000008ULL
+#define EFI_FILE_DIRECTORY 0x0000000000000010ULL
+#define EFI_FILE_ARCHIVE 0x0000000000000020ULL
+#define EFI_FILE_VALID_ATTR 0x0000000000000037ULL
+
+/* A warning (no top bit): Delete closed the handle but did not delete the file. */
+#define EFI_WARN_DELETE_FAILURE ((UINTN)2)
+
+#define EFI_FILE_INFO_ID \
+    { 0x09576e92, 0x6d3f, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+#define EFI_FILE_SYSTEM_INFO_ID \
+    { 0x09576e93, 0x6d3f, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } }
+#define EFI_FILE_SYSTEM_VOLUME_LABEL_ID \
+    { 0xdb47d7d3, 0xfe81, 0x11d3, { 0x9a, 0x35, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d } }
+
+typedef struct {
+    UINT64 Size; /* of the whole structure, FileName's terminator included */
+    UINT64 FileSize;
+    UINT64 PhysicalSize;
+    EFI_TIME CreateTime;
+    EFI_TIME LastAccessTime;
+    EFI_TIME ModificationTime;
+    UINT64 Attribute;
+    CHAR16 FileName[1];
+} EFI_FILE_INFO;
+#define SIZE_OF_EFI_FILE_INFO __builtin_offsetof(EFI_FILE_INFO, FileName) /* 80 */
+
+typedef struct {
+    UINT64 Size;
+    BOOLEAN ReadOnly;
+    UINT64 VolumeSize;
+    UINT64 FreeSpace;
+    UINT32 BlockSize;
+    CHAR16 VolumeLabel[1];
+} EFI_FILE_SYSTEM_INFO;
+#define SIZE_OF_EFI_FILE_SYSTEM_INFO __builtin_offsetof(EFI_FILE_SYSTEM_INFO, VolumeLabel) /* 36 */
+
+typedef struct {
+    EFI_EVENT Event;
+    EFI_STATUS Status;
+    UINTN BufferSize;
+    VOID *Buffer;
+} EFI_FILE_IO_TOKEN;
+
+typedef struct EFI_FILE_PROTOCOL EFI_FILE_PROTOCOL;
+struct EFI_FILE_PROTOCOL {
+    UINT64 Revision;
+    EFI_STATUS(EFIAPI *Open)(EFI_FILE_PROTOCOL *This, EFI_FILE_PROTOCOL **NewHandle,
+                             CHAR16 *FileName, UINT64 OpenMode, UINT64 Attributes);
+    EFI_STATUS(EFIAPI *Close)(EFI_FILE_PROTOCOL *This);
+    EFI_STATUS(EFIAPI *Delete)(EFI_FILE_PROTOCOL *This);
+    EFI_STATUS(EFIAPI *Read)(EFI_FILE_PROTOCOL *This, UINTN *BufferSize, VOID *Buffer);
+    EFI_STATUS(EFIAPI *Write)(EFI_FILE_PROTOCOL *This, UINTN *BufferSize, VOID *Buffer);
+    EFI_STATUS(EFIAPI *GetPosition)(EFI_FILE_PROTOCOL *This, UINT64 *Position);
+    EFI_STATUS(EFIAPI *SetPosition)(EFI_FILE_PROTOCOL *This, UINT64 Position);
+    EFI_STATUS(EFIAPI *GetInfo)(EFI_FILE_PROTOCOL *This, EFI_GUID *InformationType,
+                                UINTN *BufferSize, VOID *Buffer);
+    EFI_STATUS(EFIAPI *SetInfo)(EFI_FILE_PROTOCOL *This, EFI_GUID *InformationType,
+                                UINTN BufferSize, VOID *Buffer);
+    EFI_STATUS(EFIAPI *Flush)(EFI_FILE_PROTOCOL *This);
+    /* Revision 2 (0x00020000) */
+    EFI_STATUS(EFIAPI *OpenEx)(EFI_FILE_PROTOCOL *This, EFI_FILE_PROTOCOL **NewHandle,
+                               CHAR16 *FileName, UINT64 OpenMode, UINT64 Attributes,
+                               EFI_FILE_IO_TOKEN *Token);
+    EFI_STATUS(EFIAPI *ReadEx)(EFI_FILE_PROTOCOL *This, EFI_FILE_IO_TOKEN *Token);
+    EFI_STATUS(EFIAPI *WriteEx)(EFI_FILE_PROTOCOL *This, EFI_FILE_IO_TOKEN *Token);
+    EFI_STATUS(EFIAPI *FlushEx)(EFI_FILE_PROTOCOL *This, EFI_FILE_IO_TOKEN *Token);
+};
+
+typedef struct EFI_SIMPLE_FILE_SYSTEM_PROTOCOL EFI_SIMPLE_FILE_SYSTEM_PROTOCOL;
+struct EFI_SIMPLE_FILE_SYSTEM_PROTOCOL {
+    UINT64 Revision;
+    EFI_STATUS(EFIAPI *OpenVolume)(EFI_SIMPLE_FILE_SYSTEM_PROTOCOL *This, EFI_FILE_PROTOCOL **Root);
+};
+
 /* RNG protocol (37.5) */
 #define EFI_RNG_PROTOCOL_GUID \
     { 0x3152bca5, 0xeade, 0x433d, { 0x86, 0x2e, 0xc0, 0x1c, 0xdc, 0x29, 0x1f, 0x44 } }
@@ -519,5 +617,12 @@ EFI_STATIC_ASSERT(__builtin_offsetof(EFI_LOADED_IMAGE_PROTOCOL, ImageSize) == (E
 EFI_STATIC_ASSERT(sizeof(EFI_LOADED_IMAGE_PROTOCOL) == (EFI_PTR == 8 ? 96 : 64), loaded_image);
 EFI_STATIC_ASSERT(sizeof(EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL) == 10 * EFI_PTR, text_output);
 EFI_STATIC_ASSERT(sizeof(EFI_CONFIGURATION_TABLE) == 16 + EFI_PTR, configuration_table);
+EFI_STATIC_ASSERT(SIZE_OF_EFI_FILE_INFO == 80, file_info);
+EFI_STATIC_ASSERT(SIZE_OF_EFI_FILE_SYSTEM_INFO == 36, file_system_info);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_FILE_SYSTEM_INFO, VolumeSize) == 16, file_system_info_volume_size);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_FILE_PROTOCOL, Open) == 8, file_open);
+EFI_STATIC_ASSERT(sizeof(EFI_FILE_PROTOCOL) == 8 + 14 * EFI_PTR, file_protocol); /* 120 or 64 */
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_SIMPLE_FILE_SYSTEM_PROTOCOL, OpenVolume) == 8, simple_file_system);
+EFI_STATIC_ASSERT(__builtin_offsetof(FILEPATH_DEVICE_PATH, PathName) == 4, filepath_node);
 
 #endif

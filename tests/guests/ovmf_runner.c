@@ -20,32 +20,15 @@ static EFI_GUID device_path_guid = EFI_DEVICE_PATH_PROTOCOL_GUID;
 
 static EFI_GUID load_file2_guid = EFI_LOAD_FILE2_PROTOCOL_GUID;
 static EFI_GUID initrd_media_guid = LINUX_EFI_INITRD_MEDIA_GUID;
-static EFI_GUID simple_fs_guid =
-    { 0x964e5b22, 0x6459, 0x11d2, { 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b } };
+static EFI_GUID simple_fs_guid = EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID;
 
 static const CHAR16 *const programs[] = {
     L"hello", L"memory", L"protocols", L"misc", L"variables", L"reloc", L"exit", L"events",
-    L"image",
+    L"image", L"files",
 #if defined(__x86_64__) || defined(__i386__)
     L"ports",
 #endif
 };
-
-/* Just enough of the file protocols (13.4, 13.5) to read one file. */
-typedef struct EFI_FILE_PROTOCOL EFI_FILE_PROTOCOL;
-struct EFI_FILE_PROTOCOL {
-    UINT64 Revision;
-    EFI_STATUS(EFIAPI *Open)(EFI_FILE_PROTOCOL *This, EFI_FILE_PROTOCOL **NewHandle,
-                             CHAR16 *FileName, UINT64 OpenMode, UINT64 Attributes);
-    EFI_STATUS(EFIAPI *Close)(EFI_FILE_PROTOCOL *This);
-    EFI_STATUS(EFIAPI *Delete)(EFI_FILE_PROTOCOL *This);
-    EFI_STATUS(EFIAPI *Read)(EFI_FILE_PROTOCOL *This, UINTN *BufferSize, VOID *Buffer);
-};
-typedef struct {
-    UINT64 Revision;
-    EFI_STATUS(EFIAPI *OpenVolume)(VOID *This, EFI_FILE_PROTOCOL **Root);
-} EFI_SIMPLE_FILE_SYSTEM_PROTOCOL;
-#define EFI_FILE_MODE_READ 1ULL
 
 /* The initrd LOAD_FILE2 for image.efi. */
 typedef struct __attribute__((packed)) {
@@ -163,7 +146,7 @@ static EFI_DEVICE_PATH_PROTOCOL *file_path(EFI_DEVICE_PATH_PROTOCOL *dev, const 
     gBS->CopyMem(buf, dev, dev_len);
     fp = (EFI_DEVICE_PATH_PROTOCOL *)(buf + dev_len);
     fp->Type = MEDIA_DEVICE_PATH;
-    fp->SubType = 0x04; /* MEDIA_FILEPATH_DP */
+    fp->SubType = MEDIA_FILEPATH_DP;
     fp->Length[0] = (UINT8)node;
     fp->Length[1] = (UINT8)(node >> 8);
     p = (CHAR16 *)((UINT8 *)fp + sizeof(EFI_DEVICE_PATH_PROTOCOL));

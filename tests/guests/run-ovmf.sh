@@ -16,6 +16,9 @@
 #                        its variable store has no keys enrolled, so Secure Boot is off)
 # PFLASH=1: firmware as pflash (code + a fresh copy of the variable store)
 #           instead of -bios (whose variable store is emulated in RAM).
+# READONLY=1: the FAT folder as a read-only virtio disk (fat:DIR, readonly=on,
+#           virtio-blk; OVMF's FAT driver then sees read-only media) instead of
+#           fat:rw (x86: an AHCI disk). For files' read-only checks.
 # Exit status 0 when every program printed only PASS lines and "DONE 0 failures"
 # (hello: its greeting; exit: no FAIL; ebs: QEMU powered off by itself after
 # ExitBootServices), and in --runner mode returned the expected status.
@@ -33,6 +36,11 @@
 #          LOAD_FILE2). QEMU's x86 -kernel takes -initrd only with a Linux
 #          kernel, so on x86_64 and IA32 it is skipped here and --runner runs it
 #          (the runner serves exit.efi through a LOAD_FILE2 of its own).
+#   files  needs its volume layout (make-files-esp.sh): the fat:rw folder gets
+#          \EFI\BOOT\BOOT*.EFI = files.efi and \files\ (hello.txt, Mixed Case
+#          Name.TXT, sub\, child.efi = exit.efi). fat:rw is writable, so its
+#          write checks run. The run stops at DONE only (child.efi prints
+#          "exit: calling Exit" before it).
 #   hostile, bench, handoff, needs: for efistub only, never run here.
 set -euo pipefail
 
@@ -59,7 +67,7 @@ case "$ARCH" in
 esac
 command -v "$QEMU" >/dev/null || { echo "apt-get install $PACKAGES" >&2; exit 1; }
 [[ -f "$OVMF" ]] || { echo "no $OVMF: apt-get install $PACKAGES" >&2; exit 1; }
-DEFAULT=(hello memory protocols misc variables reloc exit events ebs image)
+DEFAULT=(hello memory protocols misc variables reloc exit events ebs image files)
 [[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && DEFAULT+=(ports)
 # EFI_STATUS is as wide as a pointer: 16 hex digits, or 8 on IA32.
 if [[ "$ARCH" == ia32 ]]; then
@@ -89,18 +97,26 @@ boot() {
     else
         firmware=(-bios "$OVMF")
     fi
+    local disk
+    if [[ -n "${READONLY:-}" ]]; then
+        # IDE/AHCI disks cannot be read-only in QEMU; virtio-blk reports it to the guest.
+        disk=(-drive if=none,format=raw,file=fat:"$fat",id=hd0,readonly=on)
+        [[ "$ARCH" == aarch64 ]] && disk+=(-device virtio-blk-device,drive=hd0) ||
+            disk+=(-device virtio-blk-pci,drive=hd0)
+    elif [[ "$ARCH" == aarch64 ]]; then
+        disk=(-drive if=none,format=raw,file=fat:rw:"$fat",id=hd0 -device virtio-blk-device,drive=hd0)
+    else
+        disk=(-drive format=raw,file=fat:rw:"$fat")
+    fi
     if [[ "$ARCH" == x86_64 ]]; then
-        args=(-machine q35 -m 512 -nographic "${firmware[@]}"
-              -drive format=raw,file=fat:rw:"$fat" -net none -no-reboot)
+        args=(-machine q35 -m 512 -nographic "${firmware[@]}" "${disk[@]}" -net none -no-reboot)
     elif [[ "$ARCH" == ia32 ]]; then
         # The Secure Boot build of OVMF32 needs SMM and a flash only SMM may write.
         args=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
-              -m 512 -nographic "${firmware[@]}"
-              -drive format=raw,file=fat:rw:"$fat" -net none -no-reboot)
+              -m 512 -nographic "${firmware[@]}" "${disk[@]}" -net none -no-reboot)
     else
-        args=(-machine virt -cpu cortex-a57 -m 512 -nographic "${firmware[@]}"
-              -drive if=none,format=raw,file=fat:rw:"$fat",id=hd0
-              -device virtio-blk-device,drive=hd0 -net none -no-reboot)
+        args=(-machine virt -cpu cortex-a57 -m 512 -nographic "${firmware[@]}" "${disk[@]}"
+              -net none -no-reboot)
     fi
     timeout "$TIMEOUT" "$QEMU" "${args[@]}" "$@" < /dev/null > "$log" 2> "$work/qemu.err" &
     qpid=$!
@@ -131,11 +147,13 @@ if [[ "${1:-}" == "--runner" ]]; then
     lld-link -subsystem:efi_application -entry:efi_main -nodefaultlib -machine:"$MACHINE" \
         -out:"$work/fat/EFI/BOOT/$BOOTFILE" "$work/runner.obj" >/dev/null
     cp "$here/$ARCH"/*.efi "$work/fat/EFI/efistub/"
+    # files.efi's volume is the runner's: give it its layout (the boot file stays the runner).
+    "$here/make-files-esp.sh" "$ARCH" "$work/files-esp" && cp -r "$work/files-esp/files" "$work/fat/"
     boot "$work/fat" "$work/runner.log" '^RUNNER '
     out="$(clean "$work/runner.log" | grep -a -E '^(RESULT|RUNNER|FAIL|DONE|Hello|PASS child-)' || true)"
     echo "$out"
     grep -q '^FAIL' <<<"$out" && bad=1
-    runner_ok=(hello memory protocols misc variables reloc events image)
+    runner_ok=(hello memory protocols misc variables reloc events image files)
     [[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && runner_ok+=(ports)
     for name in "${runner_ok[@]}"; do
         grep -qx "RESULT $name status=$STATUS_OK exitdatasize=0 exitdata=" <<<"$out" || bad=1
@@ -171,6 +189,7 @@ for name in "$@"; do
     extra=()
     case "$name" in
         ebs)   stop= ;; # it powers off
+        files) stop='^DONE ' ;; # its child, exit.efi, prints "exit: calling Exit"
         image) extra=(-kernel "$here/$ARCH/image.efi" -initrd "$here/$ARCH/exit.efi") ;;
     esac
     serial_report=
@@ -180,12 +199,14 @@ for name in "$@"; do
         lld-link -subsystem:efi_application -entry:efi_main -nodefaultlib -machine:"$MACHINE" \
             -out:"$work/fat/EFI/BOOT/$BOOTFILE" "$work/ebs.obj" >/dev/null
         serial_report=1
+    elif [[ "$name" == files ]]; then
+        "$here/make-files-esp.sh" "$ARCH" "$work/fat"
     elif [[ "$name" != image ]]; then
         cp "$here/$ARCH/$name.efi" "$work/fat/EFI/BOOT/$BOOTFILE"
     fi
     boot "$work/fat" "$log" "$stop" "${extra[@]}"
     out="$(clean "$log" |
-           grep -a -E '^(PASS|FAIL|DONE|  note|  info|Hello|exit:|memory:|protocols:|misc:|variables:|reloc:|events:|ebs:|image:|ports:)' || true)"
+           grep -a -E '^(PASS|FAIL|DONE|  note|  info|Hello|exit:|memory:|protocols:|misc:|variables:|reloc:|events:|ebs:|image:|ports:|files:)' || true)"
     echo "== $name"
     echo "$out"
     if grep -q '^FAIL' <<<"$out"; then bad=1; fi
