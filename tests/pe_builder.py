@@ -8,6 +8,8 @@ from efistub.layouts import pe
 
 FILE_ALIGN = 0x200
 SECTION_ALIGN = 0x1000
+LFANEW = 0x40  # where build_pe puts the PE signature and the COFF header
+NUMBER_OF_SECTIONS = LFANEW + 6  # the file offset of the COFF header's NumberOfSections
 CODE = pe.SCN_CNT_CODE | pe.SCN_MEM_EXECUTE | 0x40000000  # code, execute, read
 DATA = 0x00000040 | 0x40000000 | 0x80000000  # initialized data, read, write
 
@@ -20,7 +22,8 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
              machine: int = pe.MACHINE_AMD64, subsystem: int = pe.SUBSYSTEM_EFI_APPLICATION,
              image_base: int = 0x10000000, relocations: list[tuple[int, int]] | None = None,
              magic: int = pe.PE32PLUS_MAGIC, file_align: int = FILE_ALIGN, section_align: int = SECTION_ALIGN,
-             size_of_image: int | None = None, size_of_optional_header: int | None = None) -> bytes:
+             size_of_image: int | None = None, size_of_optional_header: int | None = None,
+             reloc_data: bytes | None = None, certificate: bytes | None = None) -> bytes:
     """A PE image with ``sections`` = [(name, data, characteristics)].
 
     ``magic`` picks the optional header's layout: PE32 (pe.PE32_MAGIC) or PE32+ (any
@@ -28,13 +31,18 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     ``relocations`` = [(rva, type)] are emitted as a .reloc section. Section RVAs
     follow one another from ``section_align``. ``size_of_optional_header`` overrides
     the header's SizeOfOptionalHeader (the section table still follows 16 directories).
+    ``reloc_data`` is a .reloc section's content as given (instead of ``relocations``).
+    ``certificate`` is appended after the sections, 8-byte aligned, as the certificate
+    table (data directory 4: its file offset and size).
     """
     optional = pe.OPTIONAL_HEADERS.get(magic, pe.OptionalHeader64)
     sections = list(sections)
     if relocations:
-        sections.append((".reloc", reloc_blocks(relocations), DATA))
+        reloc_data = reloc_blocks(relocations)
+    if reloc_data is not None:
+        sections.append((".reloc", reloc_data, DATA))
     n = len(sections)
-    lfanew = 0x40
+    lfanew = LFANEW
     opt_size = optional.sizeof() + 16 * pe.DataDirectory.sizeof()
     headers_size = _align(lfanew + pe.CoffHeader.sizeof() + opt_size + n * pe.SectionHeader.sizeof(), file_align)
     rva = _align(headers_size, section_align)
@@ -51,8 +59,12 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
         rva = _align(rva + max(len(data), 1), section_align)
         raw += raw_size
     directories = [dict(VirtualAddress=0, Size=0) for _ in range(16)]
-    if relocations:
+    if reloc_data is not None:
         directories[pe.DIRECTORY_BASERELOC] = dict(VirtualAddress=layout[-1][0], Size=layout[-1][1])
+    if certificate is not None:
+        body = body.ljust(_align(raw, 8) - headers_size, b"\0")
+        directories[pe.DIRECTORY_SECURITY] = dict(VirtualAddress=headers_size + len(body), Size=len(certificate))
+        body += certificate
     opt = optional.build(dict(
         Magic=magic, MajorLinkerVersion=0, MinorLinkerVersion=0, SizeOfCode=0, SizeOfInitializedData=0,
         SizeOfUninitializedData=0, AddressOfEntryPoint=layout[entry_section][0] + entry_offset, BaseOfCode=0,
@@ -70,6 +82,31 @@ def build_pe(sections: list[tuple[str, bytes, int]], *, entry_section: int = 0, 
     dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", lfanew)
     headers = (dos + coff + opt + b"".join(table)).ljust(headers_size, b"\0")
     return headers + body
+
+
+def with_field(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    """``data`` with the field at ``offset`` (a struct format, e.g. "<H") set to ``value``."""
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def directory_offset(data: bytes, index: int) -> int:
+    """The file offset of data directory ``index`` in an image from build_pe."""
+    optional = pe.OPTIONAL_HEADERS.get(int.from_bytes(data[LFANEW + 24:LFANEW + 26], "little"), pe.OptionalHeader64)
+    return LFANEW + pe.CoffHeader.sizeof() + optional.sizeof() + index * pe.DataDirectory.sizeof()
+
+
+def with_directory(data: bytes, index: int, address: int, size: int) -> bytes:
+    """``data`` with data directory ``index`` set to (``address``, ``size``)."""
+    out = bytearray(data)
+    struct.pack_into("<II", out, directory_offset(data, index), address, size)
+    return bytes(out)
+
+
+def section_header_offset(data: bytes, index: int) -> int:
+    """The file offset of section header ``index`` in an image from build_pe (16 directories)."""
+    return directory_offset(data, 16) + index * pe.SectionHeader.sizeof()
 
 
 def reloc_blocks(relocations: list[tuple[int, int]]) -> bytes:

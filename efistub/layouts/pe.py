@@ -1,4 +1,10 @@
-"""PE/COFF structures (Microsoft PE format specification) as construct definitions."""
+"""PE/COFF constants and headers (Microsoft PE format specification) as construct definitions.
+
+efistub parses images with pefile (efistub/loader.py). The header layouts here are
+what pefile does not give: a way to write an image from nothing (tests/pe_builder.py
+and tests/guests/elf2pe.py build theirs with them), and the header sizes that the
+loader names in its errors.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ SUBSYSTEM_NAMES = {
     13: "EFI ROM",
 }
 
+DIRECTORY_SECURITY = 4  # the certificate table; its "VirtualAddress" is a file offset
 DIRECTORY_BASERELOC = 5
 
 SCN_MEM_EXECUTE = 0x20000000
@@ -51,12 +58,6 @@ SCN_CNT_CODE = 0x00000020
 REL_BASED_ABSOLUTE = 0
 REL_BASED_HIGHLOW = 3
 REL_BASED_DIR64 = 10
-
-DosHeader = Struct(
-    "e_magic" / Int16ul,
-    "e_rest" / Bytes(0x3A),
-    "e_lfanew" / Int32ul,
-)
 
 CoffHeader = Struct(
     "Signature" / Int32ul,
@@ -70,8 +71,6 @@ CoffHeader = Struct(
 )
 
 DataDirectory = Struct("VirtualAddress" / Int32ul, "Size" / Int32ul)
-
-OptionalHeaderMagic = Struct("Magic" / Int16ul)  # the first field of both optional headers
 
 OptionalHeader32 = Struct(  # PE32: BaseOfData, and 32-bit ImageBase and stack and heap sizes
     "Magic" / Int16ul,
@@ -155,5 +154,3 @@ SectionHeader = Struct(
     "NumberOfLinenumbers" / Int16ul,
     "Characteristics" / Int32ul,
 )
-
-BaseRelocationBlockHeader = Struct("VirtualAddress" / Int32ul, "SizeOfBlock" / Int32ul)
