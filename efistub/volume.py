@@ -87,14 +87,13 @@ class VolumeError(EfiError):
 
     The statuses:
 
-    - EFI_NOT_FOUND: no such file or directory; a path component that is a file; ``..``
-      above the root.
+    - EFI_NOT_FOUND: no such file or directory; a path component that is a file.
     - EFI_ACCESS_DENIED: a symlink that leaves the root; anything that is neither a
       regular file nor a directory; reading a directory as a file, writing a directory,
       listing a file; changing a file whose READ_ONLY attribute is set, the root, or a
       non-empty directory (delete); a rename onto an existing name.
     - EFI_WRITE_PROTECTED: any change on a read-only volume (or a read-only host mount).
-    - EFI_INVALID_PARAMETER: an empty name, NUL, a lone surrogate, a component over 255
+    - EFI_INVALID_PARAMETER: ``..`` above the root (as EDK2's FAT driver), an empty name, NUL, a lone surrogate, a component over 255
       UCS-2 characters, a FAT-illegal character in a new name, a negative offset or size.
     - EFI_DEVICE_ERROR: a host OSError (the message has its text), a read beyond the
       end of the file (UEFI 2.10 §13.5 Read).
@@ -324,7 +323,7 @@ class HostVolume:
         """The canonical volume path EFI_FILE_PROTOCOL.Open reaches from the open
         directory ``directory`` with file name ``name`` (UEFI 2.10 §13.5, FAT rules).
 
-        A leading separator starts from the root; ``..`` at the root is EFI_NOT_FOUND
+        A leading separator starts from the root; ``..`` at the root is EFI_INVALID_PARAMETER
         (EDK2 answers EFI_INVALID_PARAMETER there); a trailing separator is allowed, but
         then an existing last component must be a directory (else EFI_NOT_FOUND, as in
         EDK2). Existing components come back in their on-disk case; a last component
@@ -354,7 +353,8 @@ class HostVolume:
                 continue
             if part == "..":
                 if found.is_root:
-                    raise VolumeError(Status.EFI_NOT_FOUND, f"{name}: '..' above the root")
+                    # EDK2's FAT driver (and OVMF, tests/guests/files.c) refuses it as invalid
+                    raise VolumeError(Status.EFI_INVALID_PARAMETER, f"{name}: '..' above the root")
                 found.parts.pop()
                 found.reals.pop()
                 found.st = self._lstat(found.real, found.path)

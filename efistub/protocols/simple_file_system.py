@@ -16,7 +16,7 @@ from .. import device_path, guids
 from ..errors import EfiError
 from ..layouts import efi
 from ..memory import MemoryType, ucs2
-from ..registry import GUID_PTR, POINTER, STRING, UINT64, declare, service
+from ..registry import GUID_PTR, POINTER, STRING, UINT64, UINTN, declare, service
 from ..status import Status
 from ..volume import Entry, HostVolume, VolumeError
 from .interface import make_interface
@@ -260,7 +260,7 @@ def GetInfo(fw, this, type_ptr, size_ptr, buffer):
     return Status.EFI_UNSUPPORTED
 
 
-@service("File.SetInfo", This=POINTER, InformationType=GUID_PTR, BufferSize=UINT64, Buffer=POINTER)
+@service("File.SetInfo", This=POINTER, InformationType=GUID_PTR, BufferSize=UINTN, Buffer=POINTER)
 def SetInfo(fw, this, type_ptr, size, buffer):
     f = _file(fw, this)
     if not type_ptr or not buffer:
@@ -283,6 +283,8 @@ def SetInfo(fw, this, type_ptr, size, buffer):
     if len(raw) < offset + 2:
         return Status.EFI_BAD_BUFFER_SIZE
     info = efi.FileInfo.parse(raw)
+    if size < info.Size:  # the buffer must hold the whole EFI_FILE_INFO it describes
+        return Status.EFI_BAD_BUFFER_SIZE
     if info.Attribute & ~efi.FILE_VALID_ATTR:
         return Status.EFI_INVALID_PARAMETER
     entry = volume.stat(f.path)
@@ -303,7 +305,7 @@ def SetInfo(fw, this, type_ptr, size, buffer):
 def Flush(fw, this):
     f = _file(fw, this)
     if f.volume.read_only:
-        return Status.EFI_WRITE_PROTECTED if f.mode & efi.FILE_MODE_WRITE else Status.EFI_SUCCESS
+        return Status.EFI_WRITE_PROTECTED  # as EDK2's FAT driver, whatever the handle's mode
     if not f.mode & efi.FILE_MODE_WRITE:
         return Status.EFI_ACCESS_DENIED
     return Status.EFI_SUCCESS  # writes reach the host file at once
