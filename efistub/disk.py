@@ -1439,7 +1439,11 @@ class FatVolume:
         if chain is None:
             if len(self._chains) > 256:
                 self._chains.clear()
-            chain = self._chains[first] = self._guard(lambda: list(self._fs.get_cluster_chain(first)))
+            chain = self._guard(lambda: list(self._fs.get_cluster_chain(first))) if first >= 2 else [first]
+            if any(not 2 <= cluster < self._clusters + 2 for cluster in chain):
+                raise VolumeError(Status.EFI_VOLUME_CORRUPTED,
+                                  f"{self.name}: the cluster chain from {first} leaves the volume's clusters")
+            self._chains[first] = chain
         return chain
 
     # --- reading ----------------------------------------------------------------------

@@ -205,6 +205,24 @@ def test_fat_volume_behaves_as_the_host_volume_of_its_folder(tree, esp):
         assert outcome(fat, *call) == outcome(host, *call), call
 
 
+def test_a_broken_fat_is_volume_corrupted(tree, tmp_path):
+    folder, files = tree
+    fat = D.fat_image_from_folder(folder, tmp_path / "fat.img")
+    with open(fat.path, "r+b") as f:  # both FATs freed but for their first two entries
+        boot = L.Mbr.parse(f.read(512)).BootCode
+        reserved, fats = int.from_bytes(boot[14:16], "little"), boot[16]
+        sectors = int.from_bytes(boot[22:24], "little")
+        f.seek(reserved * 512 + 4)
+        f.write(bytes(fats * sectors * 512 - 4))
+    with D.DiskImage(fat.path) as disk:
+        volume = D.FatVolume(disk)
+        assert volume.stat("\\startup.nsh").size == len(files["\\startup.nsh"])  # the FAT16 root is no chain
+        for action in (lambda: volume.read("\\startup.nsh", 0, 10), lambda: volume.list("\\EFI")):
+            with pytest.raises(VolumeError) as caught:
+                action()
+            assert caught.value.status == Status.EFI_VOLUME_CORRUPTED
+
+
 def test_build_is_deterministic(tree, tmp_path):
     folder, _ = tree
     first = D.esp_disk_from_folder(folder, seed=7, path=tmp_path / "one.img")
