@@ -18,8 +18,9 @@ the emulator:
   a FAT file system (pyfatfs) with the folder's tree. Images are built in files, never in
   memory: file data goes from the host files to the image with ``copy_file_range``; a
   100 MiB ESP costs 100 MiB of temporary disk space and about 20 MiB of memory (pyfatfs
-  holds the FAT as a Python list, and FAT32 below 260 MB has 512-byte clusters). The output is the same, byte for byte, for the same
-  folder (names, contents, mtimes) and the same GUIDs or seed.
+  holds the FAT as a Python list, and FAT32 below 260 MB has 512-byte clusters). The
+  output is the same, byte for byte, for the same folder (names, contents, mtimes) and
+  the same GUIDs or seed.
 - :class:`FatVolume`: a FAT partition of a DiskImage as a read-only volume with
   :class:`efistub.volume.HostVolume`'s interface (the SIMPLE_FILE_SYSTEM protocol's
   backend), read through pyfatfs over the partition's byte range.
@@ -905,10 +906,11 @@ def _build_fat(root: _Node, path: str, offset: int, size: int, fat_type: int, vo
                hidden_sectors: int) -> None:
     """Format ``size`` bytes at ``offset`` of ``path`` with pyfatfs and write the tree into it.
 
-    pyfatfs makes the file system, the directory entries with their long-name entries,
-    and allocates the clusters (the short names are :func:`_short_name`'s); file data is copied from the host files
-    straight into the clusters pyfatfs allocated (``copy_file_range``), never through
-    Python memory. Every timestamp is the host file's mtime, in UTC.
+    pyfatfs makes the file system and the directory entries and allocates the clusters
+    (the short names are :func:`_short_name`'s, the long-name entries :func:`_lfn_entry`'s);
+    file data is copied from the host files straight into the clusters pyfatfs allocated
+    (``copy_file_range``), never through Python memory. Every timestamp is the host
+    file's mtime, in UTC.
     """
     from pyfatfs import PyFATException
     from pyfatfs.EightDotThree import EightDotThree
