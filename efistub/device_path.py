@@ -77,11 +77,12 @@ def pci(device: int, function: int = 0) -> Node:
     return Node(efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_PCI, efi.PciNode.build(dict(Function=function, Device=device)))
 
 
-def hard_drive(number: int, start_lba: int, blocks: int, partition_guid: Guid) -> Node:
-    """HD(number,GPT,guid,start,size): a GPT partition."""
+def hard_drive_node(number: int, start_lba: int, blocks: int, signature: bytes, mbr_type: int,
+                    signature_type: int) -> Node:
+    """HD(number,GPT|MBR,signature,start,size): a partition (UEFI 2.10 §10.3.5.1)."""
     return Node(efi.DEVICE_PATH_MEDIA, efi.MEDIA_HARD_DRIVE, efi.HardDriveNode.build(dict(
-        PartitionNumber=number, PartitionStart=start_lba, PartitionSize=blocks, Signature=partition_guid.to_bytes(),
-        MBRType=efi.MBR_TYPE_GPT, SignatureType=efi.SIGNATURE_TYPE_GUID)))
+        PartitionNumber=number, PartitionStart=start_lba, PartitionSize=blocks, Signature=signature,
+        MBRType=mbr_type, SignatureType=signature_type)))
 
 
 def file_path(path: str) -> Node:

@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from .errors import EfiError, InputError
-from .guids import Guid
+from .guids import ESP_PARTITION_TYPE, Guid
 from .layouts import disk as layout
 from .layouts.disk import BLOCK_SIZE
 from .status import Status
 from .volume import ROOT, SEPARATOR, Entry, VolumeError, VolumeInfo, _fold, _parse
 
-ESP_TYPE = Guid("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")  # GPT type of an EFI system partition
+ESP_TYPE = ESP_PARTITION_TYPE  # GPT type of an EFI system partition
 UNUSED_TYPE = Guid(int=0)
 
 ESP_START_LBA = 2048  # where the built disk's ESP starts (1 MiB, as partitioning tools align it)

@@ -107,6 +107,13 @@ class PageAllocator:
         """(start, end, type) of each run of equal type, low to high."""
         return iter(self._runs)
 
+    def run_at(self, address: int) -> tuple[int, int, int] | None:
+        """The (start, end, type) run of the map that holds ``address``."""
+        for run in self._runs:
+            if run[0] <= address < run[1]:
+                return run
+        return None
+
     def type_at(self, address: int) -> int | None:
         for start, end, memory_type in self._runs:
             if start <= address < end:

@@ -21,6 +21,10 @@ from unicorn import (
 from . import events
 
 RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until stopped
+# After ExitBootServices, code that runs without a kernel's boot arguments in place may be a boot
+# loader's last trampoline (GRUB's relocator copies the kernel, then jumps to it): it may run
+# this many instructions to reach a kernel entry before the first such address counts as the hand-off.
+TRAMPOLINE_BUDGET = 20_000_000
 CALL_STACK_GAP = 256  # bytes left below the caller's stack pointer when the firmware calls the guest
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
@@ -35,6 +39,7 @@ class RunLoop:
         self.p = platform
         self.timeout = timeout
         self.invalid: tuple[int, int, int] | None = None  # the last unmapped access (set by a hook)
+        self.trampoline: int | None = None  # where code first ran after ExitBootServices without a kernel's arguments
 
     def apply(self, transfer) -> int:
         """Carry out a transfer; return the PC to go on at."""
@@ -72,7 +77,7 @@ class RunLoop:
             watchdog = threading.Timer(remaining, uc.emu_stop)
             watchdog.start()
             try:
-                uc.emu_start(pc, RUN_UNTIL)
+                uc.emu_start(pc, RUN_UNTIL, count=TRAMPOLINE_BUDGET if self.trampoline is not None else 0)
             except UcError as e:
                 error = e
             except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
@@ -86,7 +91,16 @@ class RunLoop:
             elif error is not None and error.errno == UC_ERR_FETCH_PROT:
                 address = arch.pc(uc)  # unicorn stops with the PC at the address it could not fetch
                 if not fw.state.boot_services_active:
-                    return "handoff", {"entry": address}
+                    if arch.kernel_entered(uc) or (region := fw.pages.run_at(address)) is None:
+                        return "handoff", {"entry": address}
+                    if self.trampoline is None:
+                        self.trampoline = address
+                    start, end, _ = region
+                    uc.mem_protect(start, end - start, UC_PROT_ALL)
+                    fw.note(f"code ran at 0x{address:x} after ExitBootServices without a kernel's boot arguments "
+                            f"(a loader's trampoline); execute granted on 0x{start:x}-0x{end:x}")
+                    pc = address
+                    continue
                 region = fw.code_range(address)
                 if region is None:
                     return "fault", self.fault(ACCESS_NAMES[UC_MEM_FETCH_PROT])
@@ -98,6 +112,10 @@ class RunLoop:
                 return "fault", self.fault(str(error))
             elif time.perf_counter() >= deadline:
                 return "timeout", {}
+            elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
+                fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "
+                        "that is the hand-off")
+                return "handoff", {"entry": self.trampoline}
             elif (halt := arch.halted_at(uc)) is not None:
                 # Waiting for an interrupt: the only interrupts are efistub's virtual timers.
                 if not (fw.state.boot_services_active and events.advance_to_next_timer(fw)):

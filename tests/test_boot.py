@@ -188,3 +188,50 @@ def test_systemd_boot_runs_a_uki_from_efi_linux(corpus, tmp_path):
     assert_uki_handoff(machine, report, corpus_file(corpus, "initrd/initrd-busybox.cpio.gz").read_bytes())
     assert [i["source"] for i in report.images][:2] == ["\\EFI\\BOOT\\BOOTX64.EFI", "\\EFI\\Linux\\efistub-uki.efi"]
     assert len(report.images) == 3  # systemd-boot, the UKI's stub, the kernel
+
+
+GRUB_OPTIONS = "console=ttyS0 rdinit=/init efistub-grub"
+
+
+def test_grub_reads_its_config_through_block_io_and_boots_the_kernel(corpus, tmp_path):
+    """GRUB 2.06 never uses SIMPLE_FILE_SYSTEM: it finds its device among the BLOCK_IO handles (the ESP
+    folder as a GPT disk with a FAT partition), reads grub.cfg with its own FAT driver, loads the kernel
+    and the initrd, calls ExitBootServices itself and jumps to the kernel through its relocator."""
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), esp / "vmlinuz")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), esp / "initrd.img")
+    (esp / "EFI" / "BOOT" / "grub.cfg").write_text(
+        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
+    machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
+                      timeout=60)
+    report = machine.run()
+    assert report.outcome == "handoff", report.fault or report.timeout or report.stalled
+    bp = report.handoff["boot_params"]
+    assert bp["cmdline"] == f"BOOT_IMAGE=/vmlinuz {GRUB_OPTIONS}"
+    initrd = (esp / "initrd.img").read_bytes()
+    assert bp["ramdisk_size"] == len(initrd) and machine.fw.mem.read(bp["ramdisk_image"], len(initrd)) == initrd
+    services = {c.service for c in report.calls}
+    assert "BlockIo.ReadBlocks" in services and "File.Open" not in services
+    assert any("a loader's trampoline" in note for note in report.notes)  # GRUB's relocator ran first
+
+
+def test_shim_grub_kernel_chain(corpus, tmp_path):
+    """shim 16.1 -> GRUB 2.06 (grubx64.efi beside shim, its grub.cfg beside it) -> the 6.12 kernel."""
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(corpus_file(corpus, "x86_64/shimx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "grubx64.efi")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), esp / "vmlinuz")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), esp / "initrd.img")
+    (esp / "EFI" / "BOOT" / "grub.cfg").write_text(
+        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
+    machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
+                      timeout=60)
+    report = machine.run()
+    assert report.outcome == "handoff", report.fault or report.timeout or report.stalled
+    assert report.handoff["boot_params"]["cmdline"] == f"BOOT_IMAGE=/vmlinuz {GRUB_OPTIONS}"
+    opened = [(c.args["FileName"], c.status) for c in report.calls if c.service == "File.Open"]
+    assert ("\\EFI\\BOOT\\grubx64.efi", "EFI_SUCCESS") in opened  # shim read GRUB through SIMPLE_FILE_SYSTEM
+    assert "BlockIo.ReadBlocks" in {c.service for c in report.calls}  # GRUB read its files through BLOCK_IO

@@ -13,7 +13,7 @@ from unicorn import arm64_const as arm
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
-from ..linux.devicetree import fdt_handoff
+from ..linux.devicetree import fdt_handoff, looks_like_fdt
 
 EXCP_SWI = 2  # unicorn's interrupt number for SVC
 REGISTERS = {f"x{i}": getattr(arm, f"UC_ARM64_REG_X{i}") for i in range(29)}
@@ -52,6 +52,10 @@ class AArch64(Architecture):
         import capstone
 
         return capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+
+    def kernel_entered(self, uc: Uc) -> bool:
+        """Whether the CPU looks like a kernel's entry: an FDT in x0."""
+        return looks_like_fdt(self.fw.mem, uc.reg_read(arm.UC_ARM64_REG_X0))
 
     def handoff(self, uc: Uc, entry: int):
         """The kernel is entered with x0 = the FDT."""

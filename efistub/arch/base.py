@@ -81,6 +81,10 @@ class Architecture:
         slot = offset // cc.stub_stride
         return slot if 0 <= offset and slot <= slot_count else None
 
+    def kernel_entered(self, uc) -> bool:
+        """Whether the CPU state looks like a Linux kernel's entry (its boot arguments are there)."""
+        return False
+
     def pc(self, uc) -> int:
         return uc.reg_read(self.convention.pc)
 

@@ -14,7 +14,7 @@ from unicorn import riscv_const as rv
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
-from ..linux.devicetree import fdt_handoff
+from ..linux.devicetree import fdt_handoff, looks_like_fdt
 
 ECALL_CAUSES = (8, 9, 11)  # environment call from U-, S- or M-mode
 PRIV_SUPERVISOR = 1
@@ -57,6 +57,10 @@ class RiscV64(Architecture):
         import capstone
 
         return capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+
+    def kernel_entered(self, uc: Uc) -> bool:
+        """Whether the CPU looks like a kernel's entry: an FDT in a1."""
+        return looks_like_fdt(self.fw.mem, uc.reg_read(rv.UC_RISCV_REG_A1))
 
     def handoff(self, uc: Uc, entry: int):
         """The kernel is entered with a0 = the boot hart id and a1 = the FDT."""

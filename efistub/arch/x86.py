@@ -13,7 +13,7 @@ import ctypes
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, Uc
 from unicorn import x86_const as x86
 
-from ..linux.boot_params import decode_boot_params
+from ..linux.boot_params import decode_boot_params, looks_like_boot_params
 from .base import Architecture
 from .pc_ports import PcPorts
 
@@ -109,6 +109,10 @@ class X86(Architecture):
         return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self.MODE == UC_MODE_64 else capstone.CS_MODE_32)
 
     # -- hand-off -------------------------------------------------------------------------
+    def kernel_entered(self, uc: Uc) -> bool:
+        """Whether the CPU looks like a kernel's entry: boot_params in RSI (ESI)."""
+        return looks_like_boot_params(self.fw.mem, uc.reg_read(self.BOOT_PARAMS_REGISTER))
+
     def handoff(self, uc: Uc, entry: int) -> tuple[dict, tuple[int, int, int] | None]:
         """What the kernel receives (boot_params at RSI/ESI), and where its EFI memory map is."""
         rsi = uc.reg_read(self.BOOT_PARAMS_REGISTER)

@@ -162,6 +162,30 @@ TimeCapabilities = c_struct(
     "SetsToZero" / Int8ul,
 )
 
+# EFI_BLOCK_IO_PROTOCOL (§13.9), EFI_DISK_IO_PROTOCOL (§13.7), EFI_PARTITION_INFO_PROTOCOL (§13.18)
+BLOCK_IO = ("Reset", "ReadBlocks", "WriteBlocks", "FlushBlocks")
+BLOCK_IO_REVISION = 0x0002001F  # revision 3: the media structure has all its fields
+DISK_IO = ("ReadDisk", "WriteDisk")
+DISK_IO_REVISION = 0x00010000
+BlockIoMedia = c_struct(
+    "MediaId" / Int32ul,
+    "RemovableMedia" / Int8ul,
+    "MediaPresent" / Int8ul,
+    "LogicalPartition" / Int8ul,
+    "ReadOnly" / Int8ul,
+    "WriteCaching" / Int8ul,
+    "BlockSize" / Int32ul,
+    "IoAlign" / Int32ul,
+    "LastBlock" / Int64ul,
+    "LowestAlignedLba" / Int64ul,
+    "LogicalBlocksPerPhysicalBlock" / Int32ul,
+    "OptimalTransferLengthGranularity" / Int32ul,
+)
+PARTITION_INFO_REVISION = 0x00001000
+PARTITION_TYPE_OTHER, PARTITION_TYPE_MBR, PARTITION_TYPE_GPT = 0, 1, 2
+# Packed in EDK2 (#pragma pack(1)): Revision, Type, System, Reserved[7], then the MBR record or GPT entry.
+PartitionInfo = Struct("Revision" / Int32ul, "Type" / Int32ul, "System" / Int8ul, Padding(7), "Info" / Bytes(128))
+
 # EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and EFI_FILE_PROTOCOL (UEFI 2.10 §13.4, §13.5): a Revision, then functions.
 SIMPLE_FILE_SYSTEM = ("OpenVolume",)
 SIMPLE_FILE_SYSTEM_REVISION = 0x00010000
@@ -273,6 +297,8 @@ class Layouts:
         self.SimpleTextInput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
         self.LoadFile2 = self.function_table(LOAD_FILE2, header=False)
         self.Rng = self.function_table(RNG, header=False)
+        self.BlockIo = c_struct("Revision" / Int64ul, "Media" / POINTER, *[name / POINTER for name in BLOCK_IO])
+        self.DiskIo = c_struct("Revision" / Int64ul, *[name / POINTER for name in DISK_IO])
         self.SimpleFileSystem = c_struct("Revision" / Int64ul, *[name / POINTER for name in SIMPLE_FILE_SYSTEM])
         self.FileProtocol = c_struct("Revision" / Int64ul, *[name / POINTER for name in FILE_PROTOCOL])
         self.RiscvBootProtocol = c_struct("Revision" / Int64ul, *[name / POINTER for name in RISCV_BOOT])

@@ -10,6 +10,20 @@ def _c_string(mem, address: int, limit: int) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
 
 
+BOOT_PARAMS_MAGIC = b"HdrS"  # setup_header.header, which boot loaders copy from the kernel image
+EFI_LOADER_SIGNATURES = (b"EL64", b"EL32")  # efi_info.efi_loader_signature, set by EFI loaders and the stub
+
+
+def looks_like_boot_params(mem, address: int) -> bool:
+    """Whether ``address`` holds boot_params (what an x86 kernel is entered with): a setup header, or
+    the EFI loader signature (the EFI stub of recent kernels leaves the header empty)."""
+    try:
+        bp = mem.read_struct(linux_x86.BootParams, address)
+    except Exception:
+        return False
+    return bp.hdr.header == BOOT_PARAMS_MAGIC or bp.efi_info.efi_loader_signature in EFI_LOADER_SIGNATURES
+
+
 def decode_boot_params(mem, address: int) -> dict:
     bp = mem.read_struct(linux_x86.BootParams, address)
     hdr, efi_info = bp.hdr, bp.efi_info
@@ -21,7 +35,11 @@ def decode_boot_params(mem, address: int) -> dict:
     setup_data = []
     pointer = hdr.setup_data
     while pointer and len(setup_data) < 64:
-        node = mem.read_struct(linux_x86.SetupData, pointer)
+        try:
+            node = mem.read_struct(linux_x86.SetupData, pointer)
+        except Exception as e:  # a chain the loader left broken: say where, keep the rest
+            setup_data.append({"address": pointer, "error": str(e)})
+            break
         setup_data.append({"address": pointer, "type": linux_x86.SETUP_DATA_TYPES.get(node.type, node.type),
                            "len": node.len})
         pointer = node.next

@@ -10,6 +10,14 @@ U64_PROPERTIES = ("linux,uefi-system-table", "linux,uefi-mmap-start", "kaslr-see
                   "linux,initrd-end")
 
 
+def looks_like_fdt(mem, address: int) -> bool:
+    """Whether ``address`` holds a flattened device tree (what arm64 and riscv64 kernels are entered with)."""
+    try:
+        return struct.unpack(">I", mem.read(address, 4))[0] == FDT_MAGIC
+    except Exception:
+        return False
+
+
 def read_fdt(mem, address: int) -> bytes:
     magic, total = struct.unpack(">II", mem.read(address, 8))
     if magic != FDT_MAGIC:

@@ -7,7 +7,7 @@ structure in guest memory with every member pointing at its stub.
 
 from __future__ import annotations
 
-from . import console, dtb, initrd, loaded_image, riscv_boot, rng, simple_file_system  # noqa: F401 - register
+from . import block_io, console, dtb, initrd, loaded_image, riscv_boot, rng, simple_file_system  # noqa: F401
 
 # What the firmware installs after its tables and before the image, in order; each decides from
 # the run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).

@@ -22,7 +22,6 @@ from ..volume import Entry, HostVolume, VolumeError
 from .interface import make_interface
 
 MAX_NAME = 1024  # characters of a file name the guest may pass
-PARTITION_START = 2048  # the ESP partition's first LBA in the device path, as partitioning tools place it
 BLOCK = 512
 VALID_MODES = (efi.FILE_MODE_READ, efi.FILE_MODE_READ | efi.FILE_MODE_WRITE,
                efi.FILE_MODE_READ | efi.FILE_MODE_WRITE | efi.FILE_MODE_CREATE)
@@ -318,32 +317,33 @@ declare("File.WriteEx", This=POINTER, Token=POINTER)
 declare("File.FlushEx", This=POINTER, Token=POINTER)
 
 
-def install_volume(fw, volume, nodes: list) -> int:
-    """A handle with the volume's device path and SIMPLE_FILE_SYSTEM on it; returns the handle."""
-    path = fw.store(MemoryType.EfiBootServicesData, device_path.encode(nodes))
-    handle = fw.handles.install(None, guids.DEVICE_PATH_PROTOCOL, path)
+def install_volume(fw, volume, handle: int) -> None:
+    """SIMPLE_FILE_SYSTEM for ``volume`` on ``handle`` (a partition's)."""
     interface = make_interface(fw, "SimpleFileSystem", efi.SIMPLE_FILE_SYSTEM, fw.layout.SimpleFileSystem,
                                Revision=efi.SIMPLE_FILE_SYSTEM_REVISION)
     fw.protocol_state.setdefault("volumes", {})[interface] = volume
-    fw.handles.install(handle, guids.SIMPLE_FILE_SYSTEM_PROTOCOL, interface)
-    return handle.address
+    fw.handles.install(fw.handles.get(handle), guids.SIMPLE_FILE_SYSTEM_PROTOCOL, interface)
 
 
-def esp_nodes(volume) -> list:
-    """PciRoot(0x0)/Pci(0x4,0x0)/HD(1,GPT,...): the device path of the ESP, as on a virtio disk."""
-    size, _, _, _, _ = volume.info()
-    return [device_path.pci_root(0), device_path.pci(4, 0),
-            device_path.hard_drive(1, PARTITION_START, max(1, size // BLOCK), ESP_PARTITION_GUID)]
-
-
-# The ESP partition's unique GUID: fixed, so that reports of equal runs are equal.
-ESP_PARTITION_GUID = guids.Guid("7e57e5b0-e5b0-4e5b-a5b0-0000000000e5")
+# The disk controller of the ESP, as a virtio disk on the PCI root bridge.
+CONTROLLER = (device_path.pci_root(0), device_path.pci(4, 0))
 
 
 def install(fw) -> int | None:
-    """The run's ESP (--esp), if it has one: the boot device of the image."""
+    """The run's ESP (--esp), if it has one, and the image's boot device: the folder as a volume
+    (SIMPLE_FILE_SYSTEM, read-only unless --esp-writable) on the ESP partition of a read-only GPT
+    disk that holds a FAT image of the folder (BLOCK_IO, DISK_IO), built as the run starts."""
     if fw.options.esp is None:
         return None
+    from ..disk import esp_disk_from_folder
+    from .block_io import install_disk
+
     volume = HostVolume(fw.options.esp, writable=fw.options.esp_writable)
-    fw.boot_device = install_volume(fw, volume, esp_nodes(volume))
-    return fw.boot_device
+    disk = esp_disk_from_folder(fw.options.esp, seed=fw.options.seed)
+    fw.notes.extend(f"--esp disk: {note}" for note in disk.notes)
+    partitions = install_disk(fw, disk, list(CONTROLLER))
+    esp = next(number for number, (_, _, region) in partitions.items() if region.partition_info.is_esp)
+    handle = partitions[esp][0].address
+    install_volume(fw, volume, handle)
+    fw.boot_device = handle
+    return handle

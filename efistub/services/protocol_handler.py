@@ -304,7 +304,13 @@ def UninstallMultipleProtocolInterfaces(fw, handle, pairs):
 
 
 declare("RegisterProtocolNotify", Protocol=GUID_PTR, Event=EVENT, Registration=POINTER)
-declare("ConnectController", ControllerHandle=HANDLE, DriverImageHandle=POINTER, RemainingDevicePath=POINTER,
-        Recursive=BOOLEAN)
+@service("ConnectController", ControllerHandle=HANDLE, DriverImageHandle=POINTER, RemainingDevicePath=POINTER,
+         Recursive=BOOLEAN)
+def ConnectController(fw, controller, driver_images, remaining, recursive):
+    """efistub has no drivers to bind: everything it offers is installed when the run starts, so
+    no driver gets connected, which the spec answers with EFI_NOT_FOUND (as EDK2 does for a
+    controller whose drivers are all started)."""
+    _handle(fw, controller)
+    return Status.EFI_NOT_FOUND
 declare("DisconnectController", ControllerHandle=HANDLE, DriverImageHandle=HANDLE, ChildHandle=HANDLE)
 declare("Reserved")  # the EFI 1.0 slot between HandleProtocol and RegisterProtocolNotify
