@@ -3,7 +3,7 @@
 
 The ESP folders are built in a temporary folder from corpus files: systemd-boot with a
 Type #1 entry for the 6.12 x86_64 kernel and the busybox initrd, and systemd-boot with
-a UKI of the same kernel in \\EFI\\Linux. Each run is a fresh process; medians of
+a UKI of the same kernel in \\EFI\\Linux, and GRUB 2.06 with a grub.cfg. Each run is a fresh process; medians of
 --repeat runs, alternating.
 
     python3 benchmarks/boot.py [--corpus DIR] [--repeat N] [--json]
@@ -27,6 +27,7 @@ KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
 INITRD = "initrd/initrd-busybox.cpio.gz"
 SYSTEMD_BOOT = "x86_64/257.13-1~deb13u1_systemd-bootx64.efi"
 STUB = "x86_64/257.13-1~deb13u1_linuxx64.efi.stub"
+GRUB = "x86_64/2.06-13+deb12u2_grubx64.efi"
 CMDLINE = "console=ttyS0 rdinit=/init"
 
 
@@ -76,7 +77,14 @@ def make_esps(corpus: Path, folder: Path) -> dict[str, Path]:
     shutil.copy(corpus / SYSTEMD_BOOT, uki / "EFI" / "BOOT" / "BOOTX64.EFI")
     (uki / "loader" / "loader.conf").write_text("timeout 0\n")
     make_uki(corpus, uki / "EFI" / "Linux" / "efistub.efi")
-    return {"entry": entry, "uki": uki}
+    grub = folder / "grub"
+    (grub / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(corpus / GRUB, grub / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus / KERNEL, grub / "vmlinuz")
+    shutil.copy(corpus / INITRD, grub / "initrd.img")
+    (grub / "EFI" / "BOOT" / "grub.cfg").write_text(
+        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {CMDLINE}\n  initrd /initrd.img\n}}\n")
+    return {"entry": entry, "uki": uki, "grub": grub}
 
 
 def main() -> int:
@@ -94,6 +102,7 @@ def main() -> int:
                                                                 "--initrd", str(corpus / INITRD)],
             "systemd-boot -> kernel (Type #1 entry)": efistub + ["boot", "--esp", str(esps["entry"])],
             "systemd-boot -> UKI -> kernel": efistub + ["boot", "--esp", str(esps["uki"])],
+            "GRUB 2.06 (grub.cfg, BLOCK_IO) -> kernel": efistub + ["boot", "--esp", str(esps["grub"])],
         }
         samples: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeat):

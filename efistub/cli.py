@@ -34,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     boot = sub.add_parser(
         "boot", help="boot from an ESP as firmware does without boot options",
-        description="Run the removable-media boot file of the --esp folder, \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI, "
-                    "BOOTRISCV64.EFI, BOOTIA32.EFI), with the folder as its device, to its hand-off, exit, reset, "
-                    "fault or timeout. Exit codes as for 'efistub run'.")
+        description="Run the removable-media boot file of the ESP, \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI, "
+                    "BOOTRISCV64.EFI, BOOTIA32.EFI), with the ESP as its device, to its hand-off, exit, reset, "
+                    "fault or timeout. The ESP is the --esp folder, or the FAT ESP partition of --disk. Exit codes "
+                    "as for 'efistub run'.")
     add_image_options(boot, image=False)
     boot.add_argument("--arch", choices=sorted(_arch_names()),
                       help="whose boot file to run (default: the first present of x86_64, aarch64, riscv64, ia32)")
@@ -300,25 +301,50 @@ def _arch_names() -> list[str]:
 
 
 def _boot(args) -> int:
-    """The boot manager without boot options: find the removable-media boot file, then run it."""
+    """The boot manager without boot options: find the removable-media boot file on the ESP
+    (--esp DIR, or the FAT ESP of --disk FILE), then run it."""
     from . import arch
     from .volume import HostVolume, VolumeError
 
-    if not args.esp:
-        raise InputError("efistub boot", "needs --esp DIR (the EFI system partition to boot from)")
-    volume = HostVolume(args.esp)
+    if not args.esp and not args.disk:
+        raise InputError("efistub boot", "needs --esp DIR or --disk FILE (the EFI system partition to boot from)")
+    if args.esp:
+        volume = HostVolume(args.esp)
+        where = args.esp
+    else:
+        volume, where = _disk_esp(args.disk), args.disk
     wanted = [args.arch] if args.arch else ["x86_64", "aarch64", "riscv64", "ia32"]
     for name in wanted:
         cls = next(arch.for_machine(m) for m, n in arch.supported().items() if n == name)
         try:
             path = volume.resolve("\\", cls.REMOVABLE_MEDIA_PATH)
-            if not volume.stat(path).is_dir:
-                args.image, args.boot_path = os.path.join(volume.root, *path.strip("\\").split("\\")), path
-                return _run(args)
+            if volume.stat(path).is_dir:
+                continue
         except VolumeError:
             continue
+        if args.esp:
+            args.image = os.path.join(volume.root, *path.strip("\\").split("\\"))
+        else:
+            args.image = volume.read(path, 0, volume.stat(path).size)
+        args.boot_path = path
+        return _run(args)
     files = ", ".join(arch.for_machine(m).REMOVABLE_MEDIA_PATH for m, n in arch.supported().items() if n in wanted)
-    raise InputError(args.esp, f"no boot file: none of {files}")
+    raise InputError(where, f"no boot file: none of {files}")
+
+
+def _disk_esp(path: str):
+    """The first FAT ESP partition of a disk image, as a volume."""
+    from .disk import FatVolume, open_disk
+    from .volume import VolumeError
+
+    disk = open_disk(path)
+    for partition in disk.table.partitions:
+        if partition.is_esp:
+            try:
+                return FatVolume(disk, partition)
+            except VolumeError as e:
+                raise InputError(path, f"partition {partition.number}: {e.message}") from None
+    raise InputError(path, "has no EFI system partition to boot from")
 
 
 def _run(args) -> int:

@@ -16,7 +16,7 @@ from . import engine, guids
 from .catalog import load_all
 from .errors import InputError
 from .layouts import efi
-from .loader import PeImage, read_image
+from .loader import PeImage, parse_image, read_image
 from .memory import MemoryType
 from .options import RunOptions
 from .registry import POINTER, Result, Service
@@ -108,7 +108,11 @@ class Machine:
         self.dispatch_mode = choose_dispatch(opts.dispatch)
         if opts.timeout <= 0:
             raise InputError("--timeout", "must be positive")
-        self.image: PeImage = read_image(os.fspath(image), arches.supported())
+        if isinstance(image, (bytes, bytearray)):  # an image read from a disk (efistub boot --disk)
+            name = f"{os.fspath(opts.disk)}:{boot_path}" if opts.disk and boot_path else "memory buffer"
+            self.image: PeImage = parse_image(name, image, arches.supported())
+        else:
+            self.image = read_image(os.fspath(image), arches.supported())
         self.arch_class = arches.for_machine(self.image.machine)
         limit = min(MAX_MEMORY, self.arch_class.RAM_LIMIT or MAX_MEMORY)
         if not MIN_MEMORY <= opts.memory <= limit or opts.memory % PAGE:
@@ -122,8 +126,12 @@ class Machine:
             from .volume import HostVolume
 
             HostVolume(os.fspath(opts.esp))  # a one-line InputError unless it is a folder
-        if boot_path is not None and opts.esp is None:
-            raise ValueError("boot_path names a file on the ESP: give esp too")
+        if opts.disk is not None:
+            from .disk import open_disk
+
+            open_disk(os.fspath(opts.disk)).close()  # a one-line InputError unless it is a disk image
+        if boot_path is not None and opts.esp is None and opts.disk is None:
+            raise ValueError("boot_path names a file on the ESP: give esp (or disk) too")
         self.boot_path = boot_path
         self.console_sink = console
         self.trace = trace

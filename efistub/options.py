@@ -55,6 +55,9 @@ class RunOptions:
     esp: str | None = option(None, "--esp", "serve folder DIR as the image's EFI system partition "
                                             "(SIMPLE_FILE_SYSTEM; read-only unless --esp-writable)", "DIR")
     esp_writable: bool = option(False, "--esp-writable", "let the guest change the --esp folder", flag_sets=True)
+    disk: str | None = option(None, "--disk", "offer FILE, a raw, GPT or MBR disk image, read-only (BLOCK_IO and "
+                                              "DISK_IO for the disk and its partitions; SIMPLE_FILE_SYSTEM on its "
+                                              "FAT ESP)", "FILE")
     timeout: float = option(60.0, "--timeout", "end a guest that runs longer than S seconds (default 60)", "S",
                             float)
     dispatch: str | None = option(None, "--dispatch", "how service calls reach the services: the C trampoline "

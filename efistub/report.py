@@ -111,7 +111,7 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
         if call.caller is not None:
             call.image = next((i for i, start, end in reversed(ranges) if start <= call.caller < end), None)
     report = Report(
-        image=os.path.abspath(image.path), arch=platform.arch.name, outcome=outcome,
+        image=os.path.abspath(image.path) if os.path.exists(image.path) else image.path, arch=platform.arch.name, outcome=outcome,
         console="".join(fw.console), calls=calls, notes=fw.notes,
         images=[loaded.as_dict(fw) for loaded in chain], files=files_report(fw),
         image_info={"load_address": platform.load_address, "entry": platform.entry, "size": image.size_of_image,

@@ -235,3 +235,37 @@ def test_shim_grub_kernel_chain(corpus, tmp_path):
     opened = [(c.args["FileName"], c.status) for c in report.calls if c.service == "File.Open"]
     assert ("\\EFI\\BOOT\\grubx64.efi", "EFI_SUCCESS") in opened  # shim read GRUB through SIMPLE_FILE_SYSTEM
     assert "BlockIo.ReadBlocks" in {c.service for c in report.calls}  # GRUB read its files through BLOCK_IO
+
+
+def test_grub_boots_from_a_disk_image(corpus, tmp_path):
+    """--disk FILE: a GPT disk image whose FAT ESP holds GRUB, its grub.cfg, the kernel and the initrd."""
+    from efistub.disk import esp_disk_from_folder
+
+    folder = tmp_path / "esp"
+    (folder / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), folder / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), folder / "vmlinuz")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), folder / "initrd.img")
+    (folder / "EFI" / "BOOT" / "grub.cfg").write_text(
+        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
+    disk = tmp_path / "disk.img"
+    esp_disk_from_folder(folder, path=disk).close()
+    result = subprocess.run([sys.executable, "-m", "efistub", "boot", "--disk", str(disk), "--json", "-"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "handoff"
+    assert report["handoff"]["boot_params"]["cmdline"] == f"BOOT_IMAGE=/vmlinuz {GRUB_OPTIONS}"
+    assert report["images"][0]["source"] == "\\EFI\\BOOT\\BOOTX64.EFI"  # read from the disk's FAT ESP
+
+
+@pytest.mark.parametrize("content, problem", [(b"", "empty"), (b"x" * 1000, "multiple of 512")])
+def test_a_disk_that_is_not_a_disk_image_is_refused_in_one_line(tmp_path, content, problem):
+    disk = tmp_path / "bad.img"
+    disk.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"),
+                             "--disk", str(disk)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(disk) in result.stderr and problem in result.stderr

@@ -11,4 +11,4 @@ from . import block_io, console, dtb, initrd, loaded_image, riscv_boot, rng, sim
 
 # What the firmware installs after its tables and before the image, in order; each decides from
 # the run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).
-INSTALLERS = (simple_file_system.install, initrd.install, rng.install, dtb.install)
+INSTALLERS = (simple_file_system.install, block_io.install, initrd.install, rng.install, dtb.install)

@@ -110,6 +110,35 @@ def partition_node(partition) -> device_path.Node:
                                        partition.mbr_type, partition.signature_type)
 
 
+# The controller of a --disk: a second virtio disk.
+DISK_CONTROLLER = (device_path.pci_root(0), device_path.pci(5, 0))
+
+
+def install(fw) -> int | None:
+    """The run's --disk, if it has one: the disk, its partitions, and SIMPLE_FILE_SYSTEM on each FAT ESP
+    partition; without --esp, the first such partition is the image's boot device."""
+    if fw.options.disk is None:
+        return None
+    from ..disk import FatVolume, open_disk
+    from ..volume import VolumeError
+    from .simple_file_system import install_volume
+
+    disk = open_disk(fw.options.disk)
+    fw.notes.extend(f"--disk: {note}" for note in disk.notes + disk.table.notes)
+    for number, (handle, _, region) in install_disk(fw, disk, list(DISK_CONTROLLER)).items():
+        if not region.partition_info.is_esp:
+            continue
+        try:
+            volume = FatVolume(disk, region.partition_info)
+        except VolumeError as e:
+            fw.note(f"--disk: partition {number} is an ESP without a FAT file system efistub can read: {e}")
+            continue
+        install_volume(fw, volume, handle.address)
+        if not fw.boot_device:
+            fw.boot_device = handle.address
+    return fw.boot_device or None
+
+
 def install_disk(fw, disk, controller: list) -> dict:
     """The disk and its partitions; returns {partition number: (handle, partition nodes, region)}."""
     _install_disk(fw, disk, controller)
