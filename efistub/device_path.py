@@ -48,6 +48,10 @@ class Node:
         return f"Path({self.type},{self.subtype},{self.data.hex()})"
 
     @property
+    def is_hard_drive(self) -> bool:
+        return (self.type, self.subtype) == (efi.DEVICE_PATH_MEDIA, efi.MEDIA_HARD_DRIVE)
+
+    @property
     def is_file_path(self) -> bool:
         return (self.type, self.subtype) == (efi.DEVICE_PATH_MEDIA, efi.MEDIA_FILE_PATH)
 
@@ -92,6 +96,23 @@ def file_path(path: str) -> Node:
 def encode(nodes: list[Node]) -> bytes:
     """A device path: the nodes followed by the End node."""
     return b"".join(n.to_bytes() for n in nodes) + END.to_bytes()
+
+
+def decode(raw: bytes) -> list[Node]:
+    """The nodes of the device path in ``raw`` (without End); ValueError when it is not one."""
+    nodes, offset = [], 0
+    for _ in range(MAX_NODES):
+        if offset + HEADER.sizeof() > len(raw):
+            raise ValueError("no End node")
+        header = HEADER.parse(raw[offset:])
+        if header.Length < HEADER.sizeof() or offset + header.Length > len(raw):
+            raise ValueError(f"a node of length {header.Length} at offset {offset}")
+        node = Node(header.Type, header.SubType, raw[offset + HEADER.sizeof():offset + header.Length])
+        offset += header.Length
+        if node.is_end and node.subtype == efi.END_ENTIRE:
+            return nodes
+        nodes.append(node)
+    raise ValueError(f"more than {MAX_NODES} nodes")
 
 
 def read(mem, address: int) -> tuple[list[Node], int]:

@@ -269,3 +269,48 @@ def test_a_disk_that_is_not_a_disk_image_is_refused_in_one_line(tmp_path, conten
                              "--disk", str(disk)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert str(disk) in result.stderr and problem in result.stderr
+
+
+def load_option(description: str, nodes: list, data: bytes = b"", active: bool = True) -> bytes:
+    from efistub import device_path
+    from efistub.layouts import efi
+
+    paths = device_path.encode(nodes)
+    return (efi.LoadOptionHeader.build(dict(Attributes=int(active), FilePathListLength=len(paths)))
+            + (description + "\0").encode("utf-16-le") + paths + data)
+
+
+def test_boot_options_in_boot_order_come_before_the_removable_media_file(tmp_path):
+    """Boot#### in BootOrder: a missing file is skipped with a note, an inactive option too, the first one
+    that loads runs with its OptionalData as LoadOptions and BootCurrent set; the removable-media file
+    (hello.efi) is not started. The options use short forms: HD()/File() and File() alone."""
+    from efistub import device_path, guids
+    from efistub.disk import esp_disk_from_folder
+    from efistub.protocols.block_io import partition_node
+
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "EFI" / "test").mkdir()
+    shutil.copy(GUESTS / "x86_64" / "hello.efi", esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(GUESTS / "x86_64" / "exit.efi", esp / "EFI" / "test" / "exit.efi")
+    with esp_disk_from_folder(esp, seed=0) as disk:  # the disk efistub will build: the same ESP partition node
+        hd = partition_node(disk.table.esp)
+    machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI")
+    variables = machine.variables
+    variables.set("Boot0001", guids.GLOBAL_VARIABLE, data=load_option("missing", [device_path.file_path("\\nope.efi")]))
+    variables.set("Boot0003", guids.GLOBAL_VARIABLE, data=load_option(
+        "inactive", [device_path.file_path("\\EFI\\BOOT\\BOOTX64.EFI")], active=False))
+    variables.set("Boot0002", guids.GLOBAL_VARIABLE, data=load_option(
+        "exit test", [hd, device_path.file_path("\\EFI\\test\\exit.efi")], "boot-option-data".encode("utf-16-le")))
+    variables.set("BootOrder", guids.GLOBAL_VARIABLE, data=bytes([1, 0, 3, 0, 2, 0]))
+    report = machine.run()
+    assert report.outcome == "exit" and report.exit_status == "EFI_INVALID_PARAMETER"
+    assert report.exit_data == "exit-data-marker"
+    assert [i["source"] for i in report.images] == ["\\EFI\\BOOT\\BOOTX64.EFI", "\\EFI\\test\\exit.efi"]
+    assert not report.images[0]["started"] and report.images[1]["outcome"] == "exit"
+    assert any(n.startswith("Boot0001 (missing): not loaded") for n in report.notes)
+    assert variables.get("BootCurrent", guids.GLOBAL_VARIABLE).data == (2).to_bytes(2, "little")
+    child = machine.fw.image_chain[1]
+    interface = machine.fw.handles.get(child.handle).protocols[guids.LOADED_IMAGE_PROTOCOL]
+    loaded = machine.fw.mem.read_struct(machine.fw.layout.LoadedImage, interface)
+    assert machine.fw.mem.read(loaded.LoadOptions, loaded.LoadOptionsSize) == "boot-option-data".encode("utf-16-le")

@@ -162,6 +162,9 @@ TimeCapabilities = c_struct(
     "SetsToZero" / Int8ul,
 )
 
+# EFI_LOAD_OPTION (§3.1.3), packed: then CHAR16 Description[], FilePathList, OptionalData.
+LoadOptionHeader = Struct("Attributes" / Int32ul, "FilePathListLength" / Int16ul)
+
 # EFI_BLOCK_IO_PROTOCOL (§13.9), EFI_DISK_IO_PROTOCOL (§13.7), EFI_PARTITION_INFO_PROTOCOL (§13.18)
 BLOCK_IO = ("Reset", "ReadBlocks", "WriteBlocks", "FlushBlocks")
 BLOCK_IO_REVISION = 0x0002001F  # revision 3: the media structure has all its fields

@@ -45,3 +45,13 @@ def install(fw, image, base: int, cmdline: str, parent: int = 0, device: int = 0
     full_path = fw.store(MemoryType.EfiBootServicesData, device_path.encode(device_nodes + file_nodes))
     fw.handles.install(handle, guids.LOADED_IMAGE_DEVICE_PATH_PROTOCOL, full_path)
     return handle.address
+
+
+def set_load_options(fw, handle: int, options: bytes) -> None:
+    """Give an image its LoadOptions (a boot option's OptionalData), as the boot manager does."""
+    interface = fw.handles.get(handle).protocols[guids.LOADED_IMAGE_PROTOCOL]
+    layout = fw.layout.LoadedImage
+    loaded = dict(fw.mem.read_struct(layout, interface))
+    loaded.pop("_io", None)
+    loaded.update(LoadOptionsSize=len(options), LoadOptions=fw.store(MemoryType.EfiLoaderData, options))
+    fw.mem.write_struct(layout, interface, loaded)

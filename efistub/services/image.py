@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .. import device_path, guids
 from ..dispatch import ImageExit, Unwind, call_guest
 from ..errors import EfiError, GuestMemoryError, InputError
-from ..layouts import pe
+from ..layouts import efi, pe
 from ..layouts.efi import PAGE_SIZE
 from ..loader import PeImage, parse_image
 from ..memory import AllocateType, MemoryType, pages_for
@@ -132,12 +132,110 @@ def unload(fw, loaded: LoadedImage) -> None:
             fw.handles.uninstall(handle, guid)
 
 
-def boot(fw, loaded: LoadedImage, stack: int):
-    """The boot manager (a generator): signal ReadyToBoot, run the image, end the run with its exit."""
+def boot(fw, fallback: LoadedImage, stack: int):
+    """The boot manager (a generator): signal ReadyToBoot, try the active Boot#### options in BootOrder
+    (their optional data as LoadOptions, BootCurrent set), then the image efistub was given (the
+    removable-media file of `efistub boot`) when none of them could be started; the run ends with the
+    exit of the last one started."""
     fw.events.signal_group(guids.EVENT_GROUP_READY_TO_BOOT)
     yield from fw.events.run_notifications()
-    done = yield from start(fw, loaded, stack)
+    done = None
+    for number, option in boot_options(fw):
+        name = f"Boot{number:04X} ({option.description})"
+        try:
+            data, device, nodes = yield from _read_device_path(fw, expand_short_path(fw, option.paths), True)
+            loaded = load_bytes(fw, data, fallback.handle, device, nodes, fallback.image.machine)
+        except EfiError as e:
+            fw.note(f"{name}: not loaded: {e.note or Status.name_of(e.status)}")
+            continue
+        if option.data:
+            loaded_image.set_load_options(fw, loaded.handle, option.data)
+        fw.variables.set("BootCurrent", guids.GLOBAL_VARIABLE, BOOT_CURRENT_ATTRIBUTES, number.to_bytes(2, "little"))
+        done = yield from start(fw, loaded, stack)
+        fw.note(f"{name} returned {Status.name_of(done.status)}")
+    if done is None:  # no boot option could be started: the image efistub was given
+        done = yield from start(fw, fallback, stack)
     fw.request_stop("exit", status=done.status, exit_data=exit_text(fw, done), returned=not done.exited)
+
+
+BOOT_CURRENT_ATTRIBUTES = 0x6  # BOOTSERVICE_ACCESS | RUNTIME_ACCESS, volatile (UEFI 2.10 §3.3)
+LOAD_OPTION_ACTIVE = 0x1
+
+
+@dataclass
+class BootOption:
+    attributes: int
+    description: str
+    paths: list  # the device-path nodes of the first path of FilePathList
+    data: bytes  # OptionalData: the image's LoadOptions
+
+
+def boot_options(fw):
+    """The active Boot#### options in BootOrder, as (number, BootOption); malformed ones are noted."""
+    order = fw.variables.get("BootOrder", guids.GLOBAL_VARIABLE)
+    if order is None:
+        return
+    for i in range(0, len(order.data) - 1, 2):
+        number = int.from_bytes(order.data[i:i + 2], "little")
+        variable = fw.variables.get(f"Boot{number:04X}", guids.GLOBAL_VARIABLE)
+        if variable is None:
+            fw.note(f"BootOrder names Boot{number:04X}, which does not exist")
+            continue
+        try:
+            option = parse_load_option(variable.data)
+        except ValueError as e:
+            fw.note(f"Boot{number:04X}: {e}")
+            continue
+        if option.attributes & LOAD_OPTION_ACTIVE:
+            yield number, option
+
+
+def parse_load_option(raw: bytes) -> BootOption:
+    """EFI_LOAD_OPTION (UEFI 2.10 §3.1.3): Attributes, FilePathListLength, Description, FilePathList,
+    OptionalData."""
+    fixed = efi.LoadOptionHeader.sizeof()
+    if len(raw) < fixed + 2:
+        raise ValueError("shorter than an EFI_LOAD_OPTION")
+    header = efi.LoadOptionHeader.parse(raw)
+    end = fixed
+    while end + 1 < len(raw) and raw[end:end + 2] != b"\0\0":
+        end += 2
+    if end + 1 >= len(raw):
+        raise ValueError("its Description has no terminator")
+    description = raw[fixed:end].decode("utf-16-le", errors="replace")
+    paths_start = end + 2
+    paths = raw[paths_start:paths_start + header.FilePathListLength]
+    if len(paths) < header.FilePathListLength:
+        raise ValueError("its FilePathList runs past the end")
+    try:
+        nodes = device_path.decode(paths)
+    except ValueError as e:
+        raise ValueError(f"its FilePathList is not a device path: {e}") from None
+    return BootOption(header.Attributes, description, nodes, raw[paths_start + header.FilePathListLength:])
+
+
+def expand_short_path(fw, nodes: list) -> list:
+    """A short-form device path as firmware expands it (UEFI 2.10 §3.1.2): one that starts with a
+    HD() node (as efibootmgr writes them) gets the path of the partition with that node in front;
+    one that is only a file path, the path of the first volume that has the file."""
+    if not nodes:
+        return nodes
+    if nodes[0].is_hard_drive:
+        for handle in fw.handles.with_protocol(guids.DEVICE_PATH_PROTOCOL):
+            full, _ = device_path.read(fw.mem, handle.protocols[guids.DEVICE_PATH_PROTOCOL])
+            if full and full[-1] == nodes[0]:
+                return full + nodes[1:]
+    elif all(n.is_file_path for n in nodes):
+        name = "\\".join(n.path_name.strip("\\") for n in nodes)
+        for handle in fw.handles.with_protocol(guids.SIMPLE_FILE_SYSTEM_PROTOCOL):
+            volume = fw.protocol_state["volumes"][handle.protocols[guids.SIMPLE_FILE_SYSTEM_PROTOCOL]]
+            try:
+                volume.stat(volume.resolve("\\", name))
+            except EfiError:
+                continue
+            if guids.DEVICE_PATH_PROTOCOL in handle.protocols:
+                return device_path.read(fw.mem, handle.protocols[guids.DEVICE_PATH_PROTOCOL])[0] + nodes
+    return nodes
 
 
 @service("LoadImage", BootPolicy=BOOLEAN, ParentImageHandle=HANDLE, DevicePath=POINTER, SourceBuffer=POINTER,
@@ -156,17 +254,24 @@ def LoadImage(fw, boot_policy, parent, path, source, size, handle_ptr):
         return Status.EFI_NOT_FOUND
     else:
         data, device, file_nodes = yield from _read_device_path(fw, _nodes(fw, path), boot_policy)
-    if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:  # not a PE image at all: EDK2 says unsupported
+    loaded = load_bytes(fw, data, parent, device, file_nodes, fw.images[parent].image.machine)
+    fw.mem.write_uintn(handle_ptr, loaded.handle)
+    return Status.EFI_SUCCESS
+
+
+def load_bytes(fw, data: bytes, parent: int, device: int, file_nodes: list | None, machine: int,
+               options: str = "") -> LoadedImage:
+    """LoadImage's checks and loading of an image's bytes: EFI_UNSUPPORTED for no PE image or another
+    machine (as EDK2), EFI_LOAD_ERROR for a corrupt one."""
+    if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:
         raise EfiError(Status.EFI_UNSUPPORTED, "the image holds no PE image (no MZ signature)")
     try:
         image = parse_image(device_path.text(file_nodes) if file_nodes else "SourceBuffer", data)
     except InputError as e:  # a PE image, but corrupt
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
-    if image.width != fw.width or image.machine != fw.images[parent].image.machine:
+    if image.width != fw.width or image.machine != machine:
         raise EfiError(Status.EFI_UNSUPPORTED, f"the image is for {image.arch}")
-    loaded = load(fw, image, "", parent, device=device, file_path=file_nodes)
-    fw.mem.write_uintn(handle_ptr, loaded.handle)
-    return Status.EFI_SUCCESS
+    return load(fw, image, options, parent, device=device, file_path=file_nodes)
 
 
 def _nodes(fw, path: int) -> list:
