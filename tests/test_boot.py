@@ -193,17 +193,22 @@ def test_systemd_boot_runs_a_uki_from_efi_linux(corpus, tmp_path):
 GRUB_OPTIONS = "console=ttyS0 rdinit=/init efistub-grub"
 
 
-def test_grub_reads_its_config_through_block_io_and_boots_the_kernel(corpus, tmp_path):
-    """GRUB 2.06 never uses SIMPLE_FILE_SYSTEM: it finds its device among the BLOCK_IO handles (the ESP
-    folder as a GPT disk with a FAT partition), reads grub.cfg with its own FAT driver, loads the kernel
-    and the initrd, calls ExitBootServices itself and jumps to the kernel through its relocator."""
-    esp = tmp_path / "esp"
+def grub_esp(corpus, esp: Path, grub_name: str) -> Path:
+    """An ESP with GRUB 2.06 as \\EFI\\BOOT\\<grub_name>, its grub.cfg beside it, the kernel and the initrd."""
     (esp / "EFI" / "BOOT").mkdir(parents=True)
-    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / grub_name)
     shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), esp / "vmlinuz")
     shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), esp / "initrd.img")
     (esp / "EFI" / "BOOT" / "grub.cfg").write_text(
         f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
+    return esp
+
+
+def test_grub_reads_its_config_through_block_io_and_boots_the_kernel(corpus, tmp_path):
+    """GRUB 2.06 never uses SIMPLE_FILE_SYSTEM: it finds its device among the BLOCK_IO handles (the ESP
+    folder as a GPT disk with a FAT partition), reads grub.cfg with its own FAT driver, loads the kernel
+    and the initrd, calls ExitBootServices itself and jumps to the kernel through its relocator."""
+    esp = grub_esp(corpus, tmp_path / "esp", "BOOTX64.EFI")
     machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
                       timeout=60)
     report = machine.run()
@@ -219,14 +224,8 @@ def test_grub_reads_its_config_through_block_io_and_boots_the_kernel(corpus, tmp
 
 def test_shim_grub_kernel_chain(corpus, tmp_path):
     """shim 16.1 -> GRUB 2.06 (grubx64.efi beside shim, its grub.cfg beside it) -> the 6.12 kernel."""
-    esp = tmp_path / "esp"
-    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    esp = grub_esp(corpus, tmp_path / "esp", "grubx64.efi")
     shutil.copy(corpus_file(corpus, "x86_64/shimx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
-    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "grubx64.efi")
-    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), esp / "vmlinuz")
-    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), esp / "initrd.img")
-    (esp / "EFI" / "BOOT" / "grub.cfg").write_text(
-        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
     machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
                       timeout=60)
     report = machine.run()
@@ -241,13 +240,7 @@ def test_grub_boots_from_a_disk_image(corpus, tmp_path):
     """--disk FILE: a GPT disk image whose FAT ESP holds GRUB, its grub.cfg, the kernel and the initrd."""
     from efistub.disk import esp_disk_from_folder
 
-    folder = tmp_path / "esp"
-    (folder / "EFI" / "BOOT").mkdir(parents=True)
-    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), folder / "EFI" / "BOOT" / "BOOTX64.EFI")
-    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), folder / "vmlinuz")
-    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), folder / "initrd.img")
-    (folder / "EFI" / "BOOT" / "grub.cfg").write_text(
-        f"set timeout=0\nmenuentry efistub {{\n  linux /vmlinuz {GRUB_OPTIONS}\n  initrd /initrd.img\n}}\n")
+    folder = grub_esp(corpus, tmp_path / "esp", "BOOTX64.EFI")
     disk = tmp_path / "disk.img"
     esp_disk_from_folder(folder, path=disk).close()
     result = subprocess.run([sys.executable, "-m", "efistub", "boot", "--disk", str(disk), "--json", "-"],
