@@ -352,7 +352,7 @@ def _run(args) -> int:
 
     out = sys.stdout
     json_to_stdout = args.json == "-"
-    console = None if json_to_stdout else (lambda text: (out.write(text), out.flush()))
+    console = None if json_to_stdout else (lambda text: (out.write(terminal_safe(text)), out.flush()))
     machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
                        boot_path=getattr(args, "boot_path", None))
     report = machine.run()
@@ -389,9 +389,21 @@ def _print_call(call) -> None:
     print(f"[{call.seq:5}] {call.service}({args}) -> {result}{flags}{note}", file=sys.stderr, flush=True)
 
 
+# Control characters a guest may print that the terminal may act on (escape sequences, bells,
+# form feeds...): shown escaped. Newlines, carriage returns, tabs and backspaces pass.
+UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x08), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F,
+                                        *range(0x80, 0xA0))}
+
+
+def terminal_safe(text: str) -> str:
+    """Guest text as it may reach the user's terminal: control characters escaped (the report
+    keeps the raw text)."""
+    return text.translate(UNSAFE)
+
+
 def summary(report) -> str:
     lines = [f"--- efistub: {report.outcome} ({report.arch}) ---"]
-    add = lambda key, value: lines.append(f"{key:<14}{value}")  # noqa: E731
+    add = lambda key, value: lines.append(f"{key:<14}{terminal_safe(str(value))}")  # noqa: E731
     if report.outcome == "handoff":
         h = report.handoff
         add("entry", hex(h["entry"]))

@@ -97,3 +97,22 @@ def test_without_the_native_trampoline_efistub_says_so_once_and_runs_python_disp
     notes = [line for line in result.stderr.splitlines() if "running with Python dispatch" in line]
     assert len(notes) == 1 and notes[0].startswith("efistub: note: the native trampoline is not built")
     assert json.loads((tmp_path / "r.json").read_text())["dispatch"] == "python"
+
+
+def test_guest_text_cannot_send_escape_sequences_to_the_terminal(tmp_path):
+    """A guest prints ESC [2J (clear screen) and a bell: the terminal sees them escaped, the report raw."""
+    text = "\x1b[2J\x07efistub"
+    code = (bytes.fromhex("4883ec28")          # sub rsp, 0x28
+            + bytes.fromhex("488b4a40")        # mov rcx, [rdx+0x40]  ConOut
+            + bytes.fromhex("488d150a000000")  # lea rdx, [rip+10]    the string after the code
+            + bytes.fromhex("ff5108")          # call [rcx+8]         OutputString
+            + bytes.fromhex("31c04883c428c3")  # xor eax, eax; add rsp, 0x28; ret
+            + (text + "\0").encode("utf-16-le"))
+    image = tmp_path / "escape.efi"
+    image.write_bytes(code_image(code))
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(image), "--json", str(tmp_path / "r.json")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b[2J\\x07efistub" in result.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["console"] == text
