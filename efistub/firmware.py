@@ -86,7 +86,6 @@ class Firmware:
         self.stub_address: dict[str, int] = {}
         self.image_handle = 0  # the image the run started with
         self.boot_device = 0  # the handle of the volume the image came from (--esp); 0: none
-        self.loaded_images: list[tuple[int, int]] = []  # (base, size) of images the firmware loaded
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
         self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given
 
@@ -159,19 +158,31 @@ class Firmware:
             self.stop = StopRequest(outcome, details)
 
     def code_range(self, address: int) -> tuple[int, int, str] | None:
-        """Memory that may run code before ExitBootServices, around ``address``: a loaded image,
-        or a run of pages allocated as code (EfiLoaderCode, EfiBootServicesCode,
-        EfiRuntimeServicesCode). Returns (start, size, what) or None."""
-        image = self.in_loaded_image(address)
-        if image is not None:
-            return image[0], image[1], "the loaded image"
+        """Memory that may run code before ExitBootServices, around ``address``: the section of a
+        loaded image that holds it (only that section, so stores to the image's other sections stay
+        on the engine's fast path), or a run of pages allocated as code (EfiLoaderCode,
+        EfiBootServicesCode, EfiRuntimeServicesCode). Returns (start, size, what) or None."""
+        loaded = self.image_at(address)
+        if loaded is not None:
+            rva = address - loaded.base
+            for section in loaded.image.sections:
+                if section.virtual_address <= rva < section.virtual_address + section.span:
+                    start = (loaded.base + section.virtual_address) // PAGE_SIZE * PAGE_SIZE
+                    end = -(-(loaded.base + section.virtual_address + section.span) // PAGE_SIZE) * PAGE_SIZE
+                    return start, end - start, f"section {section.name} of {loaded.source}"
+            return loaded.base, loaded.pages * PAGE_SIZE, f"the image {loaded.source}"
         for start, end, kind in self.pages.runs():
             if start <= address < end and kind in CODE_TYPES:
                 return start, end - start, f"{MemoryType.name_of(kind)} memory"
         return None
 
-    def in_loaded_image(self, address: int) -> tuple[int, int] | None:
-        for base, size in self.loaded_images:
-            if base <= address < base + size:
-                return base, size
+    def image_at(self, address: int):
+        """The loaded image (services.image.LoadedImage) that holds ``address``, if any."""
+        for loaded in self.images.values():
+            if loaded.base <= address < loaded.base + loaded.pages * PAGE_SIZE:
+                return loaded
         return None
+
+    def in_loaded_image(self, address: int) -> tuple[int, int] | None:
+        loaded = self.image_at(address)
+        return None if loaded is None else (loaded.base, loaded.pages * PAGE_SIZE)

@@ -99,7 +99,6 @@ def load(fw, image: PeImage, options: str, parent: int, base: int | None = None,
     except InputError as e:  # a relocation the loader cannot apply
         fw.pages.free(base, pages_for(image.size_of_image))
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
-    fw.loaded_images.append((base, pages_for(image.size_of_image) * PAGE_SIZE))
     handle = loaded_image.install(fw, image, base, options, parent=parent, device=device, file_path=file_path)
     if source is None:
         source = device_path.text(file_path) if file_path else "memory buffer"
@@ -124,7 +123,6 @@ def start(fw, loaded: LoadedImage, stack: int | None = None):
 def unload(fw, loaded: LoadedImage) -> None:
     loaded.unloaded = True
     fw.images.pop(loaded.handle, None)
-    fw.loaded_images = [r for r in fw.loaded_images if r[0] != loaded.base]
     fw.pages.free(loaded.base, loaded.pages)
     handle = fw.handles.get(loaded.handle)
     if handle is not None:
