@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
+# The installed efistub (editable or not), whose native trampoline is built; only the guest
+# program comes from this tree.
 from efistub import native  # noqa: E402
 from efistub.machine import Machine  # noqa: E402
 
