@@ -200,8 +200,10 @@ def _load_report(path: str) -> dict:
         raise InputError(path, e.strerror or str(e)) from None
     except ValueError as e:
         raise InputError(path, f"not JSON: {e}") from None
-    if not isinstance(report, dict) or report.get("schema") != 1 or "usage" not in report:
-        raise InputError(path, "not an efistub report (schema 1)")
+    from .report import READABLE_SCHEMAS
+
+    if not isinstance(report, dict) or report.get("schema") not in READABLE_SCHEMAS or "usage" not in report:
+        raise InputError(path, f"not an efistub report (schema {' or '.join(map(str, READABLE_SCHEMAS))})")
     return report
 
 

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = 1
+SCHEMA = 2  # 2: images, files, stalled, calls[].image
+READABLE_SCHEMAS = (1, 2)  # what efistub diff compares
 OUTCOMES = ("handoff", "exit", "reset", "stalled", "fault", "timeout", "error")
 
 

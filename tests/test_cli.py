@@ -66,7 +66,7 @@ def test_exit_codes_and_json(tmp_path):
     result = efistub("run", image, "--json", out)
     assert result.returncode == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == 1 and report["outcome"] == "exit" and report["exit_status"] == "EFI_SUCCESS"
+    assert report["schema"] == 2 and report["outcome"] == "exit" and report["exit_status"] == "EFI_SUCCESS"
     assert "--- efistub: exit (x86_64) ---" in result.stdout
     image.write_bytes(code_image(b"\x0f\x0b"))  # ud2
     result = efistub("run", image)
