@@ -1102,6 +1102,12 @@ def fat_image_from_folder(folder: str | os.PathLike, path: str | os.PathLike | N
 
 def _gpt_tables(total_blocks: int, esp_start: int, esp_blocks: int, disk_guid: Guid, part_guid: Guid):
     """(protective MBR, primary header, backup header, entry array) of a disk with one ESP."""
+    return _gpt_tables_of(total_blocks, [(ESP_TYPE, part_guid, ESP_NAME, esp_start, esp_blocks)], disk_guid)
+
+
+def _gpt_tables_of(total_blocks: int, parts: list, disk_guid: Guid):
+    """(protective MBR, primary header, backup header, entry array) of a disk with the partitions
+    ``parts``: (type GUID, unique GUID, name, start LBA, blocks)."""
     entry_blocks = layout.GPT_ENTRIES * layout.GPT_ENTRY_SIZE // BLOCK_SIZE
     last = total_blocks - 1
     empty = dict(BootIndicator=0, StartingCHS=bytes(3), OSType=0, EndingCHS=bytes(3), StartingLBA=0, SizeInLBA=0)
@@ -1109,10 +1115,11 @@ def _gpt_tables(total_blocks: int, esp_start: int, esp_blocks: int, disk_guid: G
                       EndingCHS=b"\xff\xff\xff", StartingLBA=1, SizeInLBA=min(last, 0xFFFFFFFF))
     mbr = layout.Mbr.build(dict(BootCode=bytes(440), UniqueMBRDiskSignature=0, Unknown=0,
                                 Partition=[protective, empty, empty, empty], Signature=layout.MBR_SIGNATURE))
-    name = ESP_NAME.encode("utf-16-le").ljust(2 * layout.GPT_NAME_CHARS, b"\0")
-    entries = layout.GptPartitionEntry.build(dict(
-        PartitionTypeGUID=ESP_TYPE.to_bytes(), UniquePartitionGUID=part_guid.to_bytes(), StartingLBA=esp_start,
-        EndingLBA=esp_start + esp_blocks - 1, Attributes=0, PartitionName=name))
+    entries = b"".join(layout.GptPartitionEntry.build(dict(
+        PartitionTypeGUID=kind.to_bytes(), UniquePartitionGUID=unique.to_bytes(), StartingLBA=start,
+        EndingLBA=start + blocks - 1, Attributes=0,
+        PartitionName=name.encode("utf-16-le").ljust(2 * layout.GPT_NAME_CHARS, b"\0")))
+        for kind, unique, name, start, blocks in parts)
     entries = entries.ljust(layout.GPT_ENTRIES * layout.GPT_ENTRY_SIZE, b"\0")
 
     def header(my_lba: int, alternate: int, entry_lba: int) -> bytes:
@@ -1173,6 +1180,39 @@ def gpt_disk_with_esp(fat_image: FatImage | bytes, disk_guid: Guid, part_guid: G
         else:
             os.pwrite(fd, bytes(fat_image), start)
         os.ftruncate(fd, total * BLOCK_SIZE)
+        last = total - 1
+        os.pwrite(fd, mbr + primary + entries, 0)
+        os.pwrite(fd, entries + backup, (last - len(entries) // BLOCK_SIZE) * BLOCK_SIZE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def gpt_disk(path: str | os.PathLike, partitions: list, disk_guid: Guid) -> str:
+    """Write a GPT disk to ``path`` from ``partitions``: (type GUID, unique GUID, name, host file with
+    the partition's contents), each placed at the next 1 MiB boundary from LBA 2048, with a 1 MiB
+    tail for the backup table; returns the path. For tests and tools that need several partitions
+    (an ESP and a Linux /boot, say)."""
+    path = os.fspath(path)
+    placed, lba = [], ESP_START_LBA
+    align = MIB // BLOCK_SIZE
+    for kind, unique, name, source in partitions:
+        blocks = max(1, -(-os.path.getsize(source) // BLOCK_SIZE))
+        placed.append((kind, unique, name, lba, blocks, source))
+        lba = -(-(lba + blocks) // align) * align
+    total = lba + align
+    mbr, primary, backup, entries = _gpt_tables_of(total, [p[:5] for p in placed], disk_guid)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC | _O_BINARY, 0o644)
+    try:
+        os.ftruncate(fd, total * BLOCK_SIZE)
+        for _, _, _, start, _, source in placed:
+            src = os.open(source, os.O_RDONLY | _O_CLOEXEC | _O_BINARY)
+            try:
+                size = os.path.getsize(source)
+                if _copy_range(src, fd, size, 0, start * BLOCK_SIZE, {}) != size:
+                    raise ValueError(f"{source}: shorter than it was")
+            finally:
+                os.close(src)
         last = total - 1
         os.pwrite(fd, mbr + primary + entries, 0)
         os.pwrite(fd, entries + backup, (last - len(entries) // BLOCK_SIZE) * BLOCK_SIZE)

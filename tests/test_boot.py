@@ -307,3 +307,37 @@ def test_boot_options_in_boot_order_come_before_the_removable_media_file(tmp_pat
     interface = machine.fw.handles.get(child.handle).protocols[guids.LOADED_IMAGE_PROTOCOL]
     loaded = machine.fw.mem.read_struct(machine.fw.layout.LoadedImage, interface)
     assert machine.fw.mem.read(loaded.LoadOptions, loaded.LoadOptionsSize) == "boot-option-data".encode("utf-16-le")
+
+
+def test_grub_loads_the_kernel_from_an_ext2_partition_of_a_disk(corpus, tmp_path):
+    """--disk with two GPT partitions: the FAT ESP with GRUB and its grub.cfg, and an ext2 /boot (made by
+    mke2fs -d) with the kernel and the initrd, which GRUB reads with its own ext2 driver through BLOCK_IO."""
+    from efistub.disk import ESP_TYPE, fat_image_from_folder, gpt_disk, guid_from_seed
+    from efistub.guids import Guid
+
+    mke2fs = shutil.which("mke2fs") or shutil.which("mke2fs", path="/usr/sbin:/sbin")
+    if mke2fs is None:
+        pytest.skip("mke2fs (e2fsprogs) is not installed: cannot build an ext2 partition")
+    esp, boot = tmp_path / "esp", tmp_path / "boot"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    boot.mkdir()
+    shutil.copy(corpus_file(corpus, "x86_64/2.06-13+deb12u2_grubx64.efi"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    (esp / "EFI" / "BOOT" / "grub.cfg").write_text(
+        "set timeout=0\nmenuentry efistub {\n"
+        f"  linux (hd0,gpt2)/vmlinuz {GRUB_OPTIONS}\n  initrd (hd0,gpt2)/initrd.img\n}}\n")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][2]), boot / "vmlinuz")
+    shutil.copy(corpus_file(corpus, SYSTEMD_BOOT["x86_64"][3]), boot / "initrd.img")
+    subprocess.run([mke2fs, "-q", "-t", "ext2", "-d", str(boot), str(tmp_path / "boot.img"), "32M"], check=True)
+    fat_image_from_folder(esp, tmp_path / "esp.img")
+    linux = Guid("0fc63daf-8483-4772-8e79-3d69d8477de4")  # Linux filesystem data
+    disk = gpt_disk(tmp_path / "disk.img", [(ESP_TYPE, guid_from_seed(1, "esp"), "ESP", tmp_path / "esp.img"),
+                                            (linux, guid_from_seed(1, "boot"), "boot", tmp_path / "boot.img")],
+                    guid_from_seed(1, "disk"))
+    bootfile = (esp / "EFI" / "BOOT" / "BOOTX64.EFI").read_bytes()
+    machine = Machine(bootfile, disk=disk, boot_path="\\EFI\\BOOT\\BOOTX64.EFI", timeout=60)
+    report = machine.run()
+    assert report.outcome == "handoff", report.fault or report.timeout or report.stalled
+    bp = report.handoff["boot_params"]
+    assert bp["cmdline"] == f"BOOT_IMAGE=(hd0,gpt2)/vmlinuz {GRUB_OPTIONS}"
+    initrd = (boot / "initrd.img").read_bytes()
+    assert machine.fw.mem.read(bp["ramdisk_image"], bp["ramdisk_size"]) == initrd
