@@ -188,10 +188,7 @@ class Dispatcher:
         fw = self.fw
         svc = self.services[slot]
         fw.mem.forget()
-        if self.width == 8:
-            values = [decode(r) for (decode, _, _), r in zip(self._plans[slot][0], raw)]
-        else:
-            values = self.decode(slot, raw)
+        values = self.decode(slot, raw)
         record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values), caller=caller)
         if self.native is not None:
             record.native_before = self.native.count()
@@ -209,7 +206,6 @@ class Dispatcher:
         if not svc.implemented:
             record.unimplemented = True
             return self._complete(Frame(None, record, svc), svc.absent)
-        error = None
         try:
             extra = ()
             if svc.varargs is not None:  # decoded here, so the record shows them even when the call fails
@@ -218,9 +214,7 @@ class Dispatcher:
                 record.args.update(svc.varargs.show(fw, extra[0]))
             returned = svc.function(fw, *values, *extra)
         except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
-            error = e
-        if error is not None:
-            return self._failed(Frame(None, record, svc), error)
+            return self._failed(Frame(None, record, svc), e)
         if isinstance(returned, GeneratorType):
             return self._advance(Frame(returned, record, svc), None)
         if fw.state.notify_armed:  # a notification may be due: the slower path that can run it

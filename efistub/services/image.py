@@ -25,10 +25,7 @@ from ..status import ERROR_BIT, Status, from_guest as status_from_guest
 from ..tables import update_system_table
 
 CHILD_STACK = 128 << 10
-
-
-def status_is_error(status: int) -> bool:
-    return bool(status & ERROR_BIT)  # each started image gets a stack of its own
+  # each started image gets a stack of its own
 
 
 @dataclass
@@ -322,7 +319,7 @@ def _load_file(fw, interface: int, rest: list, boot_policy: bool):
         status = status_from_guest(status, fw.width)
         size = fw.mem.read_uintn(size_ptr)
         if status != Status.EFI_BUFFER_TOO_SMALL or not size:
-            raise EfiError(status if status_is_error(status) else Status.EFI_LOAD_ERROR,
+            raise EfiError(status if status & ERROR_BIT else Status.EFI_LOAD_ERROR,
                            f"LoadFile's size probe gave {Status.name_of(status)}")
         buffer = fw.allocate_pool(MemoryType.EfiBootServicesData, size)
         try:
