@@ -323,27 +323,33 @@ class GuestMemory:
         key = ("ucs2", a, limit)
         text = self._memo.get(key)
         if text is None:
-            text = self._memo[key] = self._read_ucs2(a, limit)
+            text = self._memo[key] = self._read_terminated(a, limit, 2).decode("utf-16-le", errors="replace")
         return text
 
-    def _read_ucs2(self, a: int, limit: int) -> str:
+    def read_ascii(self, a: int, limit: int = 1 << 12) -> str:
+        """A NUL-terminated CHAR8 string (an RFC 4646 language code, say) of at most ``limit`` characters."""
+        return self._read_terminated(a, limit, 1).decode("ascii", errors="replace")
+
+    def _read_terminated(self, a: int, limit: int, unit: int) -> bytes:
+        """The bytes before the first NUL character of ``unit`` bytes, at most ``limit`` characters."""
         out = b""
+        nul = bytes(unit)
         chunk = 128
-        while len(out) < limit * 2:
+        while len(out) < limit * unit:
             try:
                 data = self.read(a + len(out), chunk)
             except GuestMemoryError:
-                if chunk == 2:
+                if chunk == unit:
                     raise
-                chunk = 2  # near the end of RAM: go on character by character
+                chunk = unit  # near the end of RAM: go on character by character
                 continue
-            end = data.find(b"\0\0")
-            while end >= 0 and end % 2:
-                end = data.find(b"\0\0", end + 1)
+            end = data.find(nul)
+            while end >= 0 and end % unit:
+                end = data.find(nul, end + 1)
             if end >= 0:
-                return (out + data[:end]).decode("utf-16-le", errors="replace")
+                return out + data[:end]
             out += data
-        raise GuestMemoryError(a, limit * 2, "find the end of a string")
+        raise GuestMemoryError(a, limit * unit, "find the end of a string")
 
     def forget(self) -> None:
         """Drop remembered strings and GUIDs: guest code may have changed memory since."""

@@ -44,6 +44,15 @@ def _string(fw, address):
         return f"<unreadable 0x{address:x}>"
 
 
+def _ascii(fw, address):
+    if not address:
+        return None
+    try:
+        return fw.mem.read_ascii(address, limit=256)
+    except GuestMemoryError:
+        return f"<unreadable 0x{address:x}>"
+
+
 def _unsigned(bits: int | None):
     """A decoder factory: the value masked to ``bits`` (None: the guest's UINTN)."""
     def decoder(width: int):
@@ -77,6 +86,7 @@ UINTN = ArgType("UINTN", None, _unsigned(None), _plain)
 UINT64 = ArgType("UINT64", 8, _unsigned(64), _plain)
 UINT32 = ArgType("UINT32", 4, _unsigned(32), _plain)
 INT32 = ArgType("INT32", 4, _int32, _plain)
+UINT16 = ArgType("UINT16", 2, _unsigned(16), _plain)
 UINT8 = ArgType("UINT8", 1, _unsigned(8), _plain)
 BOOLEAN = ArgType("BOOLEAN", 1, _boolean, _plain)
 POINTER = ArgType("POINTER", None, _unsigned(None), _plain)  # any guest pointer, in or out
@@ -84,6 +94,7 @@ HANDLE = POINTER
 EVENT = POINTER
 GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _guid)
 STRING = ArgType("CHAR16 *", None, _unsigned(None), _string)
+ASCII = ArgType("CHAR8 *", None, _unsigned(None), _ascii)
 STATUS = ArgType("EFI_STATUS", None, _status, lambda fw, v: Status.name_of(v))
 
 

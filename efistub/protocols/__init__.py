@@ -7,8 +7,8 @@ structure in guest memory with every member pointing at its stub.
 
 from __future__ import annotations
 
-from . import block_io, console, dtb, initrd, loaded_image, riscv_boot, rng, simple_file_system  # noqa: F401
+from . import block_io, console, dtb, hii, initrd, loaded_image, riscv_boot, rng, simple_file_system  # noqa: F401
 
 # What the firmware installs after its tables and before the image, in order; each decides from
 # the run's options whether this run has it. An architecture adds its own (Architecture.PROTOCOLS).
-INSTALLERS = (simple_file_system.install, block_io.install, initrd.install, rng.install, dtb.install)
+INSTALLERS = (simple_file_system.install, block_io.install, initrd.install, rng.install, dtb.install, hii.install)
