@@ -1,4 +1,5 @@
-"""Variable services (UEFI 2.10 §8.2) over the in-memory store ``fw.variables``."""
+"""Variable services (UEFI 2.10 §8.2) over the store ``fw.variables`` (in memory; loaded from and saved
+to a file with --vars, efistub/varstore.py)."""
 
 from __future__ import annotations
 
@@ -97,11 +98,10 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
         if existing is None and not size:
             return Status.EFI_SUCCESS
         data = (existing.data if existing is not None else b"") + data
-    new_size = 2 * (len(name) + 1) + len(data)
-    if new_size > fw.variables.max_variable:
+    if v.payload_size(name, len(data)) > fw.variables.region(stored_attributes).max_variable:
         return INVALID
-    if new_size - (existing.size if existing else 0) > fw.variables.remaining:
-        return Status.EFI_OUT_OF_RESOURCES
+    if not fw.variables.fits(name, guid, stored_attributes, len(data)):
+        return Status.EFI_OUT_OF_RESOURCES  # the store (for an edk2 flash image: its variable region) is full
     fw.variables.set(name, guid, stored_attributes, data)
     return Status.EFI_SUCCESS
 
@@ -115,8 +115,8 @@ def QueryVariableInfo(fw, attributes, max_storage_ptr, remaining_ptr, max_size_p
         return INVALID
     if attributes & v.AUTHENTICATED:
         return Status.EFI_UNSUPPORTED
-    store = fw.variables  # the three outputs are UINT64 on every architecture
-    fw.mem.write_u64(max_storage_ptr, store.capacity)
-    fw.mem.write_u64(remaining_ptr, store.remaining)
-    fw.mem.write_u64(max_size_ptr, store.max_variable)
+    capacity, remaining, largest = fw.variables.query(attributes)  # UINT64 outputs on every architecture
+    fw.mem.write_u64(max_storage_ptr, capacity)
+    fw.mem.write_u64(remaining_ptr, remaining)
+    fw.mem.write_u64(max_size_ptr, largest)
     return Status.EFI_SUCCESS
