@@ -173,6 +173,8 @@ def _check(args) -> int:
     report = _machine(Machine, args).run()
     if args.json:
         _write_json(args.json, report.to_json())
+    if _store_not_saved(report):
+        return EXIT_INPUT
     problems = policies.violations(policy, report.to_dict())
     for line in problems:
         print(line)
@@ -372,9 +374,20 @@ def _run(args) -> int:
         if report.console and not report.console.endswith("\n"):
             out.write("\n")
         out.write(summary(report))
+    if _store_not_saved(report):
+        return EXIT_INPUT
     if report.outcome == "handoff" or report.outcome == "exit" and report.exit_status == "EFI_SUCCESS":
         return EXIT_OK
     return EXIT_GUEST
+
+
+def _store_not_saved(report) -> bool:
+    """Say so, in one line, when the --vars store could not be saved."""
+    store = report.variable_store
+    if store and store["error"]:
+        print(f"efistub: error: {store['path']}: {store['error']}", file=sys.stderr)
+        return True
+    return False
 
 
 def _show(value) -> str:
@@ -471,6 +484,11 @@ def summary(report) -> str:
     add("unimplemented", ", ".join(report.unimplemented) or "none")
     if report.violations:
         add("violations", ", ".join(v["service"] for v in report.violations))
+    store = report.variable_store
+    if store:
+        done = "saved" if store["saved"] else f"not saved: {store['error'] or store['not_saved']}"
+        add("store", f"{store['path']} ({store['format']}): {store['loaded']} loaded, {store['changed']} changed, "
+                     f"{done}")
     for note in report.notes:
         add("note", note)
     add("engine", f"{report.engine}, {report.dispatch} dispatch")

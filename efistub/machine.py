@@ -26,6 +26,7 @@ from .variables import VariableStore
 
 PAGE = efi.PAGE_SIZE
 TABLE_SERVICES = tuple(n for n in efi.BOOT_SERVICES + efi.RUNTIME_SERVICES if n != "Reserved")
+FAULT_OUTCOMES = ("fault", "error", "timeout")  # a --vars store is saved after these only with --vars-save-on-fault
 MIN_MEMORY = 64 << 20
 MAX_MEMORY = 64 << 30
 
@@ -92,11 +93,12 @@ class Machine:
     ``image`` is the path of a PE32+ EFI image. ``initrd`` and ``dtb`` are bytes or a
     path. ``arch`` ("x86_64", "aarch64", "riscv64"), when given, must match the image.
     ``console`` receives the guest's console output as it is printed, ``trace`` every
-    call record as it completes. See docs/api.md.
+    call record as it completes. ``save_vars`` False: a ``vars`` store is read, never written back.
+    See docs/api.md.
     """
 
     def __init__(self, image, *, arch: str | None = None, only=None, console=None, trace=None,
-                 boot_path: str | None = None, **options):
+                 boot_path: str | None = None, save_vars: bool = True, **options):
         unknown = set(options) - RunOptions.names()
         if unknown:
             raise TypeError(f"Machine() got unknown options {sorted(unknown)}; the run options are: "
@@ -135,7 +137,13 @@ class Machine:
         self.boot_path = boot_path
         self.console_sink = console
         self.trace = trace
-        self.variables = VariableStore()
+        self.variables, self._vars_before = VariableStore(), None
+        if opts.vars is not None:  # a one-line InputError unless it is a store (or a new JSON one)
+            from . import varstore
+
+            self.variables = varstore.open_store(opts.vars, opts.vars_format)
+            self._vars_before = varstore.snapshot(self.variables)
+        self.save_vars = save_vars
         self._overrides: dict[str, object] = {}
         self._injections: dict[str, Injection] = {}
         self._observers: list = []
@@ -323,7 +331,35 @@ class Machine:
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
+        report.variable_store = self._save_variables(outcome)
         return report
+
+    def _save_variables(self, outcome: str) -> dict | None:
+        """Save the --vars store when the run changed a non-volatile variable, unless the run ended
+        in a fault (without --vars-save-on-fault) or saving is off; what was done, for the report."""
+        opts = self.options
+        if opts.vars is None:
+            return None
+        from . import varstore
+
+        entry = varstore.describe(self.variables, opts.vars, opts.vars_format, self._vars_before)
+        entry["not_saved"] = self._why_not_saved(outcome, entry["changed"])
+        if entry["not_saved"] is None:
+            try:
+                varstore.save(self.variables, opts.vars, opts.vars_format)
+                entry["saved"] = True
+            except InputError as e:
+                entry["error"] = e.problem
+        return entry
+
+    def _why_not_saved(self, outcome: str, changed: int) -> str | None:
+        if not changed:
+            return "no non-volatile variable changed"
+        if not self.save_vars:
+            return "saving is off (efistub minimize and scan never save)"
+        if outcome in FAULT_OUTCOMES and not self.options.vars_save_on_fault:
+            return f"the run ended in a {outcome}; --vars-save-on-fault saves anyway"
+        return None
 
 
 def _of_platform(machine: Machine, name: str):

@@ -58,6 +58,15 @@ class RunOptions:
     disk: str | None = option(None, "--disk", "offer FILE, a raw, GPT or MBR disk image, read-only (BLOCK_IO and "
                                               "DISK_IO for the disk and its partitions; SIMPLE_FILE_SYSTEM on its "
                                               "FAT ESP)", "FILE")
+    vars: str | None = option(None, "--vars", "load the variable store from FILE (virt-firmware JSON, or an edk2 "
+                                              "flash image such as OVMF_VARS.fd) and, after a run that changed a "
+                                              "non-volatile variable, save it back atomically (a new *.json FILE is "
+                                              "created; minimize and scan never save)", "FILE")
+    vars_format: str | None = option(None, "--vars-format", "the format of --vars FILE (default: json for a *.json "
+                                                            "name, else edk2)", choices=("json", "edk2"))
+    vars_save_on_fault: bool = option(False, "--vars-save-on-fault", "save --vars FILE also after a run that ended "
+                                                                     "in a fault, an error or a timeout",
+                                      flag_sets=True)
     timeout: float = option(60.0, "--timeout", "end a guest that runs longer than S seconds (default 60)", "S",
                             float)
     dispatch: str | None = option(None, "--dispatch", "how service calls reach the services: the C trampoline "

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = 2  # 2: images, files, stalled, calls[].image
+SCHEMA = 2  # 2: images, files, stalled, calls[].image; variable_store (added within 2)
 READABLE_SCHEMAS = (1, 2)  # what efistub diff compares
 OUTCOMES = ("handoff", "exit", "reset", "stalled", "fault", "timeout", "error")
 
@@ -37,6 +37,7 @@ class Report:
     image_info: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
+    variable_store: dict | None = None  # --vars: the store file, what was loaded, changed and saved
     engine: str = "stock"
     dispatch: str = "python"
 
@@ -86,6 +87,7 @@ class Report:
             "notes": self.notes,
             "image_info": self.image_info,
             "options": self.options,
+            "variable_store": self.variable_store,
             "engine": self.engine,
             "dispatch": self.dispatch,
             "timing": self.timing,
