@@ -496,6 +496,38 @@ def test_the_boot_manager_sets_boot_current_from_the_store(tmp_path):
     assert current.data == (1).to_bytes(2, "little") and not current.non_volatile
 
 
+# -- the same file with QEMU + OVMF -------------------------------------------------------------------
+
+def test_ovmf_under_qemu_boots_from_a_store_efistub_saved_and_keeps_its_variable(tmp_path):
+    """The store a guest changed under efistub is a valid OVMF flash image: OVMF (4 MB, no Secure Boot)
+    boots with it under QEMU to its shell, writes its own boot options into it and keeps the guest's
+    variable; efistub reads the store OVMF wrote."""
+    import time
+
+    qemu, code = shutil.which("qemu-system-x86_64"), OVMF / "OVMF_CODE_4M.fd"
+    if qemu is None or not code.exists():
+        pytest.skip("qemu-system-x86_64 (qemu-system-x86) or OVMF_CODE_4M.fd (ovmf) is missing")
+    store = tmp_path / "OVMF_VARS_4M.fd"
+    shutil.copy(ovmf_file(OVMF / "OVMF_VARS_4M.fd"), store)
+    _, report = run(set_variable("EfistubKept", NV_BS_RT, b"kept").write(tmp_path), vars=str(store))
+    assert report.variable_store["saved"]
+    serial = tmp_path / "serial.log"
+    command = [qemu, "-machine", "q35", "-m", "256", "-display", "none", "-net", "none", "-serial", f"file:{serial}",
+               "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
+               "-drive", f"if=pflash,format=raw,unit=1,file={store}"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as vm:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and vm.poll() is None:
+            if serial.exists() and b"startup.nsh" in serial.read_bytes():  # past the boot manager: at the shell
+                break
+            time.sleep(0.2)
+        vm.terminate()
+    assert b"startup.nsh" in serial.read_bytes(), serial.read_bytes()[-2000:]
+    after = varstore.load(store)
+    assert after.get("EfistubKept", VENDOR).data == b"kept"
+    assert after.get("BootOrder", GLOBAL_VARIABLE) is not None  # OVMF's own, written into the same store
+
+
 # -- a real boot loader ---------------------------------------------------------------------------------
 
 def test_shim_keeps_its_sbat_level_in_the_store(corpus, tmp_path):
