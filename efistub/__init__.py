@@ -35,7 +35,8 @@ _EXPORTS = {
     "InputError": "errors",
     "GuestMemoryError": "errors",
 }
-__all__ = sorted(_EXPORTS) + ["__version__"]
+_MODULES = ("varstore",)  # public modules: efistub.varstore.load(path), save(store, path)
+__all__ = sorted(_EXPORTS) + list(_MODULES) + ["__version__"]
 
 if TYPE_CHECKING:
     from .context import Context
@@ -49,8 +50,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
+    import importlib
 
+    if name in _EXPORTS:
         return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'efistub' has no attribute {name!r}")
