@@ -322,8 +322,22 @@ def test_set_variable_gives_out_of_resources_when_the_flash_store_is_full(tmp_pa
         number += 1
     report = machine.run()
     assert report.exit_status == "EFI_OUT_OF_RESOURCES"
+    assert "do not fit in the non-volatile store" in report.calls[-1].note
     assert report.variable_store["saved"]  # the fillers fit, exactly as virt-firmware writes them
     assert len(varstore.load(store)) == number
+
+
+@pytest.mark.parametrize("size", [8200, 0x7FFFFFFF])
+def test_a_variable_larger_than_the_stores_largest_is_refused_before_it_is_read(tmp_path, size):
+    """OVMF's 2 MB layout takes at most 0x2000 bytes per variable, header included; a DataSize of 2 GiB
+    (far more than the guest's buffer) is refused without reading the data."""
+    store = tmp_path / "OVMF_VARS.fd"
+    shutil.copy(ovmf_file(SMALL_STORE), store)
+    guest = RuntimeCall("SetVariable", ucs2("EfistubBig"), VENDOR.bytes_le, NV_BS_RT, size, bytes(16))
+    _, report = run(guest.write(tmp_path), vars=str(store))
+    assert report.exit_status == "EFI_INVALID_PARAMETER"
+    assert "more than the 8132 a non-volatile variable may take" in report.calls[-1].note
+    assert report.variable_store["changed"] == 0
 
 
 # -- atomic saves ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ to a file with --vars, efistub/varstore.py)."""
 from __future__ import annotations
 
 from .. import variables as v
-from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, service
+from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, Result, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
@@ -93,17 +93,28 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
         return Status.EFI_SUCCESS
     if existing is not None and existing.attributes != stored_attributes:
         return INVALID
-    data = fw.mem.read(data_ptr, size)
-    if append:
-        if existing is None and not size:
-            return Status.EFI_SUCCESS
-        data = (existing.data if existing is not None else b"") + data
-    if v.payload_size(name, len(data)) > fw.variables.region(stored_attributes).max_variable:
-        return INVALID
-    if not fw.variables.fits(name, guid, stored_attributes, len(data)):
-        return Status.EFI_OUT_OF_RESOURCES  # the store (for an edk2 flash image: its variable region) is full
-    fw.variables.set(name, guid, stored_attributes, data)
+    if append and existing is None and not size:
+        return Status.EFI_SUCCESS
+    kept = existing.data if append and existing is not None else b""
+    problem = _no_room(fw.variables, name, guid, stored_attributes, len(kept) + size)
+    if problem is not None:
+        return problem  # checked before the data is read: a huge DataSize costs nothing
+    fw.variables.set(name, guid, stored_attributes, kept + fw.mem.read(data_ptr, size))
     return Status.EFI_SUCCESS
+
+
+def _no_room(store: v.VariableStore, name: str, guid, attributes: int, data_size: int) -> Result | None:
+    """Why the store cannot take this variable: larger than its largest variable
+    (EFI_INVALID_PARAMETER), or more than its region has left (EFI_OUT_OF_RESOURCES)."""
+    region, size = store.region(attributes), v.payload_size(name, data_size)
+    kind = "non-volatile" if attributes & v.NON_VOLATILE else "volatile"
+    if size > region.max_variable:
+        return Result(INVALID, f"{name}: {size} bytes of name and data, more than the {region.max_variable} a "
+                               f"{kind} variable may take")
+    if not store.fits(name, guid, attributes, data_size):
+        return Result(Status.EFI_OUT_OF_RESOURCES, f"{name}: {region.record_size(name, data_size)} bytes do not fit "
+                                                   f"in the {kind} store ({store.remaining(attributes)} bytes left)")
+    return None
 
 
 @service("QueryVariableInfo", boot=False, Attributes=UINT32, MaximumVariableStorageSize=POINTER,
