@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from .guids import Guid
 from .layouts import efi
 from .memory import ucs2
 
 HEADER = efi.DevicePathHeader
-MAX_NODES = 64
+MAX_NODES = 64  # nodes read() and decode() take, End included
+MAX_PATH_SIZE = 1 << 16  # bytes valid_nodes() reads before it gives up on finding the End node
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,17 @@ class Node:
 
     @property
     def is_end(self) -> bool:
+        """An End node: of the entire path, or of an instance of a multi-instance path."""
         return self.type == efi.DEVICE_PATH_END
+
+    @property
+    def is_end_of_path(self) -> bool:
+        return self.is_end and self.subtype == efi.END_ENTIRE
+
+    @property
+    def length(self) -> int:
+        """The node's Length: its bytes, header included."""
+        return HEADER.sizeof() + len(self.data)
 
     def text(self) -> str:
         if self.type == efi.DEVICE_PATH_MEDIA and self.subtype == efi.MEDIA_VENDOR and len(self.data) >= 16:
@@ -62,6 +75,7 @@ class Node:
 
 
 END = Node(efi.DEVICE_PATH_END, efi.END_ENTIRE, b"")
+END_OF_INSTANCE = Node(efi.DEVICE_PATH_END, efi.END_INSTANCE, b"")
 HARDWARE_VENDOR = (efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_VENDOR)
 
 
@@ -98,36 +112,95 @@ def encode(nodes: list[Node]) -> bytes:
     return b"".join(n.to_bytes() for n in nodes) + END.to_bytes()
 
 
+def size(nodes: list[Node]) -> int:
+    """The bytes of the device path of ``nodes``, End included (what encode() gives)."""
+    return sum(n.length for n in nodes) + END.length
+
+
+class PathTooLong(ValueError):
+    """No End node within the nodes or bytes the reader takes."""
+
+
+def _walk(fetch: Callable[[int, int], bytes], max_nodes: int | None = None,
+          max_size: int | None = None) -> Iterator[tuple[int, Node]]:
+    """(offset, node) for every node of a device path, up to and including the End of the entire
+    path. ``fetch(offset, size)`` gives bytes of the path (and raises where there are none).
+    ValueError for a node shorter than its header; PathTooLong past ``max_nodes`` nodes or
+    ``max_size`` bytes."""
+    offset = 0
+    for count in itertools.count():
+        if max_nodes is not None and count >= max_nodes:
+            raise PathTooLong(f"more than {max_nodes} nodes")
+        if max_size is not None and offset + HEADER.sizeof() > max_size:
+            raise PathTooLong(f"no End node in {max_size} bytes")
+        header = HEADER.parse(fetch(offset, HEADER.sizeof()))
+        if header.Length < HEADER.sizeof():
+            raise ValueError(f"a node of length {header.Length} at offset {offset}")
+        if max_size is not None and offset + header.Length > max_size:
+            raise PathTooLong(f"no End node in {max_size} bytes")
+        node = Node(header.Type, header.SubType, fetch(offset + HEADER.sizeof(), header.Length - HEADER.sizeof()))
+        yield offset, node
+        offset += header.Length
+        if node.is_end_of_path:
+            return
+
+
+def _bytes_of(raw: bytes) -> Callable[[int, int], bytes]:
+    def fetch(offset: int, size: int) -> bytes:
+        if offset + size > len(raw):
+            raise ValueError(f"no End node in {len(raw)} bytes")
+        return raw[offset:offset + size]
+    return fetch
+
+
 def decode(raw: bytes) -> list[Node]:
     """The nodes of the device path in ``raw`` (without End); ValueError when it is not one."""
-    nodes, offset = [], 0
-    for _ in range(MAX_NODES):
-        if offset + HEADER.sizeof() > len(raw):
-            raise ValueError("no End node")
-        header = HEADER.parse(raw[offset:])
-        if header.Length < HEADER.sizeof() or offset + header.Length > len(raw):
-            raise ValueError(f"a node of length {header.Length} at offset {offset}")
-        node = Node(header.Type, header.SubType, raw[offset + HEADER.sizeof():offset + header.Length])
-        offset += header.Length
-        if node.is_end and node.subtype == efi.END_ENTIRE:
-            return nodes
-        nodes.append(node)
-    raise ValueError(f"more than {MAX_NODES} nodes")
+    return [node for _, node in _walk(_bytes_of(raw), MAX_NODES) if not node.is_end_of_path]
 
 
 def read(mem, address: int) -> tuple[list[Node], int]:
     """The nodes of the device path at ``address`` (without End) and its size including End."""
-    nodes, offset = [], 0
-    for _ in range(MAX_NODES):
-        header = mem.read_struct(HEADER, address + offset)
-        if header.Length < HEADER.sizeof():
-            raise ValueError(f"device path node at 0x{address + offset:x} has length {header.Length}")
-        node = Node(header.Type, header.SubType, mem.read(address + offset + HEADER.sizeof(), header.Length - HEADER.sizeof()))
-        offset += header.Length
-        if node.is_end and node.subtype == efi.END_ENTIRE:
-            return nodes, offset
-        nodes.append(node)
-    raise ValueError(f"device path at 0x{address:x} has more than {MAX_NODES} nodes")
+    nodes = []
+    try:
+        for offset, node in _walk(lambda offset, n: mem.read(address + offset, n), MAX_NODES):
+            if node.is_end_of_path:
+                return nodes, offset + node.length
+            nodes.append(node)
+    except ValueError as e:
+        raise ValueError(f"device path at 0x{address:x}: {e}") from None
+    raise AssertionError("unreachable: _walk ends with the End node")
+
+
+def valid_nodes(fetch: Callable[[int, int], bytes], max_size: int | None = MAX_PATH_SIZE) -> list[Node] | None:
+    """The nodes (without the End of the entire path; End-of-instance nodes included) of a device path
+    that is valid as EDK2's IsDevicePathValid sees it, else None: every node is at least a header
+    long, a file path node ends in a NUL character, and the End node is exactly a header.
+    PathTooLong when no End node comes within ``max_size`` bytes; what ``fetch`` raises (a
+    GuestMemoryError) passes through."""
+    nodes = []
+    try:
+        for _, node in _walk(fetch, max_size=max_size):
+            if node.is_end_of_path:
+                return None if node.data else nodes
+            # The node's last two bytes, as EDK2 checks them (in a node with no name: its Length).
+            if node.is_file_path and node.to_bytes()[-2:] != b"\0\0":
+                return None
+            nodes.append(node)
+    except PathTooLong:
+        raise
+    except ValueError:
+        return None
+    raise AssertionError("unreachable: _walk ends with the End node")
+
+
+def read_valid(mem, address: int, max_size: int = MAX_PATH_SIZE) -> list[Node] | None:
+    """valid_nodes() of the device path at ``address`` in guest memory."""
+    return valid_nodes(lambda offset, n: mem.read(address + offset, n), max_size)
+
+
+def valid_bytes(raw: bytes) -> list[Node] | None:
+    """valid_nodes() of a device path in ``raw``; one that runs past the end of ``raw`` is invalid."""
+    return valid_nodes(_bytes_of(raw), None)
 
 
 def text(nodes: list[Node]) -> str:
