@@ -142,6 +142,13 @@ InputKey = c_struct("ScanCode" / Int16ul, "UnicodeChar" / Int16ul)
 LOAD_FILE2 = ("LoadFile",)
 RNG = ("GetInfo", "GetRNG")
 RISCV_BOOT = ("GetBootHartId",)  # RISCV_EFI_BOOT_PROTOCOL after its UINT64 Revision
+# EFI_UNICODE_COLLATION_PROTOCOL and EFI_UNICODE_COLLATION2_PROTOCOL (UEFI 2.10 §19.1): these
+# functions, then CHAR8 *SupportedLanguages.
+UNICODE_COLLATION = ("StriColl", "MetaiMatch", "StrLwr", "StrUpr", "FatToStr", "StrToFat")
+# EFI_DEVICE_PATH_UTILITIES_PROTOCOL (§10.5): functions only; none of them takes a This.
+DEVICE_PATH_UTILITIES = ("GetDevicePathSize", "DuplicateDevicePath", "AppendDevicePath", "AppendDeviceNode",
+                         "AppendDevicePathInstance", "GetNextDevicePathInstance", "IsDevicePathMultiInstance",
+                         "CreateDeviceNode")
 
 Time = c_struct(
     "Year" / Int16ul,
@@ -300,6 +307,9 @@ class Layouts:
         self.SimpleTextInput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
         self.LoadFile2 = self.function_table(LOAD_FILE2, header=False)
         self.Rng = self.function_table(RNG, header=False)
+        self.UnicodeCollation = c_struct(*[name / POINTER for name in UNICODE_COLLATION],
+                                         "SupportedLanguages" / POINTER)
+        self.DevicePathUtilities = self.function_table(DEVICE_PATH_UTILITIES, header=False)
         self.BlockIo = c_struct("Revision" / Int64ul, "Media" / POINTER, *[name / POINTER for name in BLOCK_IO])
         self.DiskIo = c_struct("Revision" / Int64ul, *[name / POINTER for name in DISK_IO])
         self.SimpleFileSystem = c_struct("Revision" / Int64ul, *[name / POINTER for name in SIMPLE_FILE_SYSTEM])

@@ -1,8 +1,13 @@
-"""A protocol's structure in guest memory, every function member pointing at its service's stub."""
+"""A protocol's structure in guest memory, every function member pointing at its stub; and what
+a protocol function without a status does with guest memory it cannot use."""
 
 from __future__ import annotations
 
+import functools
+
+from ..errors import GuestMemoryError
 from ..memory import MemoryType
+from ..registry import Result
 
 
 def make_interface(fw, prefix: str, members, layout, **data) -> int:
@@ -12,3 +17,19 @@ def make_interface(fw, prefix: str, members, layout, **data) -> int:
     address = fw.allocate_pool(MemoryType.EfiBootServicesData, layout.sizeof())
     fw.mem.write_struct(layout, address, value)
     return address
+
+
+def fault_on_bad_memory(prefix: str):
+    """For a protocol function that returns a value or nothing, not a status: guest memory it
+    cannot read or write (a wild pointer, a string or device path with no end within its bound)
+    ends the run as a fault, since the guest cannot be told. The call returns 0, with a note."""
+    def wrap(function):
+        @functools.wraps(function)
+        def run(fw, *args):
+            try:
+                return function(fw, *args)
+            except GuestMemoryError as error:
+                fw.request_stop("fault", reason=f"{prefix}.{function.__name__}: {error}")
+                return Result(0, note=f"bad guest pointer: {error}")
+        return run
+    return wrap
