@@ -28,7 +28,8 @@ ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 # services (hostile), port I/O against the TSC (ports), notifications and timers (events),
 # ExitBootServices groups (ebs), and a child image through StartImage (image).
 CASES = [(arch, name) for arch in ARCHES
-         for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image"]]
+         for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image",
+                      "textutil"]]
 CASES += [("x86_64", "ports"), ("ia32", "ports")]
 
 
