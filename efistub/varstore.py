@@ -312,7 +312,7 @@ def _load_edk2(path: str) -> VariableStore:
         try:
             image = Edk2VarStore(path)
             volume_offset = _check_whole(path, image)
-            records = list(image.get_varlist().values())
+            store = _store(path, "edk2", image.get_varlist().values(), **_edk2_regions(image, volume_offset))
         except InputError:
             raise
         except OSError as e:
@@ -320,9 +320,8 @@ def _load_edk2(path: str) -> VariableStore:
         except SystemExit:
             raise InputError(path, f"not an edk2 variable store ({_problem(path, errors)}){_json_hint(path)}") \
                 from None
-        except Exception as e:  # virt-firmware's parser on a damaged image: struct.error, ValueError...
+        except Exception as e:  # a damaged image: struct.error, a name that is not UTF-16, a bad date...
             raise InputError(path, f"damaged edk2 variable store: {type(e).__name__}: {e}") from None
-    store = _store(path, "edk2", records, **_edk2_regions(image, volume_offset))
     if store.used(NON_VOLATILE) + store.used(0) > store.capacity:
         raise InputError(path, "damaged edk2 variable store: its variables overrun the variable region")
     store.origin.template = image
