@@ -216,6 +216,16 @@ def test_a_variable_a_guest_sets_is_there_in_the_next_run(tmp_path, kind):
     assert report.variable_store["loaded"] == 1 and not report.variable_store["saved"]
 
 
+def test_vars_format_overrides_the_name(tmp_path):
+    store = tmp_path / "vars.store"  # not *.json: edk2 by its name
+    image = set_variable("EfistubKept", NV_BS_RT, b"kept").write(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(image), "--vars", str(store),
+                             "--vars-format", "json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{store} (json): 0 loaded, 1 changed, saved" in result.stdout
+    assert [v.name for v in varstore.load(store, "json")] == ["EfistubKept"]
+
+
 def test_volatile_variables_never_reach_the_file(tmp_path):
     store = tmp_path / "vars.json"
     machine, report = run(set_variable("EfistubFleeting", BS_RT, b"gone").write(tmp_path), vars=str(store))
