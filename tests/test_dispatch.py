@@ -29,7 +29,7 @@ ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 # ExitBootServices groups (ebs), and a child image through StartImage (image).
 CASES = [(arch, name) for arch in ARCHES
          for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image",
-                      "textutil"]]
+                      "textutil", "hii"]]
 CASES += [("x86_64", "ports"), ("ia32", "ports")]
 
 

@@ -12,7 +12,7 @@ import pytest
 from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
-CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc", "textutil"]
+CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc", "textutil", "hii"]
 ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 
 

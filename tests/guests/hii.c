@@ -271,6 +271,7 @@ static void test_hii(void)
     CHECK(string_is(h, "en-US", 2, L"World"), L"GetString: en-US 2 World");
     CHECK(string_is(h, "en-US", 5, L"five") && string_is(h, "en-US", 6, L"six"),
           L"GetString: SIBT_STRINGS_UCS2 gives 5 and 6");
+    CHECK(string_is(h, "en-US", 7, L"World"), L"GetString: SIBT_DUPLICATE 7 gives string 2");
     CHECK(string_is(h, "EN-us", 2, L"World"), L"GetString: language tags compare without case");
     CHECK(string_is(h, "fr-FR", 2, L"Monde"), L"GetString: fr-FR 2 Monde");
     CHECK_STATUS(string_status(h, "en-US", 3), EFI_NOT_FOUND, L"GetString: a skipped ID is NOT_FOUND");
