@@ -341,3 +341,40 @@ def test_grub_loads_the_kernel_from_an_ext2_partition_of_a_disk(corpus, tmp_path
     assert bp["cmdline"] == f"BOOT_IMAGE=(hd0,gpt2)/vmlinuz {GRUB_OPTIONS}"
     initrd = (boot / "initrd.img").read_bytes()
     assert machine.fw.mem.read(bp["ramdisk_image"], bp["ramdisk_size"]) == initrd
+
+
+SHELLS = {"x86_64": ("x86_64/shellx64.efi", "BOOTX64.EFI"), "aarch64": ("aarch64/shellaa64.efi", "BOOTAA64.EFI")}
+STARTUP_SCRIPT = ("echo EFISTUB-SHELL-SCRIPT %1 from startup.nsh\r\n"
+                  "\\EFI\\tools\\exit.efi\r\n"
+                  "echo exit.efi returned %lasterror%\r\n"
+                  "reset -s\r\n")
+
+
+@pytest.mark.parametrize("arch", sorted(SHELLS))
+def test_the_uefi_shell_runs_startup_nsh_which_runs_a_second_image(corpus, tmp_path, arch):
+    """The EDK2 Shell as the removable-media boot file: HII strings, unicode collation, device path
+    utilities, its mapping of fs0:, the 5-second startup delay in virtual time, a script line that
+    echoes, one that runs an image from the ESP, and `reset -s` to end the run."""
+    shell, boot_name = SHELLS[arch]
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "EFI" / "tools").mkdir()
+    shutil.copy(corpus_file(corpus, shell), esp / "EFI" / "BOOT" / boot_name)
+    shutil.copy(GUESTS / arch / "exit.efi", esp / "EFI" / "tools" / "exit.efi")
+    (esp / "startup.nsh").write_text(STARTUP_SCRIPT)
+    report = Machine(str(esp / "EFI" / "BOOT" / boot_name), esp=str(esp),
+                     boot_path="\\EFI\\BOOT\\" + boot_name).run()
+    assert report.outcome == "reset", report.fault or report.timeout or report.error or report.stalled
+    assert report.reset["type"] == "EfiResetShutdown"
+    console = report.console.replace("\r", "")
+    assert "UEFI Interactive Shell" in console
+    assert "\nEFISTUB-SHELL-SCRIPT  from startup.nsh\n" in console  # %1 is empty: the script has no arguments
+    # exit.efi's Exit(EFI_INVALID_PARAMETER) reaches the script as %lasterror%: the shell's status,
+    # which is the EFI_STATUS without its error bit (SHELL_INVALID_PARAMETER)
+    assert "\nexit.efi returned 0x2\n" in console
+    assert [i["source"] for i in report.images] == ["\\EFI\\BOOT\\" + boot_name, "\\EFI\\tools\\exit.efi"]
+    assert report.images[1]["outcome"] == "exit" and report.images[1]["exit_status"] == "EFI_INVALID_PARAMETER"
+    assert {f["path"] for f in report.files} >= {"\\startup.nsh", "\\EFI\\tools\\exit.efi"}
+    services = {c.service for c in report.calls}
+    assert {"HiiDatabase.NewPackageList", "HiiString.GetString", "UnicodeCollation.StriColl"} <= services
+    assert report.unimplemented == []
