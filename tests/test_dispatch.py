@@ -27,16 +27,17 @@ ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 # Every guest of ours, and those that stress the boundary: hostile arguments to the C-handled
 # services (hostile), port I/O against the TSC (ports), notifications and timers (events),
 # ExitBootServices groups (ebs), and a child image through StartImage (image).
+KEYS = "axxy"  # what keys.c reads
 CASES = [(arch, name) for arch in ARCHES
          for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image",
-                      "textutil", "hii"]]
+                      "textutil", "hii", "keys"]]
 CASES += [("x86_64", "ports"), ("ia32", "ports")]
 
 
 @needs_native
 @pytest.mark.parametrize("arch, name", CASES)
 def test_native_and_python_dispatch_give_the_same_report(name, arch):
-    options = {"initrd": GUESTS.parent / arch / "exit.efi"} if name == "image" else {}
+    options = {"image": {"initrd": GUESTS.parent / arch / "exit.efi"}, "keys": {"keys": KEYS}}.get(name, {})
     reports = {mode: Machine(str(GUESTS.parent / arch / f"{name}.efi"), dispatch=mode, **options).run()
                for mode in ("native", "python")}
     assert reports["native"].dispatch == "native" and reports["python"].dispatch == "python"

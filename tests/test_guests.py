@@ -108,3 +108,20 @@ def test_textutil_case_table_and_fat_names_are_edk2s_unsigned_ones(arch):
                                                   "AppendDeviceNode", "AppendDevicePathInstance",
                                                   "GetNextDevicePathInstance", "IsDevicePathMultiInstance",
                                                   "CreateDeviceNode")} <= services
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_simple_text_input_ex_reads_the_keys_and_runs_key_notifications(arch):
+    """keys.c with the keys it expects: a notification registered for 'x' runs before the read that
+    returns it, not for 'a', not after UnregisterKeyNotify, and not for Ctrl+x (no shift state)."""
+    report = run("keys", arch, keys="axxy")
+    assert [line for line in report.console.splitlines() if line.startswith("FAIL")] == []
+    assert "DONE 0 failures" in report.console
+    notify_calls = [c for c in report.calls if c.service == "TextInputEx.ReadKeyStrokeEx"]
+    assert len(notify_calls) == 5  # a, x, x, then NOT_READY and NULL
+
+
+def test_keys_without_keys_stalls_at_wait_for_key_ex():
+    """The same program with no --keys: WaitForEvent(WaitForKeyEx) waits for a key that never comes."""
+    report = run("keys", "x86_64")
+    assert report.outcome == "stalled" and "key press" in report.stalled["reason"]

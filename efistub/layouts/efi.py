@@ -139,6 +139,13 @@ SIMPLE_TEXT_INPUT = ("Reset", "ReadKeyStroke")
 
 InputKey = c_struct("ScanCode" / Int16ul, "UnicodeChar" / Int16ul)
 
+# EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL (UEFI 2.10 §12.2): its functions, and WaitForKeyEx (an event) after the second.
+SIMPLE_TEXT_INPUT_EX = ("Reset", "ReadKeyStrokeEx", "SetState", "RegisterKeyNotify", "UnregisterKeyNotify")
+KeyState = c_struct("KeyShiftState" / Int32ul, "KeyToggleState" / Int8ul)
+KeyData = c_struct("Key" / InputKey, "KeyState" / KeyState)
+SHIFT_STATE_VALID = 0x80000000
+TOGGLE_STATE_VALID = 0x80
+
 LOAD_FILE2 = ("LoadFile",)
 RNG = ("GetInfo", "GetRNG")
 RISCV_BOOT = ("GetBootHartId",)  # RISCV_EFI_BOOT_PROTOCOL after its UINT64 Revision
@@ -305,6 +312,9 @@ class Layouts:
         )
         self.SimpleTextOutput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_OUTPUT], "Mode" / POINTER)
         self.SimpleTextInput = c_struct(*[name / POINTER for name in SIMPLE_TEXT_INPUT], "WaitForKey" / POINTER)
+        reset, read, *rest = SIMPLE_TEXT_INPUT_EX
+        self.SimpleTextInputEx = c_struct(reset / POINTER, read / POINTER, "WaitForKeyEx" / POINTER,
+                                          *[name / POINTER for name in rest])
         self.LoadFile2 = self.function_table(LOAD_FILE2, header=False)
         self.Rng = self.function_table(RNG, header=False)
         self.UnicodeCollation = c_struct(*[name / POINTER for name in UNICODE_COLLATION],
