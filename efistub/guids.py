@@ -85,3 +85,24 @@ EVENT_GROUP_READY_TO_BOOT = Guid("7ce88fb3-4bd7-4679-87a8-a8d8dee50d2b")
 EVENT_GROUP_AFTER_READY_TO_BOOT = Guid("3a2a00ad-98b9-4cdf-a478-702777f1c10b")
 LINUX_EFI_INITRD_MEDIA = Guid("5568e427-68fc-4f3d-ac74-ca555231cc68")
 LINUX_EFI_BOOT_MEMMAP = Guid("800f683f-d08b-423a-a293-965c3c6fe2b4")
+
+# Secure Boot (UEFI 2.10 §32; EDK2's SecurityPkg for the ones the spec does not name)
+IMAGE_SECURITY_DATABASE = Guid("d719b2cb-3d3a-4596-a3bc-dad00e67656f")  # db, dbx, dbt, dbr
+CERT_SHA1 = Guid("826ca512-cf10-4ac9-b187-be01496631bd")
+CERT_SHA224 = Guid("0b6e5233-a65c-44c9-9407-d9ab83bfc8bd")
+CERT_SHA256 = Guid("c1c41626-504c-4092-aca9-41f936934328")
+CERT_SHA384 = Guid("ff3e5307-9fd0-48c9-85f1-8ad56c701e01")
+CERT_SHA512 = Guid("093e0fae-a6c4-4f50-9f1b-d41e2b89c19a")
+CERT_RSA2048 = Guid("3c5766e8-269c-4e34-aa14-ed776e85b3b6")
+CERT_RSA2048_SHA256 = Guid("e2b36190-879b-4a3d-ad8d-f2e7bba32784")
+CERT_RSA2048_SHA1 = Guid("67f8444f-8743-48f1-a328-1eaab8736080")
+CERT_X509 = Guid("a5c059a1-94e4-4aa7-87b5-ab155c2bf072")
+CERT_X509_SHA256 = Guid("3bd2a492-96c0-4079-b420-fcf98ef103ed")
+CERT_X509_SHA384 = Guid("7076876e-80c2-4ee6-aad2-28b349a6865b")
+CERT_X509_SHA512 = Guid("446dbf63-2502-4cda-bcfa-2465d2b0fe9d")
+CERT_TYPE_PKCS7 = Guid("4aafd29d-68df-49ee-8aa9-347d375665a7")  # WIN_CERTIFICATE_UEFI_GUID.CertType
+SECURE_BOOT_ENABLE_DISABLE = Guid("f0a30bc7-af08-4556-99c4-001009c93a44")  # EDK2: SecureBootEnable
+CUSTOM_MODE_ENABLE = Guid("c076ec0c-7028-4399-a072-71ee5c448b9f")  # EDK2: CustomMode
+VENDOR_KEYS_NV = Guid("9073e4e0-60ec-4b6e-9903-4c223c260f3c")  # EDK2: VendorKeysNv
+CERT_DB = Guid("d9bee56e-75dc-49d9-b4d7-b534210f637a")  # EDK2: certdb, certdbv
+OVMF_ENROLL_DEFAULT_KEYS = Guid("a0baa8a3-041d-48a8-bc87-c36d121b5e3d")  # owner of keys OVMF (and virt-firmware) enrolls
