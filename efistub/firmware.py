@@ -59,11 +59,13 @@ class Firmware:
     VENDOR = "efistub"
     REVISION = 0x00010000
 
-    def __init__(self, mem: GuestMemory, options, console=None, variables: VariableStore | None = None):
+    def __init__(self, mem: GuestMemory, options, console=None, variables: VariableStore | None = None,
+                 pages: PageAllocator | None = None):
         self.mem = mem
         self.width = mem.width  # the guest's pointer width in bytes: 8, or 4 for IA32
         self.options = options
-        self.pages = PageAllocator(mem.ram[0][0], mem.ram[-1][1])  # guest RAM is one range
+        # the memory map: the board's (platform.assemble), else all of the RAM GuestMemory serves
+        self.pages = pages if pages is not None else PageAllocator(mem.ram[0][0], mem.ram[-1][1])
         self.pools: dict[int, tuple[int, int]] = {}  # address -> (pages, memory type)
         self.handles = HandleDatabase(self._handle_memory)
         self.state = new_state()  # tpl, monotonic_count, virtual_time_us (Stall and timers advance it), ...

@@ -11,7 +11,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from unicorn import UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_PROT_READ, UC_PROT_WRITE
+
 from . import arch as arches
+from . import board as boards
 from . import engine, guids
 from .catalog import load_all
 from .errors import InputError
@@ -116,10 +119,12 @@ class Machine:
         else:
             self.image = read_image(os.fspath(image), arches.supported())
         self.arch_class = arches.for_machine(self.image.machine)
-        limit = min(MAX_MEMORY, self.arch_class.RAM_LIMIT or MAX_MEMORY)
-        if not MIN_MEMORY <= opts.memory <= limit or opts.memory % PAGE:
+        self.board = boards.for_arch(self.image.arch, opts.platform)
+        if not MIN_MEMORY <= opts.memory <= MAX_MEMORY or opts.memory % PAGE or (
+                self.arch_class.RAM_LIMIT and self.board.ram(opts.memory)[-1][1] > self.arch_class.RAM_LIMIT):
+            top = "the 4 GiB an IA32 guest reaches" if self.arch_class.RAM_LIMIT else f"{MAX_MEMORY >> 20} MiB"
             raise InputError("--mem", f"{opts.memory} bytes: guest RAM of {self.image.arch} must be a multiple of "
-                                      f"4 KiB between {MIN_MEMORY >> 20} MiB and {limit >> 20} MiB")
+                                      f"4 KiB from {MIN_MEMORY >> 20} MiB, and fit {top} on {self.board.name}")
         if arch is not None and arch != self.image.arch:
             if arch not in arches.supported().values():
                 raise ValueError(f"unknown arch {arch!r} (one of {', '.join(arches.supported().values())})")
@@ -296,6 +301,15 @@ class Machine:
             uc.emu_stop()
 
     def _on_invalid(self, uc, access, address, size, value, user_data):
+        if address + size <= PAGE and self.board.null_page and self.options.null_page == "ram" \
+                and access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED):
+            # page 0 is RAM on this board: serve it from now on, and say where it was first used
+            uc.mem_map(0, PAGE, UC_PROT_READ | UC_PROT_WRITE)
+            pc = uc.reg_read(self.platform.arch.convention.pc)
+            verb = "read" if access == UC_MEM_READ_UNMAPPED else "written"
+            self.fw.note(f"page 0 (NULL) first {verb} at 0x{address:x} by the code at 0x{pc:x}: served as RAM, as "
+                         f"on a {self.board.name} PC (--null-page fault ends the run there)")
+            return True
         self._loop.invalid = (access, address, size)
         return False
 

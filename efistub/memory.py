@@ -51,6 +51,7 @@ MEMORY_RUNTIME = 1 << 63
 RAM_ATTRIBUTES = MEMORY_UC | MEMORY_WC | MEMORY_WT | MEMORY_WB
 RUNTIME_TYPES = (MemoryType.EfiRuntimeServicesCode, MemoryType.EfiRuntimeServicesData)
 FREE = MemoryType.EfiConventionalMemory
+HOLE = -1  # not memory: a gap between RAM ranges, never described, never allocated
 
 
 class AllocateType(enum.IntEnum):
@@ -97,9 +98,18 @@ class PageAllocator:
     ``map_key`` changes on every change of the map.
     """
 
-    def __init__(self, start: int, end: int):
+    def __init__(self, start: int, end: int, *, holes: tuple[tuple[int, int], ...] = (),
+                 reserved: tuple[tuple[int, int], ...] = ()):
+        """RAM from ``start`` to ``end`` but for the ``holes`` (no memory there); the ``reserved`` ranges
+        (the board's, page-aligned) are EfiReservedMemoryType, and nothing frees them."""
         self.start, self.end = start, end
         self._runs: list[tuple[int, int, int]] = [(start, end, int(FREE))]
+        self.map_key = 1
+        for lo, hi in holes:
+            self._set(lo, hi, HOLE)
+        for lo, hi in reserved:
+            self._set(lo, hi, MemoryType.EfiReservedMemoryType)
+        self.fixed = tuple(holes) + tuple(reserved)
         self.map_key = 1
 
     # -- queries -------------------------------------------------------------
@@ -127,13 +137,15 @@ class PageAllocator:
         for s, e, t in self._runs:
             if e <= start or s >= end:
                 continue
-            if memory_type is None and t == FREE or memory_type is not None and t != memory_type:
+            if t == HOLE or memory_type is None and t == FREE or memory_type is not None and t != memory_type:
                 return False
         return True
 
     def descriptors(self) -> list[Descriptor]:
         out = []
         for s, e, t in self._runs:
+            if t == HOLE:
+                continue
             attribute = RAM_ATTRIBUTES | (MEMORY_RUNTIME if t in RUNTIME_TYPES else 0)
             out.append(Descriptor(t, s, (e - s) // PAGE_SIZE, attribute))
         return out
@@ -167,7 +179,7 @@ class PageAllocator:
     def allocate(self, kind: int, memory_type: int, pages: int, address: int = 0, align: int = PAGE_SIZE) -> int:
         """Allocate ``pages`` pages; return the address or raise EfiError."""
         size = pages * PAGE_SIZE
-        if pages <= 0 or size > self.end:
+        if pages <= 0 or size > self.end - self.start:
             raise EfiError(Status.EFI_OUT_OF_RESOURCES if pages > 0 else Status.EFI_INVALID_PARAMETER,
                            f"cannot allocate {pages} pages")
         if kind == AllocateType.AllocateAddress:
@@ -190,7 +202,7 @@ class PageAllocator:
         end = address + pages * PAGE_SIZE
         if address % PAGE_SIZE or pages <= 0:
             raise EfiError(Status.EFI_INVALID_PARAMETER, "unaligned address or no pages")
-        if not self.is_type(address, end, None):
+        if not self.is_type(address, end, None) or any(lo < end and address < hi for lo, hi in self.fixed):
             raise EfiError(Status.EFI_NOT_FOUND, f"0x{address:x}+{pages} pages were not allocated")
         self._set(address, end, FREE)
 

@@ -47,6 +47,12 @@ class RunOptions:
                           "N", int)
     memory: int = option(1 << 30, "--mem", "guest RAM: MiB, or with a K/M/G suffix (default 1G)", "SIZE",
                          parse_size)
+    platform: str | None = option(None, "--platform", "the board whose memory layout guest RAM copies: q35 "
+                                                      "(x86_64, ia32), virt (aarch64, riscv64); the default is "
+                                                      "the image's architecture's", "BOARD")
+    null_page: str = option("ram", "--null-page", "on q35, where page 0 is RAM: 'ram' serves the first access to "
+                                                  "it and notes where it came from; 'fault' ends the run there",
+                            choices=("ram", "fault"))
     seed: int = option(0, "--seed", "seed of the RNG protocol and the TSC (default 0): equal inputs give equal "
                                     "runs", "N", int)
     rng: bool = option(True, "--no-rng", "do not offer EFI_RNG_PROTOCOL", negate="rng")

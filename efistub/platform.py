@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_UNMAPPED, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
+from . import board as boards
 from . import device_path, protocols
 from .dispatch import Dispatcher
 from .errors import EfiError, InputError
@@ -20,12 +21,11 @@ from .firmware import Firmware
 from .layouts.efi import PAGE_SIZE
 from .linux import image_header
 from .loader import PeImage
-from .memory import GuestMemory, MemoryType, pages_for
+from .memory import GuestMemory, MemoryType, PageAllocator, pages_for
 from .protocols import console
 from .services import image as images
 from .tables import build_firmware_tables
 
-RAM_START = PAGE_SIZE  # page 0 stays unmapped, so NULL dereferences fault
 STACK_SIZE = 1 << 20
 # Guest RAM is mapped in chunks: unicorn copies a whole region when mem_protect splits it.
 RAM_CHUNK = 64 << 20
@@ -60,6 +60,7 @@ class Platform:
     entry: int
     kernel_entry: int | None
     return_address: int  # the firmware's return stub: guest calls return here
+    board: object  # board.Board: the machine whose memory layout RAM copies
 
 
 def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
@@ -67,11 +68,15 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
              dispatch, boot_path: str | None = None) -> Platform:
     """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler.
     ``boot_path``: where the image lies on the ESP (the boot manager found it there)."""
-    ram_end = options.memory
     arch = arch_class()
+    board = boards.for_arch(arch.name, options.platform)
+    ram = board.ram(options.memory)
+    mapped = served_ram(ram)
     cc = arch.convention
     uc = arch.create_engine()
-    fw = Firmware(GuestMemory(uc, cc.width, [(RAM_START, ram_end)]), options, console_sink, variables)
+    holes = tuple(zip([end for _, end in ram], [start for start, _ in ram[1:]]))
+    pages = PageAllocator(ram[0][0], ram[-1][1], holes=holes, reserved=tuple((r.start, r.end) for r in board.reserved))
+    fw = Firmware(GuestMemory(uc, cc.width, mapped), options, console_sink, variables, pages)
     arch.attach(uc, fw)
 
     stub_bytes = (len(slots) + 1) * cc.stub_stride
@@ -86,8 +91,10 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     for rva, size in image.executable_ranges():
         start = (base + rva) // PAGE_SIZE * PAGE_SIZE
         executable.append((start, -(-(base + rva + size) // PAGE_SIZE) * PAGE_SIZE, UC_PROT_ALL))
-    map_ram(uc, RAM_START, ram_end, executable)
+    for start, end in mapped:
+        map_ram(uc, start, end, [r for r in executable if start <= r[0] < end])
 
+    arch.prepare_cpu(uc, fw)
     fw.mem.write(stub_base, b"".join(cc.stub() for _ in slots) + cc.stub(returns=False))
     fw.stub_address = {s.name: stub_base + i * cc.stub_stride for i, s in enumerate(slots)}
     return_address = stub_base + len(slots) * cc.stub_stride
@@ -119,8 +126,9 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
         arch.install_dispatch(uc, stub_base, len(slots), dispatcher.arg_slots, dispatch)
     # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
     # covers RAM would keep every guest store on unicorn's slow path.
-    uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, 0, RAM_START - 1)
-    uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, ram_end, MAX_ADDRESS)
+    for lo, hi in zip([0] + [end for _, end in mapped], [start for start, _ in mapped] + [MAX_ADDRESS + 1]):
+        if lo < hi:
+            uc.hook_add(UC_HOOK_MEM_UNMAPPED, on_invalid, None, lo, hi - 1)
     kernel = image_header.kernel_entry(arch.name, image.data[:0x1000])
     kernel_entry = None
     if kernel is not None:  # a kernel that runs where it was loaded enters without leaving the image
@@ -129,4 +137,12 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     # The boot manager runs the image: a guest call of its entry point on the firmware's stack.
     dispatcher.start(images.boot(fw, loaded, stack + STACK_SIZE))
     return Platform(uc, fw, arch, dispatcher, native, image, base, base + image.entry_rva, kernel_entry,
-                    return_address)
+                    return_address, board)
+
+
+def served_ram(ram: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The RAM mapped from the start and served to services: all of it but page 0, which stays
+    unmapped so that NULL dereferences are seen (on a board where it is RAM, the run loop maps it
+    at the first access, unless --null-page fault)."""
+    (start, end), rest = ram[0], ram[1:]
+    return [(max(start, PAGE_SIZE), end)] + rest

@@ -38,6 +38,7 @@ class Report:
     options: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     variable_store: dict | None = None  # --vars: the store file, what was loaded, changed and saved
+    platform: dict | None = None  # the board whose memory layout RAM copies: name, RAM ranges, reserved ranges
     engine: str = "stock"
     dispatch: str = "python"
 
@@ -88,6 +89,7 @@ class Report:
             "image_info": self.image_info,
             "options": self.options,
             "variable_store": self.variable_store,
+            "platform": self.platform,
             "engine": self.engine,
             "dispatch": self.dispatch,
             "timing": self.timing,
@@ -121,6 +123,7 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
                     "image_base": image.image_base, "has_relocations": image.has_relocations},
         options={"cmdline": options.cmdline, "memory": options.memory, "seed": options.seed,
                  "initrd_size": None if options.initrd is None else len(options.initrd), "rng": options.rng},
+        platform=platform.board.as_dict(options.memory),
     )
     if outcome == "exit":
         report.exit_status = Status.name_of(details["status"])

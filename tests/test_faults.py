@@ -20,17 +20,49 @@ def test_invalid_opcode(tmp_path):
     assert set(r.fault["registers"]) >= {"rax", "rip", "rsp"}
 
 
+def load_rax_from(address: int) -> bytes:
+    return bytes.fromhex("48b8") + address.to_bytes(8, "little") + bytes.fromhex("488b00c3")  # mov rax,[rax]; ret
+
+
 def test_unmapped_read(tmp_path):
-    r = run(tmp_path, bytes.fromhex("48b800000000adde0000488b00c3"))
+    """0xE0000000 is in the identity map (the 32-bit PCI window of a q35 PC) but not RAM."""
+    r = run(tmp_path, load_rax_from(0xE000_0000))
     assert r.outcome == "fault"
-    assert r.fault["access"] == {"kind": "read of unmapped memory", "address": 0xDEAD00000000, "size": 8}
+    assert r.fault["access"] == {"kind": "read of unmapped memory", "address": 0xE000_0000, "size": 8}
     assert r.fault["instruction"].startswith("mov rax, qword ptr [rax]")
 
 
-def test_null_write(tmp_path):
-    r = run(tmp_path, bytes.fromhex("31c0c70001000000c3"))  # xor eax,eax; mov dword [rax], 1
+def test_a_non_canonical_address_is_a_general_protection_fault(tmp_path):
+    r = run(tmp_path, load_rax_from(0xDEAD00000000))
+    assert r.outcome == "fault" and r.fault["reason"].startswith("CPU exception #GP")
+
+
+def test_an_address_past_the_identity_map_is_a_page_fault(tmp_path):
+    r = run(tmp_path, load_rax_from(0x7E00_0000_0000))
+    assert r.outcome == "fault"
+    assert r.fault["reason"].startswith("CPU exception #PF") and r.fault["reason"].endswith("at address 0x7e0000000000")
+
+
+NULL_WRITE = bytes.fromhex("31c0c70001000000c3")  # xor eax,eax; mov dword [rax], 1; ret
+
+
+def test_null_write_faults_with_null_page_fault(tmp_path):
+    r = run(tmp_path, NULL_WRITE, null_page="fault")
     assert r.outcome == "fault"
     assert r.fault["access"]["kind"] == "write to unmapped memory" and r.fault["access"]["address"] == 0
+
+
+def test_null_write_on_q35_is_served_as_ram_and_noted(tmp_path):
+    """Page 0 is RAM on a PC: by default the write lands, and the report says where it came from."""
+    r = run(tmp_path, NULL_WRITE)
+    assert r.outcome == "exit" and r.platform["name"] == "q35"
+    notes = [n for n in r.notes if n.startswith("page 0 (NULL) first written at 0x0 by the code at ")]
+    assert len(notes) == 1, r.notes
+
+
+def test_a_jump_to_null_is_a_fault_even_where_page_0_is_ram(tmp_path):
+    r = run(tmp_path, bytes.fromhex("31c0ffe0"))  # xor eax,eax; jmp rax
+    assert r.outcome == "fault" and r.fault["pc"] == 0
 
 
 def test_jump_into_data_is_a_fault(tmp_path):

@@ -35,6 +35,11 @@ AAPCS64 = CallingConvention(
 )
 
 
+# System registers unicorn reads through UC_ARM64_REG_CP_REG: (CRn, CRm, op0, op1, op2)
+SYSTEM_REGISTERS = {"sctlr_el1": (1, 0, 3, 0, 0), "tcr_el1": (2, 0, 3, 0, 2)}
+PSTATE_EL_SHIFT, PSTATE_EL_MASK = 2, 0x3  # PSTATE.EL, as SPSR_ELx's M[3:2] and CurrentEL hold it
+
+
 class AArch64(Architecture):
     name = "aarch64"
     machine = pe.MACHINE_ARM64
@@ -56,6 +61,21 @@ class AArch64(Architecture):
     def kernel_entered(self, uc: Uc) -> bool:
         """Whether the CPU looks like a kernel's entry: an FDT in x0."""
         return looks_like_fdt(self.fw.mem, uc.reg_read(arm.UC_ARM64_REG_X0))
+
+    def cpu_state(self, uc: Uc) -> dict[str, int]:
+        """x0-x30, SP, PC, PSTATE (NZCV and the rest), the EL1 system registers of the MMU and the
+        exception vectors, and the exception level."""
+        state = {f"x{i}": uc.reg_read(getattr(arm, f"UC_ARM64_REG_X{i}")) for i in range(29)}
+        state.update(x29=uc.reg_read(arm.UC_ARM64_REG_X29), x30=uc.reg_read(arm.UC_ARM64_REG_X30),
+                     sp=uc.reg_read(arm.UC_ARM64_REG_SP), pc=uc.reg_read(arm.UC_ARM64_REG_PC),
+                     pstate=uc.reg_read(arm.UC_ARM64_REG_PSTATE),
+                     ttbr0_el1=uc.reg_read(arm.UC_ARM64_REG_TTBR0_EL1),
+                     ttbr1_el1=uc.reg_read(arm.UC_ARM64_REG_TTBR1_EL1),
+                     mair_el1=uc.reg_read(arm.UC_ARM64_REG_MAIR_EL1), vbar_el1=uc.reg_read(arm.UC_ARM64_REG_VBAR_EL1))
+        for name, encoding in SYSTEM_REGISTERS.items():
+            state[name] = uc.reg_read(arm.UC_ARM64_REG_CP_REG, encoding)
+        state["el"] = state["pstate"] >> PSTATE_EL_SHIFT & PSTATE_EL_MASK
+        return state
 
     def handoff(self, uc: Uc, entry: int):
         """The kernel is entered with x0 = the FDT."""

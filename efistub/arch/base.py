@@ -31,6 +31,13 @@ class Architecture:
         """A new engine in the state UEFI specifies for this architecture (no memory yet)."""
         raise NotImplementedError
 
+    def cpu_state(self, uc) -> dict[str, int]:
+        """Every register a kernel entered here may rely on, by name (a saved hand-off's CPU state)."""
+        raise NotImplementedError
+
+    def prepare_cpu(self, uc, fw) -> None:
+        """Leave in the CPU what firmware leaves for the image it starts (RAM is mapped by now)."""
+
     def attach(self, uc, fw) -> None:
         """Hook what the CPU asks the platform (CPUID, timers, ports) and serve ``fw``."""
         self.fw = fw

@@ -38,6 +38,11 @@ LP64 = CallingConvention(
 )
 
 
+STATE_REGISTERS = ("ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6",
+                   "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
+                   "pc", "priv", "satp", "stvec", "sstatus")
+
+
 class RiscV64(Architecture):
     name = "riscv64"
     machine = pe.MACHINE_RISCV64
@@ -61,6 +66,11 @@ class RiscV64(Architecture):
     def kernel_entered(self, uc: Uc) -> bool:
         """Whether the CPU looks like a kernel's entry: an FDT in a1."""
         return looks_like_fdt(self.fw.mem, uc.reg_read(rv.UC_RISCV_REG_A1))
+
+    def cpu_state(self, uc: Uc) -> dict[str, int]:
+        """x1-x31 by their ABI names, PC, the privilege level, satp, stvec and sstatus."""
+        state = {name: uc.reg_read(getattr(rv, f"UC_RISCV_REG_{name.upper()}")) for name in STATE_REGISTERS}
+        return state
 
     def handoff(self, uc: Uc, entry: int):
         """The kernel is entered with a0 = the boot hart id and a1 = the FDT."""
