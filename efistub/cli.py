@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="implement only these boot and runtime services; every other one answers as an absent "
                           "firmware would (EFI_NOT_FOUND for look-ups, EFI_UNSUPPORTED otherwise)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
+    run.add_argument("--save-handoff", metavar="DIR", help="after a hand-off, save the machine state the kernel "
+                                                         "is entered with into DIR (a new or empty folder): "
+                                                         "manifest.json and the RAM it needs; efistub resume "
+                                                         "boots it (docs/handoff-state.md)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
 
     boot = sub.add_parser(
@@ -86,6 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
     scan.add_argument("--json", metavar="FILE", help="write one JSON report per line (JSON Lines) to FILE")
 
+    resume = sub.add_parser(
+        "resume", help="boot a hand-off saved by run --save-handoff in QEMU, without firmware",
+        description="Boot the machine state saved by 'efistub run KERNEL --save-handoff DIR' in QEMU (TCG) on the "
+                    "board it was saved on: QEMU loads the saved RAM and starts efistub's resume trampoline, which "
+                    "restores the saved CPU state and jumps to the kernel's entry. The guest's console goes to "
+                    "stdout. Exit code: 0 when --until TEXT appeared (without --until: when QEMU exited by "
+                    "itself), 1 at the timeout or when QEMU exited first, 2 for bad input "
+                    "(docs/handoff-state.md).")
+    resume.add_argument("folder", metavar="DIR")
+    resume.add_argument("--until", metavar="TEXT", help="stop QEMU when the console shows TEXT")
+    resume.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                        help="stop QEMU after S seconds (default 120)")
+    resume.add_argument("--print-command", action="store_true",
+                        help="print the QEMU command line instead of running it")
+
     eng = sub.add_parser("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
                          description="The fast engine is libunicorn built from the installed unicorn release with "
                                      "efistub's patch that keeps guest stores to memory without execute on the fast "
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return _engine(args)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "resume":
+            return _resume(args)
         from . import engine
 
         try:
@@ -360,6 +381,7 @@ def _run(args) -> int:
     machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
                        boot_path=getattr(args, "boot_path", None))
     report = machine.run()
+    saved = _save_handoff(machine, report, args) if getattr(args, "save_handoff", None) else None
     if args.json:
         text = report.to_json()
         if json_to_stdout:
@@ -376,9 +398,45 @@ def _run(args) -> int:
         out.write(summary(report))
     if _store_not_saved(report):
         return EXIT_INPUT
+    if saved is not None:
+        print(f"efistub: {saved}", file=sys.stderr)
     if report.outcome == "handoff" or report.outcome == "exit" and report.exit_status == "EFI_SUCCESS":
         return EXIT_OK
     return EXIT_GUEST
+
+
+def _save_handoff(machine, report, args) -> str:
+    """Save the hand-off into --save-handoff DIR; what to tell the user."""
+    from .handoff_state import save
+
+    if report.outcome != "handoff":
+        return f"--save-handoff: nothing saved: the run ended with outcome {report.outcome}, not a hand-off"
+    manifest = save(machine.platform, report, args.save_handoff)
+    size = sum(s["size"] for s in manifest["segments"])
+    return (f"hand-off saved in {args.save_handoff}: {len(manifest['segments'])} segments, {size / 2**20:.1f} MiB; "
+            f"boot it with: efistub resume {args.save_handoff}")
+
+
+def _resume(args) -> int:
+    import shlex
+    import tempfile
+
+    from . import resume
+    from .handoff_state import load
+
+    if args.timeout <= 0:
+        raise InputError("--timeout", "must be positive")
+    if args.print_command:
+        state = load(args.folder)
+        workdir = tempfile.mkdtemp(prefix="efistub-resume-")
+        print(shlex.join(resume.command(state, workdir)))
+        return EXIT_OK
+    console = (lambda text: (sys.stdout.write(terminal_safe(text)), sys.stdout.flush()))
+    outcome = resume.resume(args.folder, args.until, args.timeout, console)
+    print(f"\nefistub resume: {outcome.reason} ({outcome.seconds:.2f} s)", file=sys.stderr)
+    if args.until is not None:
+        return EXIT_OK if outcome.found else EXIT_GUEST
+    return EXIT_OK if outcome.reason == "QEMU exited" else EXIT_GUEST
 
 
 def _store_not_saved(report) -> bool:
