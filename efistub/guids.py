@@ -86,6 +86,10 @@ EVENT_GROUP_AFTER_READY_TO_BOOT = Guid("3a2a00ad-98b9-4cdf-a478-702777f1c10b")
 LINUX_EFI_INITRD_MEDIA = Guid("5568e427-68fc-4f3d-ac74-ca555231cc68")
 LINUX_EFI_BOOT_MEMMAP = Guid("800f683f-d08b-423a-a293-965c3c6fe2b4")
 
+# Measured boot (TCG EFI Protocol Specification, family 2.0)
+TCG2_PROTOCOL = Guid("607f766c-7455-42be-930b-e4d76db2720f")
+TCG2_FINAL_EVENTS_TABLE = Guid("1e2ed096-30e2-4254-bd89-863bbef82325")  # EFI_TCG2_FINAL_EVENTS_TABLE_GUID
+
 # Secure Boot (UEFI 2.10 §32; EDK2's SecurityPkg for the ones the spec does not name)
 IMAGE_SECURITY_DATABASE = Guid("d719b2cb-3d3a-4596-a3bc-dad00e67656f")  # db, dbx, dbt, dbr
 CERT_SHA1 = Guid("826ca512-cf10-4ac9-b187-be01496631bd")
