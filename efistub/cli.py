@@ -400,6 +400,8 @@ def _run(args) -> int:
         return EXIT_INPUT
     if saved is not None:
         print(f"efistub: {saved}", file=sys.stderr)
+        if report.outcome != "handoff":
+            return EXIT_GUEST  # a hand-off was asked for, and there is none
     if report.outcome == "handoff" or report.outcome == "exit" and report.exit_status == "EFI_SUCCESS":
         return EXIT_OK
     return EXIT_GUEST

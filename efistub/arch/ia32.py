@@ -44,3 +44,13 @@ class IA32(X86):
     BOOT_PARAMS_REGISTER = x86.UC_X86_REG_ESI
     ABCD = (x86.UC_X86_REG_EAX, x86.UC_X86_REG_EBX, x86.UC_X86_REG_ECX, x86.UC_X86_REG_EDX)
     RAM_LIMIT = 1 << 32
+
+    def cpu_state(self, uc) -> dict[str, int]:
+        """The general registers, EIP and EFLAGS, CR0/CR3/CR4, the segment selectors and the GDTR
+        (32-bit protected mode without paging, as IA32 firmware runs)."""
+        state = {name: uc.reg_read(reg) for name, reg in REGISTERS.items()}
+        for name in ("cs", "ds", "es", "fs", "gs", "ss"):
+            state[name] = uc.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}"))
+        _, base, limit, _ = uc.reg_read(x86.UC_X86_REG_GDTR)
+        state.update(gdtr_base=base, gdtr_limit=limit)
+        return state
