@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .guids import Guid
+from .status import Status
 
 NON_VOLATILE = 0x01
 BOOTSERVICE_ACCESS = 0x02
@@ -23,6 +25,11 @@ APPEND_WRITE = 0x40
 ENHANCED_AUTHENTICATED_ACCESS = 0x80
 AUTHENTICATED = AUTHENTICATED_WRITE_ACCESS | TIME_BASED_AUTHENTICATED_WRITE_ACCESS | ENHANCED_AUTHENTICATED_ACCESS
 KNOWN_ATTRIBUTES = 0xFF
+# EDK2's EFI_VARIABLE_ATTRIBUTES_MASK: what a SetVariable may give when the store has authenticated
+# variables (ENHANCED_AUTHENTICATED_ACCESS is a reserved bit there; AUTHENTICATED_WRITE_ACCESS is
+# refused on its own)
+ATTRIBUTES_MASK = (NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS | HARDWARE_ERROR_RECORD
+                   | TIME_BASED_AUTHENTICATED_WRITE_ACCESS | APPEND_WRITE)
 
 STORAGE_SIZE = 256 * 1024
 MAX_VARIABLE_SIZE = 64 * 1024
@@ -33,13 +40,38 @@ def payload_size(name: str, data_size: int) -> int:
     return 2 * (len(name) + 1) + data_size
 
 
+class EfiTime(NamedTuple):
+    """A timestamp that is no date (month 0, day 31 of a 30-day month): an EFI_TIME's fields, kept as
+    they are, as EDK2 keeps them. sbvarsign writes such TimeStamps (its months count from 0).
+    virt-firmware writes it like a datetime (``microsecond`` is 0)."""
+
+    year: int
+    month: int
+    day: int
+    hour: int
+    minute: int
+    second: int
+
+    @property
+    def microsecond(self) -> int:
+        return 0
+
+
+def time_key(timestamp: "datetime | EfiTime | None") -> tuple:
+    """A timestamp's (Year, Month, Day, Hour, Minute, Second), as EDK2 compares them; no timestamp
+    is all zeros."""
+    if timestamp is None:
+        return (0, 0, 0, 0, 0, 0)
+    return (timestamp.year, timestamp.month, timestamp.day, timestamp.hour, timestamp.minute, timestamp.second)
+
+
 @dataclass
 class Variable:
     name: str
     guid: Guid
     attributes: int
     data: bytes
-    timestamp: datetime | None = None  # time-based authenticated variables: the time of their last write
+    timestamp: datetime | EfiTime | None = None  # time-based authenticated variables: their last write's
 
     @property
     def size(self) -> int:
@@ -76,6 +108,8 @@ class VariableStore:
         self.non_volatile = non_volatile or Region(capacity, max_variable)
         self.volatile = volatile or Region(capacity, max_variable)
         self.origin = None  # the file the store was opened from (efistub.varstore.Origin), or None
+        self.secure_boot = None  # its Secure Boot state (efistub.secureboot.SecureBootState), or None: no
+        # authenticated variables (runs without a store)
         self._vars: dict[tuple[str, Guid], Variable] = {}
 
     def __iter__(self):
@@ -88,7 +122,7 @@ class VariableStore:
         return self._vars.get((name, Guid(str(guid))))
 
     def set(self, name: str, guid: "Guid | str", attributes: int = NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS,
-            data: bytes = b"", timestamp: datetime | None = None) -> Variable:
+            data: bytes = b"", timestamp: datetime | EfiTime | None = None) -> Variable:
         """Create or replace a variable (for tests: no attribute or size checks)."""
         guid = Guid(str(guid))
         var = Variable(name, guid, attributes, bytes(data), timestamp)
@@ -133,3 +167,31 @@ class VariableStore:
         and the largest variable that still fits (as edk2: no more than what is left)."""
         region, remaining = self.region(attributes), self.remaining(attributes)
         return region.capacity, remaining, max(0, min(region.max_variable, remaining - region.header))
+
+
+def no_room(store: VariableStore, name: str, guid, attributes: int, data_size: int) -> tuple[Status, str] | None:
+    """Why the store cannot take this variable, with a note: larger than its largest variable
+    (EFI_INVALID_PARAMETER), or more than its region has left (EFI_OUT_OF_RESOURCES)."""
+    problem = too_large(store, name, attributes, data_size)
+    if problem is not None:
+        return problem
+    if not store.fits(name, guid, attributes, data_size):
+        region, kind = store.region(attributes), _kind(attributes)
+        return Status.EFI_OUT_OF_RESOURCES, (f"{name}: {region.record_size(name, data_size)} bytes do not fit in "
+                                             f"the {kind} store ({store.remaining(attributes)} bytes left)")
+    return None
+
+
+def too_large(store: VariableStore, name: str, attributes: int, data_size: int,
+              what: str = "name and data") -> tuple[Status, str] | None:
+    """EFI_INVALID_PARAMETER, with a note, when a name and ``data_size`` bytes are more than the
+    largest variable of the region of ``attributes``."""
+    region, size = store.region(attributes), payload_size(name, data_size)
+    if size > region.max_variable:
+        return Status.EFI_INVALID_PARAMETER, (f"{name}: {size} bytes of {what}, more than the "
+                                              f"{region.max_variable} a {_kind(attributes)} variable may take")
+    return None
+
+
+def _kind(attributes: int) -> str:
+    return "non-volatile" if attributes & NON_VOLATILE else "volatile"

@@ -22,10 +22,12 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 
+from . import guids
 from .errors import InputError
 from .guids import Guid
 from .layouts import varstore as layout
-from .variables import NON_VOLATILE, Region, Variable, VariableStore
+from .layouts.efi import Time
+from .variables import NON_VOLATILE, EfiTime, Region, Variable, VariableStore
 
 FORMATS = ("json", "edk2")
 JSON_VERSION = 2  # what virt-firmware writes (and awslabs' python-uefivars)
@@ -168,13 +170,16 @@ def _umask() -> int:
 # -- virt-firmware ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _virt_firmware():
+def virt_firmware(signature_databases: bool = False):
     """Around every call into virt-firmware. It logs through the root logger and calls sys.exit()
     on a bad store: its records stay off the terminal (nothing below the CLI prints) and the
     errors it logged are collected for the message. Its EfiVar parses the data of variables
     named PK, KEK, db, dbx or MokList (under any vendor GUID) as signature databases, which
-    fails on a guest's own variable of such a name; efistub keeps data as bytes, so that
-    parsing is turned off while efistub reads and writes."""
+    fails on a guest's own variable of such a name (and loops forever on a list whose
+    SignatureSize is 0); efistub keeps data as bytes, so that parsing is turned off while
+    efistub reads and writes stores (``signature_databases`` True keeps it, to build signature
+    lists). A timestamp that is no date (month 0, as sbvarsign writes in January) is read as
+    an EfiTime instead of failing the whole store."""
     from virt.firmware.efi import efivar
 
     errors: list[str] = []
@@ -186,16 +191,29 @@ def _virt_firmware():
             errors.append(record.getMessage())
         return False
 
+    parse_time = efivar.EfiVar.parse_time
+
+    def tolerant_parse_time(self, data, offset):
+        try:
+            parse_time(self, data, offset)
+        except ValueError:
+            t = Time.parse(data[offset:offset + Time.sizeof()])
+            self.time = EfiTime(t.Year, t.Month, t.Day, t.Hour, t.Minute, t.Second)
+
     root, handler, names = logging.getLogger(), logging.NullHandler(), efivar.sigdb_names
     root.addFilter(keep_quiet)
     root.addHandler(handler)  # a root logger with a handler: logging.error() does not call basicConfig()
-    efivar.sigdb_names = ()
+    if not signature_databases:
+        efivar.sigdb_names = ()
+    efivar.EfiVar.parse_time = tolerant_parse_time
     try:
         yield errors
     finally:
+        efivar.EfiVar.parse_time = parse_time
         efivar.sigdb_names = names
         root.removeHandler(handler)
         root.removeFilter(keep_quiet)
+
 
 
 def _variable(record) -> Variable:
@@ -241,7 +259,7 @@ def _load_json(path: str) -> VariableStore:
         raise InputError(path, f"not a JSON variable store: {e}") from None
     entries = _json_entries(path, document)
     records = []
-    with _virt_firmware():
+    with virt_firmware():
         for index, entry in enumerate(entries):
             try:
                 records.append(efijson.efi_decode(entry))
@@ -299,18 +317,22 @@ ENTRY_CHECKS = {  # a variable's keys in a JSON store: guid, attr and data requi
 def _json_bytes(variables: list[Variable]) -> bytes:
     from virt.firmware.varstore.jstore import JsonVarStore
 
-    with _virt_firmware():
+    with virt_firmware():
         return JsonVarStore.json_varstore(_varlist(variables)).encode("utf-8")
 
 
 # -- edk2 flash images -----------------------------------------------------------------------------
 
 def _load_edk2(path: str) -> VariableStore:
-    from virt.firmware.varstore.edk2 import Edk2VarStore
-
-    with _virt_firmware() as errors:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e)) from None
+    _check_volumes(path, data)
+    with virt_firmware() as errors:
         try:
-            image = Edk2VarStore(path)
+            image = _edk2_image(path, data)
             volume_offset = _check_whole(path, image)
             store = _store(path, "edk2", image.get_varlist().values(), **_edk2_regions(image, volume_offset))
         except InputError:
@@ -326,6 +348,37 @@ def _load_edk2(path: str) -> VariableStore:
         raise InputError(path, "damaged edk2 variable store: its variables overrun the variable region")
     store.origin.template = image
     return store
+
+
+def _edk2_image(path: str, data: bytes):
+    """virt-firmware's Edk2VarStore of ``data``, the bytes efistub read and checked (it would read
+    the file again)."""
+    from virt.firmware.varstore.edk2 import Edk2VarStore
+
+    class Image(Edk2VarStore):
+        def readfile(self):
+            self.filedata = data
+
+    return Image(path)
+
+
+def _check_volumes(path: str, data: bytes) -> None:
+    """Walk the image as virt-firmware's find_nvdata walks it to the variable store, and refuse
+    what that walk would never leave: a firmware file system volume of FvLength 0, which it
+    steps over by its length, forever."""
+    header, offset = layout.FirmwareVolumeHeader.sizeof(), 0
+    while offset + layout.FIND_NVDATA_MINIMUM < len(data):
+        volume = layout.FirmwareVolumeHeader.parse(data[offset:offset + header])
+        kind = Guid.from_bytes(volume.FileSystemGuid)
+        if kind == guids.NV_DATA_FILE_SYSTEM:
+            return
+        if kind == guids.FIRMWARE_FILE_SYSTEM2:
+            if volume.FvLength == 0:
+                raise InputError(path, f"damaged edk2 flash image: the firmware volume at 0x{offset:x} has FvLength "
+                                       f"0 (virt-firmware would look for the variable store forever)")
+            offset += volume.FvLength
+            continue
+        offset += layout.FIND_NVDATA_STEP
 
 
 def _problem(path: str, errors: list[str]) -> str:
@@ -371,7 +424,7 @@ def _edk2_bytes(store: VariableStore, path: str, variables: list[Variable]) -> b
     records (bytes_varlist); its bytes_varstore would pad the free space one byte at a time
     (a second for a 4 MB image), so the padding is done here."""
     image = _template(store, path)
-    with _virt_firmware() as errors:
+    with virt_firmware() as errors:
         try:
             records = image.bytes_varlist(_varlist(variables))
         except SystemExit:

@@ -430,6 +430,45 @@ def test_a_bad_store_is_a_one_line_error_and_stays_untouched(tmp_path, case):
     assert fingerprint(path) == unchanged
 
 
+def crafted_volume() -> bytes:
+    """An image whose first firmware volume is a firmware file system of FvLength 0: virt-firmware's
+    walk to the variable store steps over it by its length, forever."""
+    from efistub.guids import FIRMWARE_FILE_SYSTEM2
+    from efistub.layouts.varstore import FirmwareVolumeHeader
+
+    header = FirmwareVolumeHeader.build(dict(ZeroVector=bytes(16), FileSystemGuid=FIRMWARE_FILE_SYSTEM2.bytes_le,
+                                             FvLength=0, Signature=b"_FVH", Attributes=0, HeaderLength=72,
+                                             Checksum=0, ExtHeaderOffset=0, Reserved=0, Revision=2))
+    return header + bytes(4096)
+
+
+def test_a_volume_of_length_0_is_a_one_line_error_at_once(tmp_path):
+    path = tmp_path / "crafted.fd"
+    path.write_bytes(crafted_volume())
+    unchanged = fingerprint(path)
+
+    def too_slow(signum, frame):
+        raise TimeoutError("varstore.load still walks the image after 5 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(5)
+    try:
+        import time
+
+        started = time.perf_counter()
+        with pytest.raises(InputError, match="FvLength 0"):
+            varstore.load(path)
+        assert time.perf_counter() - started < 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"),
+                             "--vars", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{path}: damaged edk2 flash image: the firmware volume at 0x0 has FvLength 0" in result.stderr
+    assert fingerprint(path) == unchanged
+
+
 @pytest.mark.parametrize("case", ["folder", "missing-edk2", "no-folder", "unreadable"])
 def test_a_store_that_cannot_be_opened_is_a_one_line_error(tmp_path, case):
     if case == "unreadable" and os.geteuid() == 0:

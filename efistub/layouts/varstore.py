@@ -28,6 +28,12 @@ FirmwareVolumeHeader = Struct(
     "Revision" / Int8ul,
 )
 
+# How virt-firmware's find_nvdata walks an image to the variable store's volume: from offset 0,
+# over a firmware file system volume by its FvLength, else on by 1024 bytes, while more than
+# 64 bytes are left.
+FIND_NVDATA_STEP = 1024
+FIND_NVDATA_MINIMUM = 64
+
 # VARIABLE_STORE_HEADER: Size counts the header and the variables after it.
 VariableStoreHeader = Struct(
     "Signature" / Bytes(16),  # gEfiAuthenticatedVariableGuid: every variable has the header below
