@@ -549,6 +549,10 @@ def summary(report) -> str:
         done = "saved" if store["saved"] else f"not saved: {store['error'] or store['not_saved']}"
         add("store", f"{store['path']} ({store['format']}): {store['loaded']} loaded, {store['changed']} changed, "
                      f"{done}")
+    if report.secure_boot:
+        from .secureboot import summary as secure_boot_summary
+
+        add("secure boot", secure_boot_summary(report.secure_boot))
     for note in report.notes:
         add("note", note)
     add("engine", f"{report.engine}, {report.dispatch} dispatch")

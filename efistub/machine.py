@@ -148,6 +148,10 @@ class Machine:
 
             self.variables = varstore.open_store(opts.vars, opts.vars_format)
             self._vars_before = varstore.snapshot(self.variables)
+        if opts.vars is not None or opts.enroll is not None or opts.secure_boot is not None:
+            from . import secureboot  # the keys and the mode; an InputError for keys that cannot be enrolled
+
+            secureboot.setup(self.variables, secure_boot=opts.secure_boot, enroll=opts.enroll)
         self.save_vars = save_vars
         self._overrides: dict[str, object] = {}
         self._injections: dict[str, Injection] = {}
@@ -345,6 +349,9 @@ class Machine:
         report.timing = {"setup_s": round(boot_done - started, 4), "run_s": round(finished - boot_done, 4),
                          "total_s": round(finished - started, 4),
                          "cpu_s": round(time.process_time() - cpu_started, 4)}
+        from . import secureboot
+
+        report.secure_boot = secureboot.describe(self.variables)
         report.variable_store = self._save_variables(outcome)
         return report
 

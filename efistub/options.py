@@ -27,11 +27,13 @@ def unescape(text: str) -> str:
 
 
 def option(default, flag: str, help: str, metavar: str | None = None, type=None, choices=None,
-           negate: str | None = None, flag_sets: bool = False):
+           negate: str | None = None, flag_sets: bool = False, either_way: bool = False):
     """A run option: its default, its CLI flag and help. ``negate``: a boolean option whose CLI
-    flag (this one) turns it off; ``flag_sets``: one that the flag turns on."""
+    flag (this one) turns it off; ``flag_sets``: one that the flag turns on; ``either_way``: one
+    that --FLAG turns on and --no-FLAG off (default None: neither)."""
     return field(default=default, metadata=dict(flag=flag, help=help, metavar=metavar, type=type,
-                                                choices=choices, negate=negate, flag_sets=flag_sets))
+                                                choices=choices, negate=negate, flag_sets=flag_sets,
+                                                either_way=either_way))
 
 
 @dataclass
@@ -70,6 +72,15 @@ class RunOptions:
                                               "created; minimize and scan never save)", "FILE")
     vars_format: str | None = option(None, "--vars-format", "the format of --vars FILE (default: json for a *.json "
                                                             "name, else edk2)", choices=("json", "edk2"))
+    secure_boot: bool | None = option(None, "--secure-boot", "override SecureBoot for this run, as a firmware setup "
+                                                             "option would: --no-secure-boot keeps the keys and "
+                                                             "their checks but says SecureBoot=0; --secure-boot says "
+                                                             "1 although the store's SecureBootEnable is off (needs "
+                                                             "a PK); the store is not changed", either_way=True)
+    enroll: str | None = option(None, "--enroll", "replace the store's PK, KEK, db and dbx before the run (saved with "
+                                                  "--vars): PK=CERT,KEK=CERT,db=CERT,db=distro:NAME,dbx=SHA256HEX "
+                                                  "or dbx=CERT (KEK, db, dbx repeat; PEM or DER), or a key set of "
+                                                  "virt-firmware: microsoft, redhat", "KEYS")
     vars_save_on_fault: bool = option(False, "--vars-save-on-fault", "save --vars FILE also after a run that ended "
                                                                      "in a fault, an error or a timeout",
                                       flag_sets=True)
@@ -83,6 +94,10 @@ class RunOptions:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for f in fields(cls):
             meta = f.metadata
+            if meta["either_way"]:
+                parser.add_argument(meta["flag"], dest=f.name, action=argparse.BooleanOptionalAction,
+                                    default=f.default, help=meta["help"])
+                continue
             if meta["negate"] or meta["flag_sets"]:
                 action = "store_false" if meta["negate"] else "store_true"
                 parser.add_argument(meta["flag"], dest=f.name, action=action, help=meta["help"])

@@ -38,6 +38,7 @@ class Report:
     options: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     variable_store: dict | None = None  # --vars: the store file, what was loaded, changed and saved
+    secure_boot: dict | None = None  # the Secure Boot state at the end, with a store (secureboot.describe)
     platform: dict | None = None  # the board whose memory layout RAM copies: name, RAM ranges, reserved ranges
     engine: str = "stock"
     dispatch: str = "python"
@@ -89,6 +90,7 @@ class Report:
             "image_info": self.image_info,
             "options": self.options,
             "variable_store": self.variable_store,
+            "secure_boot": self.secure_boot,
             "platform": self.platform,
             "engine": self.engine,
             "dispatch": self.dispatch,
