@@ -1,8 +1,10 @@
 """Variable services (UEFI 2.10 §8.2) over the store ``fw.variables`` (in memory; loaded from and saved
-to a file with --vars, efistub/varstore.py)."""
+to a file with --vars, efistub/varstore.py). A store with Secure Boot (efistub.secureboot) has
+authenticated variables: SetVariable and QueryVariableInfo go to efistub.authvar there."""
 
 from __future__ import annotations
 
+from .. import authvar
 from .. import variables as v
 from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, Result, service
 from ..status import Status
@@ -72,7 +74,14 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
     if not name_ptr or not guid_ptr or (size and not data_ptr):
         return INVALID
     name, guid = fw.mem.read_ucs2(name_ptr), fw.mem.read_guid(guid_ptr)
-    if not name or attributes & ~v.KNOWN_ATTRIBUTES:
+    if not name:
+        return INVALID
+    if fw.variables.secure_boot is not None:
+        status, note = authvar.set_variable(fw.variables, name, guid, attributes, size,
+                                            lambda offset, length: fw.mem.read(data_ptr + offset, length),
+                                            runtime=not fw.state.boot_services_active)
+        return Result(status, note) if note else status
+    if attributes & ~v.KNOWN_ATTRIBUTES:
         return INVALID
     if attributes & v.AUTHENTICATED:
         return Status.EFI_UNSUPPORTED  # no authenticated variables in this store
@@ -96,25 +105,11 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
     if append and existing is None and not size:
         return Status.EFI_SUCCESS
     kept = existing.data if append and existing is not None else b""
-    problem = _no_room(fw.variables, name, guid, stored_attributes, len(kept) + size)
+    problem = v.no_room(fw.variables, name, guid, stored_attributes, len(kept) + size)
     if problem is not None:
-        return problem  # checked before the data is read: a huge DataSize costs nothing
+        return Result(*problem)  # checked before the data is read: a huge DataSize costs nothing
     fw.variables.set(name, guid, stored_attributes, kept + fw.mem.read(data_ptr, size))
     return Status.EFI_SUCCESS
-
-
-def _no_room(store: v.VariableStore, name: str, guid, attributes: int, data_size: int) -> Result | None:
-    """Why the store cannot take this variable: larger than its largest variable
-    (EFI_INVALID_PARAMETER), or more than its region has left (EFI_OUT_OF_RESOURCES)."""
-    region, size = store.region(attributes), v.payload_size(name, data_size)
-    kind = "non-volatile" if attributes & v.NON_VOLATILE else "volatile"
-    if size > region.max_variable:
-        return Result(INVALID, f"{name}: {size} bytes of name and data, more than the {region.max_variable} a "
-                               f"{kind} variable may take")
-    if not store.fits(name, guid, attributes, data_size):
-        return Result(Status.EFI_OUT_OF_RESOURCES, f"{name}: {region.record_size(name, data_size)} bytes do not fit "
-                                                   f"in the {kind} store ({store.remaining(attributes)} bytes left)")
-    return None
 
 
 @service("QueryVariableInfo", boot=False, Attributes=UINT32, MaximumVariableStorageSize=POINTER,
@@ -122,9 +117,13 @@ def _no_room(store: v.VariableStore, name: str, guid, attributes: int, data_size
 def QueryVariableInfo(fw, attributes, max_storage_ptr, remaining_ptr, max_size_ptr):
     if not max_storage_ptr or not remaining_ptr or not max_size_ptr or not attributes:
         return INVALID
-    if attributes & v.RUNTIME_ACCESS and not attributes & v.BOOTSERVICE_ACCESS:
+    if fw.variables.secure_boot is not None:
+        problem = authvar.query_problem(attributes, runtime=not fw.state.boot_services_active)
+        if problem is not None:
+            return Result(*problem)
+    elif attributes & v.RUNTIME_ACCESS and not attributes & v.BOOTSERVICE_ACCESS:
         return INVALID
-    if attributes & v.AUTHENTICATED:
+    elif attributes & v.AUTHENTICATED:
         return Status.EFI_UNSUPPORTED
     capacity, remaining, largest = fw.variables.query(attributes)  # UINT64 outputs on every architecture
     fw.mem.write_u64(max_storage_ptr, capacity)

@@ -1,0 +1,73 @@
+"""Secure Boot structures, as construct definitions: the authentication descriptor of a time-based
+authenticated SetVariable (UEFI 2.10 §8.2.2), signature lists (§32.4.1) and EDK2's certdb.
+
+Everything is packed and little-endian, as the spec and EDK2 declare these structures.
+"""
+
+from __future__ import annotations
+
+from construct import Bytes, Int8ul, Int16sl, Int16ul, Int32ul, Struct
+
+from .efi import Time
+
+# EFI_TIME as the spec declares it, Pad1 and Pad2 included: an authentication descriptor's
+# TimeStamp must have them, Nanosecond, TimeZone and Daylight zero.
+TimeWithPads = Struct(
+    "Year" / Int16ul,
+    "Month" / Int8ul,
+    "Day" / Int8ul,
+    "Hour" / Int8ul,
+    "Minute" / Int8ul,
+    "Second" / Int8ul,
+    "Pad1" / Int8ul,
+    "Nanosecond" / Int32ul,
+    "TimeZone" / Int16sl,
+    "Daylight" / Int8ul,
+    "Pad2" / Int8ul,
+)
+assert TimeWithPads.sizeof() == Time.sizeof()
+
+# WIN_CERTIFICATE (§32.2.4): dwLength counts the whole certificate, this header included.
+WinCertificate = Struct(
+    "dwLength" / Int32ul,
+    "wRevision" / Int16ul,
+    "wCertificateType" / Int16ul,
+)
+WIN_CERT_REVISION = 0x0200
+WIN_CERT_TYPE_EFI_GUID = 0x0EF1
+
+# WIN_CERTIFICATE_UEFI_GUID: the header, then CertType; CertData (for EFI_CERT_TYPE_PKCS7_GUID a
+# DER PKCS#7 SignedData) fills the rest of dwLength.
+WinCertificateUefiGuid = Struct(
+    "Hdr" / WinCertificate,
+    "CertType" / Bytes(16),
+)
+
+# EFI_VARIABLE_AUTHENTICATION_2: the TimeStamp, then the certificate; the variable's new value
+# follows the certificate.
+VariableAuthentication2 = Struct(
+    "TimeStamp" / TimeWithPads,
+    "AuthInfo" / WinCertificateUefiGuid,
+)
+AUTHENTICATION_2_TIMESTAMP = TimeWithPads.sizeof()  # where AuthInfo starts (OFFSET_OF(..., AuthInfo))
+
+# EFI_SIGNATURE_LIST: this header, SignatureHeaderSize bytes of header, then signatures of
+# SignatureSize bytes each (EFI_SIGNATURE_DATA: the owner's GUID, then the signature).
+SignatureListHeader = Struct(
+    "SignatureType" / Bytes(16),
+    "SignatureListSize" / Int32ul,
+    "SignatureHeaderSize" / Int32ul,
+    "SignatureSize" / Int32ul,
+)
+SIGNATURE_OWNER = 16  # EFI_SIGNATURE_DATA.SignatureOwner, an EFI_GUID
+
+# EDK2's certdb and certdbv (SecurityPkg AuthServiceInternal.h): a UINT32 with the size of the
+# whole variable, then one AUTH_CERT_DB_DATA per authenticated variable: this header, the
+# variable's name (NameSize CHAR16s, no NUL), then CertDataSize bytes: the digest of its signer.
+CertDbListSize = Int32ul
+CertDbEntry = Struct(
+    "VendorGuid" / Bytes(16),
+    "CertNodeSize" / Int32ul,
+    "NameSize" / Int32ul,
+    "CertDataSize" / Int32ul,
+)
