@@ -20,6 +20,7 @@ Every problem is an InputError naming the file and the problem, on one line.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ MAX_IMAGE_SIZE = 1 << 31
 # The sections of a Unified Kernel Image (UAPI.5); .profile may appear more than once
 UKI_SECTIONS = (".linux", ".initrd", ".cmdline", ".osrel", ".uname", ".dtb", ".ucode", ".profile")
 RELOC_BLOCK_HEADER = 8  # IMAGE_BASE_RELOCATION: VirtualAddress, SizeOfBlock
+# The relocation types efistub applies: the field each changes (width, struct format, mask)
+RELOCATION_FIELDS = {
+    pe.REL_BASED_HIGHLOW: (4, "<I", 0xFFFFFFFF),
+    pe.REL_BASED_DIR64: (8, "<Q", 0xFFFFFFFFFFFFFFFF),
+}
 
 
 @dataclass(frozen=True)
@@ -157,26 +163,45 @@ class PeImage:
         """(rva, data) to write into zeroed memory at ``load_address``: the image, relocated.
 
         Without relocations to apply, these are slices of the file (no copy of a large
-        kernel); otherwise the whole relocated layout.
+        kernel). Otherwise they are copies of the same spans (the headers, each section's
+        file data) and of the relocated fields that lie in the zero-filled rest, merged
+        where they touch, and relocated: never a buffer of the whole SizeOfImage, so that
+        a hostile SizeOfImage (up to MAX_IMAGE_SIZE) costs the host nothing. The copies
+        are at most the bytes the image writes into guest memory anyway.
         """
-        if load_address != self.image_base and self.has_relocations:
-            return [(0, self.layout(load_address))]
-        view = memoryview(self.data)
-        out = [(0, view[: self.size_of_headers])]
-        for s in self.sections:
-            if s.file_size:
-                out.append((s.virtual_address, view[s.raw_pointer : s.raw_pointer + s.file_size]))
-        return out
+        if load_address == self.image_base or not self.has_relocations:
+            view = memoryview(self.data)
+            out = [(0, view[: self.size_of_headers])]
+            for s in self.sections:
+                if s.file_size:
+                    out.append((s.virtual_address, view[s.raw_pointer : s.raw_pointer + s.file_size]))
+            return out
+        delta = (load_address - self.image_base) & 0xFFFFFFFFFFFFFFFF
+        fields = self._relocation_fields()
+        sources = [(0, 0, self.size_of_headers)] + [(s.virtual_address, s.raw_pointer, s.file_size)
+                                                     for s in self.sections if s.file_size]
+        spans = _merge([(rva, rva + size) for rva, _, size in sources] + [(t, t + w) for t, w, _, _ in fields])
+        starts = [start for start, _ in spans]
+        buffers = [bytearray(end - start) for start, end in spans]
+
+        def locate(rva: int) -> tuple[bytearray, int]:  # every source and field lies in one span
+            index = bisect.bisect_right(starts, rva) - 1
+            return buffers[index], rva - starts[index]
+
+        for rva, raw, size in sources:  # in the order layout() writes them: a later section wins
+            buf, at = locate(rva)
+            buf[at : at + size] = self.data[raw : raw + size]
+        for target, _, fmt, mask in fields:
+            buf, at = locate(target)
+            (value,) = struct.unpack_from(fmt, buf, at)
+            struct.pack_into(fmt, buf, at, (value + delta) & mask)
+        return list(zip(starts, buffers))
 
     def layout(self, load_address: int) -> bytearray:
-        """The image as it lies in memory at ``load_address``, relocated."""
+        """The image as it lies in memory at ``load_address``, relocated (SizeOfImage bytes)."""
         buf = bytearray(self.size_of_image)
-        buf[: self.size_of_headers] = self.data[: self.size_of_headers]
-        for s in self.sections:
-            buf[s.virtual_address : s.virtual_address + s.file_size] = self.data[s.raw_pointer : s.raw_pointer + s.file_size]
-        delta = (load_address - self.image_base) & 0xFFFFFFFFFFFFFFFF
-        if delta and self.has_relocations:
-            self._relocate(buf, delta)
+        for rva, data in self.pieces(load_address):
+            buf[rva : rva + len(data)] = data
         return buf
 
     def relocations(self) -> list[tuple[int, tuple[int, ...]]]:
@@ -189,22 +214,34 @@ class PeImage:
             self._relocations = _relocation_blocks(self)
         return self._relocations
 
-    def _relocate(self, buf: bytearray, delta: int) -> None:
+    def _relocation_fields(self) -> list[tuple[int, int, str, int]]:
+        """The fields the relocations change, in order: (RVA, width, struct format, mask);
+        InputError for an unsupported type or a field outside the image."""
+        out = []
         for page, entries in self.relocations():
             for entry in entries:
                 kind, target = entry >> 12, page + (entry & 0xFFF)
                 if kind == pe.REL_BASED_ABSOLUTE:
                     continue
-                if kind == pe.REL_BASED_DIR64:
-                    width, fmt, mask = 8, "<Q", 0xFFFFFFFFFFFFFFFF
-                elif kind == pe.REL_BASED_HIGHLOW:
-                    width, fmt, mask = 4, "<I", 0xFFFFFFFF
-                else:
+                field = RELOCATION_FIELDS.get(kind)
+                if field is None:
                     raise InputError(self.path, f"unsupported base relocation type {kind} at RVA 0x{target:x}")
-                if target + width > len(buf):
+                width, fmt, mask = field
+                if target + width > self.size_of_image:
                     raise InputError(self.path, f"base relocation at RVA 0x{target:x} lies outside the image")
-                (value,) = struct.unpack_from(fmt, buf, target)
-                struct.pack_into(fmt, buf, target, (value + delta) & mask)
+                out.append((target, width, fmt, mask))
+        return out
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint (start, end) spans covering the intervals; touching ones are joined."""
+    out: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(start, end) for start, end in out]
 
 
 class _PeFile(pefile.PE):
@@ -267,7 +304,7 @@ def _truncated(what: str, start: int, size: int, data: bytes) -> str:
 def _pefile_error(error: pefile.PEFormatError, data: bytearray) -> str:
     """The problem behind one of the PEFormatErrors pefile raises on headers (fast_load)."""
     text = str(error.value)
-    lfanew = int.from_bytes(data[0x3C:0x40], "little")
+    lfanew = int.from_bytes(data[pe.E_LFANEW : pe.E_LFANEW + 4], "little")
     coff = pe.CoffHeader.sizeof()
     if text.startswith("Unable to read the DOS Header"):
         return f"truncated: the DOS header needs 64 bytes, the file has {len(data)}"

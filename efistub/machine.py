@@ -17,7 +17,7 @@ from . import arch as arches
 from . import board as boards
 from . import engine, guids
 from .catalog import load_all
-from .errors import InputError
+from .errors import EfiError, InputError
 from .layouts import efi
 from .loader import PeImage, parse_image, read_image
 from .memory import MemoryType
@@ -328,7 +328,14 @@ class Machine:
         started = time.perf_counter()
         cpu_started = time.process_time()
         self._loop = RunLoop(None, self.options.timeout)
-        self._assemble()
+        try:
+            self._assemble()
+        except EfiError as e:  # the firmware's own allocations, in the RAM the image left
+            if e.status not in (Status.EFI_OUT_OF_RESOURCES, Status.EFI_NOT_FOUND):
+                raise
+            raise InputError(self.image.path, f"SizeOfImage 0x{self.image.size_of_image:x} leaves too little of "
+                                              f"{self.options.memory >> 20} MiB of guest RAM for the firmware "
+                                              f"({e.note or Status.name_of(e.status)})") from None
         self._loop.p = self.platform
         boot_done = time.perf_counter()
         outcome, details = self._loop.run()

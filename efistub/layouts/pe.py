@@ -11,6 +11,7 @@ from __future__ import annotations
 from construct import Bytes, Int16ul, Int32ul, Int64ul, Int8ul, Struct
 
 DOS_MAGIC = 0x5A4D  # "MZ"
+E_LFANEW = 0x3C  # the DOS header field that holds the file offset of the PE signature
 PE_SIGNATURE = 0x00004550  # "PE\0\0"
 PE32_MAGIC = 0x10B
 PE32PLUS_MAGIC = 0x20B

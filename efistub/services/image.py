@@ -88,14 +88,24 @@ def place(fw, image: PeImage) -> int:
 def load(fw, image: PeImage, options: str, parent: int, base: int | None = None, device: int = 0,
          file_path: list | None = None, source: str | None = None) -> LoadedImage:
     """Place ``image`` in guest memory (at ``base`` when the caller placed it), relocated, with its
-    handle and LOADED_IMAGE (DeviceHandle ``device``, FilePath the nodes ``file_path``)."""
-    base = place(fw, image) if base is None else base
+    handle and LOADED_IMAGE (DeviceHandle ``device``, FilePath the nodes ``file_path``).
+
+    Pages placed here are zeroed first (they may have held a freed pool); a caller that placed
+    the image gives fresh RAM. A relocation the loader cannot apply is the loader's InputError,
+    with the pages freed: bad input for the first image, EFI_LOAD_ERROR for LoadImage (load_bytes).
+    """
+    placed = base is None
+    base = place(fw, image) if placed else base
+    pages = pages_for(image.size_of_image)
     try:
-        for rva, data in image.pieces(base):
-            fw.mem.write(base + rva, data)
-    except InputError as e:  # a relocation the loader cannot apply
-        fw.pages.free(base, pages_for(image.size_of_image))
-        raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
+        pieces = image.pieces(base)
+    except InputError:
+        fw.pages.free(base, pages)
+        raise
+    if placed:
+        fw.mem.fill(base, pages * PAGE_SIZE, 0)
+    for rva, data in pieces:
+        fw.mem.write(base + rva, data)
     handle = loaded_image.install(fw, image, base, options, parent=parent, device=device, file_path=file_path)
     if source is None:
         source = device_path.text(file_path) if file_path else "memory buffer"
@@ -266,7 +276,10 @@ def load_bytes(fw, data: bytes, parent: int, device: int, file_nodes: list | Non
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
     if image.width != fw.width or image.machine != machine:
         raise EfiError(Status.EFI_UNSUPPORTED, f"the image is for {image.arch}")
-    return load(fw, image, options, parent, device=device, file_path=file_nodes)
+    try:
+        return load(fw, image, options, parent, device=device, file_path=file_nodes)
+    except InputError as e:  # a relocation the loader cannot apply
+        raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
 
 
 def _nodes(fw, path: int) -> list:
