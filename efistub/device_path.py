@@ -38,27 +38,11 @@ class Node:
         """The node's Length: its bytes, header included."""
         return HEADER.sizeof() + len(self.data)
 
-    def text(self) -> str:
-        if self.type == efi.DEVICE_PATH_MEDIA and self.subtype == efi.MEDIA_VENDOR and len(self.data) >= 16:
-            return f"VenMedia({Guid.from_bytes(self.data[:16]).name})"
-        if self.type == efi.DEVICE_PATH_MEDIA and self.subtype == efi.MEDIA_FILE_PATH:
-            return self.data.decode("utf-16-le", errors="replace").rstrip("\0")
-        if (self.type, self.subtype) == HARDWARE_VENDOR and len(self.data) >= 16:
-            return f"VenHw({Guid.from_bytes(self.data[:16]).name})"
-        if (self.type, self.subtype) == (efi.DEVICE_PATH_ACPI, efi.ACPI_DP) and len(self.data) == efi.AcpiNode.sizeof():
-            node = efi.AcpiNode.parse(self.data)
-            if node.HID == efi.PNP0A03:
-                return f"PciRoot(0x{node.UID:x})"
-        if (self.type, self.subtype) == (efi.DEVICE_PATH_HARDWARE, efi.HARDWARE_PCI) and len(self.data) == 2:
-            node = efi.PciNode.parse(self.data)
-            return f"Pci(0x{node.Device:x},0x{node.Function:x})"
-        if (self.type, self.subtype) == (efi.DEVICE_PATH_MEDIA, efi.MEDIA_HARD_DRIVE) \
-                and len(self.data) == efi.HardDriveNode.sizeof():
-            hd = efi.HardDriveNode.parse(self.data)
-            signature = Guid.from_bytes(hd.Signature) if hd.SignatureType == efi.SIGNATURE_TYPE_GUID else hd.Signature.hex()
-            scheme = "GPT" if hd.MBRType == efi.MBR_TYPE_GPT else "MBR"
-            return f"HD({hd.PartitionNumber},{scheme},{signature},0x{hd.PartitionStart:x},0x{hd.PartitionSize:x})"
-        return f"Path({self.type},{self.subtype},{self.data.hex()})"
+    def text(self, display_only: bool = False, allow_shortcuts: bool = False) -> str:
+        """The node's text, as EDK2's DevicePathToText writes it (efistub.device_path_text)."""
+        from .device_path_text import node_text
+
+        return node_text(self, display_only, allow_shortcuts)
 
     @property
     def is_hard_drive(self) -> bool:
@@ -204,4 +188,7 @@ def valid_bytes(raw: bytes) -> list[Node] | None:
 
 
 def text(nodes: list[Node]) -> str:
-    return "/".join(n.text() for n in nodes) or "End"
+    """A path's text for reports and notes: as ConvertDevicePathToText writes it, or End for an empty path."""
+    from .device_path_text import path_text
+
+    return path_text(nodes) or "End"

@@ -74,6 +74,20 @@ RISCV_EFI_BOOT_PROTOCOL = Guid("ccd15fec-6f73-4eec-8395-3e69e4b940bf")
 UNICODE_COLLATION_PROTOCOL = Guid("1d85cd7f-f43d-11d2-9a0c-0090273fc14d")  # EFI 1.1, ISO 639-2 languages
 UNICODE_COLLATION2_PROTOCOL = Guid("a4c751fc-23ae-4c3e-92e9-4964cf63f349")  # RFC 4646 languages
 DEVICE_PATH_UTILITIES_PROTOCOL = Guid("0379be4e-d706-437d-b037-edb82fb772a4")
+DEVICE_PATH_TO_TEXT_PROTOCOL = Guid("8b843e20-8132-4852-90cc-551a4e4a7f1c")
+DEVICE_PATH_FROM_TEXT_PROTOCOL = Guid("05c99a21-c70f-4ad2-8a5f-35df3343f51e")
+
+# Vendor GUIDs of device path nodes with text forms of their own (device_path_text)
+PC_ANSI = Guid("e0c14753-f9be-11d2-9a0c-0090273fc14d")  # VenPcAnsi()
+VT_100 = Guid("dfa66065-b419-11d3-9a2d-0090273fc14d")  # VenVt100()
+VT_100_PLUS = Guid("7baec70b-57e0-4c76-8e87-2f9e28088343")  # VenVt100Plus()
+VT_UTF8 = Guid("ad15a0d6-8bec-4acf-a073-d01de77e2d88")  # VenUtf8()
+UART_DEVICE_PATH = Guid("37499a9d-542f-4c89-a026-35da142094e4")  # UartFlowCtrl()
+DEBUG_PORT = Guid("eba4e8d2-3858-41ec-a281-2647ba9660d0")  # DebugPort()
+VIRTUAL_DISK = Guid("77ab535a-45fc-624b-5560-f7b281d1f96e")  # VirtualDisk()
+VIRTUAL_CD = Guid("3d5abd30-4175-87ce-6d64-d2ade523c4bb")  # VirtualCD()
+PERSISTENT_VIRTUAL_DISK = Guid("5cea02c9-4d07-69d3-269f-4496fbe096f9")  # PersistentVirtualDisk()
+PERSISTENT_VIRTUAL_CD = Guid("08018188-42cd-bb48-100f-5387d53ded3d")  # PersistentVirtualCD()
 
 # Configuration tables and variables
 GLOBAL_VARIABLE = Guid("8be4df61-93ca-11d2-aa0d-00e098032b8c")
