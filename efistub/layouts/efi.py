@@ -156,6 +156,9 @@ UNICODE_COLLATION = ("StriColl", "MetaiMatch", "StrLwr", "StrUpr", "FatToStr", "
 DEVICE_PATH_UTILITIES = ("GetDevicePathSize", "DuplicateDevicePath", "AppendDevicePath", "AppendDeviceNode",
                          "AppendDevicePathInstance", "GetNextDevicePathInstance", "IsDevicePathMultiInstance",
                          "CreateDeviceNode")
+# EFI_DEVICE_PATH_TO_TEXT_PROTOCOL and EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL (§10.6): functions only, no This.
+DEVICE_PATH_TO_TEXT = ("ConvertDeviceNodeToText", "ConvertDevicePathToText")
+DEVICE_PATH_FROM_TEXT = ("ConvertTextToDeviceNode", "ConvertTextToDevicePath")
 
 Time = c_struct(
     "Year" / Int16ul,
@@ -320,6 +323,8 @@ class Layouts:
         self.UnicodeCollation = c_struct(*[name / POINTER for name in UNICODE_COLLATION],
                                          "SupportedLanguages" / POINTER)
         self.DevicePathUtilities = self.function_table(DEVICE_PATH_UTILITIES, header=False)
+        self.DevicePathToText = self.function_table(DEVICE_PATH_TO_TEXT, header=False)
+        self.DevicePathFromText = self.function_table(DEVICE_PATH_FROM_TEXT, header=False)
         self.BlockIo = c_struct("Revision" / Int64ul, "Media" / POINTER, *[name / POINTER for name in BLOCK_IO])
         self.DiskIo = c_struct("Revision" / Int64ul, *[name / POINTER for name in DISK_IO])
         self.SimpleFileSystem = c_struct("Revision" / Int64ul, *[name / POINTER for name in SIMPLE_FILE_SYSTEM])
