@@ -447,6 +447,9 @@ def _store_not_saved(report) -> bool:
     if store and store["error"]:
         print(f"efistub: error: {store['path']}: {store['error']}", file=sys.stderr)
         return True
+    if report.tpm and report.tpm["save_error"]:  # --save-tpm FILE could not be written
+        print(f"efistub: error: {report.tpm['save_error']}", file=sys.stderr)
+        return True
     return False
 
 
@@ -553,6 +556,12 @@ def summary(report) -> str:
         from .secureboot import summary as secure_boot_summary
 
         add("secure boot", secure_boot_summary(report.secure_boot))
+    tpm = report.tpm
+    if tpm:
+        changed = sorted({int(pcr) for bank in tpm["pcrs"].values() for pcr in bank})
+        saved = f"; saved to {tpm['saved']['json']}" if tpm["saved"] else ""
+        add("tpm", f"{tpm['tpm']} ({', '.join(tpm['banks'])}): {tpm['events']} events, PCRs "
+                   f"{', '.join(map(str, changed)) or 'none'} changed{saved}")
     for note in report.notes:
         add("note", note)
     add("engine", f"{report.engine}, {report.dispatch} dispatch")

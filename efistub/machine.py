@@ -31,6 +31,7 @@ PAGE = efi.PAGE_SIZE
 TABLE_SERVICES = tuple(n for n in efi.BOOT_SERVICES + efi.RUNTIME_SERVICES if n != "Reserved")
 FAULT_OUTCOMES = ("fault", "error", "timeout")  # a --vars store is saved after these only with --vars-save-on-fault
 MIN_MEMORY = 64 << 20
+TPM_KINDS = ("model", "swtpm", "none")  # --tpm
 MAX_MEMORY = 64 << 30
 
 
@@ -153,10 +154,20 @@ class Machine:
 
             secureboot.setup(self.variables, secure_boot=opts.secure_boot, enroll=opts.enroll)
         self.save_vars = save_vars
+        if opts.tpm not in TPM_KINDS:
+            raise InputError("--tpm", f"unknown TPM {opts.tpm!r} ({', '.join(TPM_KINDS)})")
+        if opts.save_tpm is not None:
+            from .protocols import tcg2
+
+            if opts.tpm == "none":
+                raise InputError("--save-tpm", "the run has no TPM (--tpm none)")
+            tcg2.check_save_path(os.fspath(opts.save_tpm))
         self._overrides: dict[str, object] = {}
         self._injections: dict[str, Injection] = {}
         self._observers: list = []
         self._protocols: list[tuple] = []
+        self._session = None  # what forks this run (efistub.snapshot): fork_at, sweep or minimize
+        self.forks: list = []  # after run(): the forked runs fork_at asked for (snapshot.Fork)
         self._ran = False
         self.platform = None
         self.only = None if only is None else set(only)
@@ -214,6 +225,37 @@ class Machine:
         _check_arity(function, 2, "an on_call observer")
         self._observers.append(function)
 
+    def fork_at(self, seq: int, status) -> None:
+        """Fork the run at its call ``seq`` (the report's numbering, C-handled calls included): the
+        copy fails that call with ``status`` and runs on, the run itself goes on unchanged. After
+        ``run()``, ``machine.forks`` holds one snapshot.Fork per request, with the copy's report."""
+        from . import snapshot
+
+        if self._ran:
+            raise RuntimeError("the machine has already run; ask for forks before run()")
+        if self._session is None:
+            snapshot.check_forkable(self)
+            self._session = snapshot.ForkAt()
+        if not isinstance(self._session, snapshot.ForkAt):
+            raise RuntimeError("fork_at cannot be combined with sweep()")
+        self._session.add(seq, Status.parse(status))
+
+    def sweep(self, statuses=None, services=None, jobs: int | None = None, progress=None):
+        """Run the image once, and fail every call of it in turn, each in a run forked at that call.
+
+        ``statuses``: the statuses to inject (names or Status); default, for each call, the ones the
+        specification lists for its service (efistub.spec_statuses). ``services``: only calls of
+        these. ``jobs``: forked runs at a time (default: cores). ``progress(state)`` hears how far
+        the sweep is. Returns an efistub.sweep.SweepResult; see docs/sweep.md."""
+        from .sweep import Sweep
+
+        if self._ran:
+            raise RuntimeError("a Machine runs once; make a new one for another sweep")
+        if self._session is not None:
+            raise RuntimeError("sweep() cannot be combined with fork_at")
+        session = self._session = Sweep(self, statuses, services, jobs, progress)
+        return session.result(self.run())
+
     def install_protocol(self, guid, interface, handle: int | None = None) -> None:
         """Offer a Python object as the protocol ``guid``.
 
@@ -249,8 +291,13 @@ class Machine:
             self.image, self.options, self.arch_class, slots, console_sink=self.console_sink,
             variables=self.variables, dispatch_mode=self.dispatch_mode, trace=self.trace,
             injections=self._injections, observers=self._observers, python_protocols=protocols,
-            python_routed=set(self._overrides) | set(self._injections), on_invalid=self._on_invalid,
+            python_routed=set(self._overrides) | set(self._injections) | self._routed(),
+            on_invalid=self._on_invalid,
             on_kernel_entry=self._on_kernel_entry, dispatch=self._dispatch, boot_path=self.boot_path)
+
+    def _routed(self) -> set[str]:
+        """Services a snapshot session needs to see in Python (where a run can fork)."""
+        return set() if self._session is None else self._session.routed
 
     def _implementation(self, svc: Service) -> Service:
         """The service as this machine runs it: efistub's, the test's override, or absent (``only``)."""
@@ -320,6 +367,13 @@ class Machine:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
         """Run the image to its outcome; a Machine runs once."""
+        if self._session is None:
+            return self._run()
+        from . import snapshot
+
+        return snapshot.run_session(self, self._run)  # a forked copy of the run leaves in there
+
+    def _run(self) -> Report:
         from .runloop import RunLoop
 
         if self._ran:
@@ -337,6 +391,8 @@ class Machine:
                                               f"{self.options.memory >> 20} MiB of guest RAM for the firmware "
                                               f"({e.note or Status.name_of(e.status)})") from None
         self._loop.p = self.platform
+        if self._session is not None:
+            self._session.attached(self)
         boot_done = time.perf_counter()
         outcome, details = self._loop.run()
         if outcome == "handoff":
@@ -360,6 +416,9 @@ class Machine:
 
         report.secure_boot = secureboot.describe(self.variables)
         report.variable_store = self._save_variables(outcome)
+        from .protocols import tcg2
+
+        report.tpm = tcg2.finish(self.fw, None if self.options.save_tpm is None else os.fspath(self.options.save_tpm))
         return report
 
     def _save_variables(self, outcome: str) -> dict | None:

@@ -84,6 +84,12 @@ class RunOptions:
     vars_save_on_fault: bool = option(False, "--vars-save-on-fault", "save --vars FILE also after a run that ended "
                                                                      "in a fault, an error or a timeout",
                                       flag_sets=True)
+    tpm: str = option("model", "--tpm", "the TPM behind EFI_TCG2_PROTOCOL: efistub's model (SHA-256, the default), "
+                                        "swtpm (Debian's swtpm, started for the run) or none (no TCG2 protocol)",
+                      choices=("model", "swtpm", "none"))
+    save_tpm: str | None = option(None, "--save-tpm", "after the run, write the PCR values and the event log to "
+                                                      "FILE (JSON) and the binary event log beside it (FILE's name "
+                                                      "with .bin; tpm2_eventlog reads it)", "FILE")
     timeout: float = option(60.0, "--timeout", "end a guest that runs longer than S seconds (default 60)", "S",
                             float)
     dispatch: str | None = option(None, "--dispatch", "how service calls reach the services: the C trampoline "

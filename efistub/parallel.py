@@ -21,6 +21,7 @@ def run_image(image: str, options: dict, only: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     try:
+        options = {**options, "save_tpm": None}  # parallel runs would all write the one --save-tpm FILE
         report = Machine(image, only=only, save_vars=False, **options).run().to_dict()  # runs from one --vars store
     except InputError as e:
         return {"image": image, "input_error": e.problem, "seconds": time.perf_counter() - started}

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = 2  # 2: images, files, stalled, calls[].image; variable_store (added within 2)
+SCHEMA = 2  # 2: images, files, stalled, calls[].image; variable_store and tpm (added within 2)
 READABLE_SCHEMAS = (1, 2)  # what efistub diff compares
 OUTCOMES = ("handoff", "exit", "reset", "stalled", "fault", "timeout", "error")
 
@@ -39,6 +39,7 @@ class Report:
     timing: dict = field(default_factory=dict)
     variable_store: dict | None = None  # --vars: the store file, what was loaded, changed and saved
     secure_boot: dict | None = None  # the Secure Boot state at the end, with a store (secureboot.describe)
+    tpm: dict | None = None  # --tpm: the PCRs that changed, the event log, --save-tpm (protocols.tcg2.finish)
     platform: dict | None = None  # the board whose memory layout RAM copies: name, RAM ranges, reserved ranges
     engine: str = "stock"
     dispatch: str = "python"
@@ -91,6 +92,7 @@ class Report:
             "options": self.options,
             "variable_store": self.variable_store,
             "secure_boot": self.secure_boot,
+            "tpm": self.tpm,
             "platform": self.platform,
             "engine": self.engine,
             "dispatch": self.dispatch,

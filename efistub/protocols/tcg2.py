@@ -462,13 +462,13 @@ def finish(fw, save_path: str | None) -> dict | None:
                  for alg, pcrs in values.items() if alg in tcg2.banks},
         "events": len(tcg2.log.events), "log_size": len(raw), "truncated": tcg2.log.truncated,
         "final_events": len(tcg2.final_events), "extend_only": tcg2.extend_only,
-        "requested_banks": tcg2.requested_banks, "saved": None, "error": error,
+        "requested_banks": tcg2.requested_banks, "error": error, "saved": None, "save_error": None,
     }
-    if save_path is not None and error is None:
+    if save_path is not None:
         try:
             out["saved"] = save(tcg2, values, raw, save_path, fw.width)
         except OSError as e:
-            out["error"] = f"{save_path}: {e.strerror or e}"
+            out["save_error"] = f"{e.filename or save_path}: {e.strerror or e}"
     tcg2.tpm.close()
     return out
 

@@ -19,7 +19,7 @@ from ..layouts import efi, pe
 from ..layouts.efi import PAGE_SIZE
 from ..loader import PeImage, parse_image
 from ..memory import AllocateType, MemoryType, pages_for
-from ..protocols import loaded_image
+from ..protocols import loaded_image, tcg2
 from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, service
 from ..status import ERROR_BIT, Status, from_guest as status_from_guest
 from ..tables import update_system_table
@@ -147,18 +147,24 @@ def boot(fw, fallback: LoadedImage, stack: int):
     done = None
     for number, option in boot_options(fw):
         name = f"Boot{number:04X} ({option.description})"
+        tcg2.before_boot(fw)
         try:
-            data, device, nodes = yield from _read_device_path(fw, expand_short_path(fw, option.paths), True)
+            path = expand_short_path(fw, option.paths)
+            data, device, nodes = yield from _read_device_path(fw, path, True)
             loaded = load_bytes(fw, data, fallback.handle, device, nodes, fallback.image.machine)
         except EfiError as e:
             fw.note(f"{name}: not loaded: {e.note or Status.name_of(e.status)}")
             continue
+        tcg2.image_loaded(fw, loaded, path)
         if option.data:
             loaded_image.set_load_options(fw, loaded.handle, option.data)
         fw.variables.set("BootCurrent", guids.GLOBAL_VARIABLE, BOOT_CURRENT_ATTRIBUTES, number.to_bytes(2, "little"))
         done = yield from start(fw, loaded, stack)
         fw.note(f"{name} returned {Status.name_of(done.status)}")
     if done is None:  # no boot option could be started: the image efistub was given
+        tcg2.before_boot(fw)
+        tcg2.image_loaded(fw, fallback, device_path.read(
+            fw.mem, fw.handles.get(fallback.handle).protocols[guids.LOADED_IMAGE_DEVICE_PATH_PROTOCOL])[0])
         done = yield from start(fw, fallback, stack)
     fw.request_stop("exit", status=done.status, exit_data=exit_text(fw, done), returned=not done.exited)
 
@@ -260,6 +266,7 @@ def LoadImage(fw, boot_policy, parent, path, source, size, handle_ptr):
     else:
         data, device, file_nodes = yield from _read_device_path(fw, _nodes(fw, path), boot_policy)
     loaded = load_bytes(fw, data, parent, device, file_nodes, fw.images[parent].image.machine)
+    tcg2.image_loaded(fw, loaded, _nodes(fw, path) if path else None)  # the path the caller gave
     fw.mem.write_uintn(handle_ptr, loaded.handle)
     return Status.EFI_SUCCESS
 
@@ -397,7 +404,9 @@ def ExitBootServices(fw, image_handle, map_key):
     yield from table.run_notifications()
     if map_key != fw.pages.map_key:
         fw.note(f"ExitBootServices with a stale map key {map_key} (current {fw.pages.map_key})")
+        tcg2.exit_boot_services(fw, succeeded=False)
         return Status.EFI_INVALID_PARAMETER
+    tcg2.exit_boot_services(fw, succeeded=True)
     table.signal_group(guids.EVENT_GROUP_EXIT_BOOT_SERVICES)
     yield from table.run_notifications()
     fw.state.boot_services_active = False
