@@ -30,7 +30,7 @@ ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 KEYS = "axxy"  # what keys.c reads
 CASES = [(arch, name) for arch in ARCHES
          for name in ["misc", "memory", "protocols", "variables", "exit", "hostile", "events", "ebs", "image",
-                      "textutil", "hii", "keys"]]
+                      "textutil", "hii", "keys", "devtext"]]
 CASES += [("x86_64", "ports"), ("ia32", "ports")]
 
 

@@ -12,7 +12,7 @@ import pytest
 from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
-CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc", "textutil", "hii"]
+CONTRACT_PROGRAMS = ["memory", "protocols", "misc", "variables", "reloc", "textutil", "hii", "devtext"]
 ARCHES = ["x86_64", "aarch64", "riscv64", "ia32"]
 
 
@@ -125,3 +125,18 @@ def test_keys_without_keys_stalls_at_wait_for_key_ex():
     """The same program with no --keys: WaitForEvent(WaitForKeyEx) waits for a key that never comes."""
     report = run("keys", "x86_64")
     assert report.outcome == "stalled" and "key press" in report.stalled["reason"]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_devtext_refuses_text_that_does_not_read(arch):
+    """devtext.c's info lines: efistub gives NULL for unbalanced parentheses and a number too large for its
+    field, where EDK2 reads them anyway (OVMF: a path of PciRoot(0x0) alone, and Pci(0xFF,0x0); see
+    tests/guests/README.md), and its own image's path is efistub's boot device and file."""
+    report = run("devtext", arch)
+    assert '  info: ConvertTextToDevicePath("PciRoot(0x0)/Pci(0x1F,0x2"): NULL\r\n' in report.console
+    assert '  info: ConvertTextToDeviceNode("Pci(0x100000000000000000000,0x0)"): NULL\r\n' in report.console
+    assert '  info: our LOADED_IMAGE_DEVICE_PATH: "VenHw(6F0F8A1C-5B7E-4B1E-9A43-65666973747A)/\\devtext.efi"' \
+        in report.console
+    services = {c.service for c in report.calls}
+    assert {"DevicePathToText.ConvertDeviceNodeToText", "DevicePathToText.ConvertDevicePathToText",
+            "DevicePathFromText.ConvertTextToDeviceNode", "DevicePathFromText.ConvertTextToDevicePath"} <= services

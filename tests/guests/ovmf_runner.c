@@ -24,7 +24,7 @@ static EFI_GUID simple_fs_guid = EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID;
 
 static const CHAR16 *const programs[] = {
     L"hello", L"memory", L"protocols", L"misc", L"variables", L"reloc", L"exit", L"events",
-    L"image", L"files", L"textutil", L"hii",
+    L"image", L"files", L"textutil", L"hii", L"devtext",
 #if defined(__x86_64__) || defined(__i386__)
     L"ports",
 #endif

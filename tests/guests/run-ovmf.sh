@@ -67,7 +67,7 @@ case "$ARCH" in
 esac
 command -v "$QEMU" >/dev/null || { echo "apt-get install $PACKAGES" >&2; exit 1; }
 [[ -f "$OVMF" ]] || { echo "no $OVMF: apt-get install $PACKAGES" >&2; exit 1; }
-DEFAULT=(hello memory protocols misc variables reloc exit events ebs image files textutil hii)
+DEFAULT=(hello memory protocols misc variables reloc exit events ebs image files textutil hii devtext)
 [[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && DEFAULT+=(ports)
 # EFI_STATUS is as wide as a pointer: 16 hex digits, or 8 on IA32.
 if [[ "$ARCH" == ia32 ]]; then
@@ -153,7 +153,7 @@ if [[ "${1:-}" == "--runner" ]]; then
     out="$(clean "$work/runner.log" | grep -a -E '^(RESULT|RUNNER|FAIL|DONE|Hello|PASS child-)' || true)"
     echo "$out"
     grep -q '^FAIL' <<<"$out" && bad=1
-    runner_ok=(hello memory protocols misc variables reloc events image files textutil hii)
+    runner_ok=(hello memory protocols misc variables reloc events image files textutil hii devtext)
     [[ "$ARCH" == x86_64 || "$ARCH" == ia32 ]] && runner_ok+=(ports)
     for name in "${runner_ok[@]}"; do
         grep -qx "RESULT $name status=$STATUS_OK exitdatasize=0 exitdata=" <<<"$out" || bad=1
