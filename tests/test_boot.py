@@ -368,6 +368,9 @@ def test_the_uefi_shell_runs_startup_nsh_which_runs_a_second_image(corpus, tmp_p
     assert report.reset["type"] == "EfiResetShutdown"
     console = report.console.replace("\r", "")
     assert "UEFI Interactive Shell" in console
+    # its mapping table (map, at the start): the ESP as FS0 and its disk, in DEVICE_PATH_TO_TEXT's DisplayOnly text
+    assert ("\n      FS0: Alias(s):HD0b:;BLK1:\n          PciRoot(0x0)/Pci(0x4,0x0)/HD(1,GPT," in console
+            and "\n     BLK0: Alias(s):\n          PciRoot(0x0)/Pci(0x4,0x0)\n" in console)
     assert "\nEFISTUB-SHELL-SCRIPT  from startup.nsh\n" in console  # %1 is empty: the script has no arguments
     # exit.efi's Exit(EFI_INVALID_PARAMETER) reaches the script as %lasterror%: the shell's status,
     # which is the EFI_STATUS without its error bit (SHELL_INVALID_PARAMETER)
