@@ -713,3 +713,47 @@ def test_signature_lists_refuse_what_edk2_cannot_walk():
                    layout.SignatureListHeader.build(dict(header, SignatureListSize=1 << 31)) + one[28:]):
         with pytest.raises(secureboot.SignatureListError):
             secureboot.signature_lists(broken)
+
+
+def test_efitools_lockdown_under_ovmf_writes_the_keys_efistub_writes(corpus, tmp_path):
+    """The same LockDown.efi, booted by OVMF with Secure Boot support (SMM) from a fresh store, enrolls
+    PK, KEK and db and sets SecureBootEnable: efistub's store after its run of LockDown holds the same
+    variables, data, attributes and timestamps. (OVMF also writes CustomMode, VendorKeysNv and certdb
+    when it starts; efistub does not.) Skips without qemu-system-x86_64 or OVMF's Secure Boot code."""
+    import time
+
+    from conftest import corpus_file
+
+    lockdown = corpus_file(corpus, "x86_64/LockDown.efi")
+    qemu, code, blank = shutil.which("qemu-system-x86_64"), OVMF / "OVMF_CODE_4M.secboot.fd", OVMF / "OVMF_VARS_4M.fd"
+    if qemu is None or not code.exists() or not blank.exists():
+        pytest.skip("qemu-system-x86_64 (qemu-system-x86) or OVMF_CODE_4M.secboot.fd (ovmf) is missing")
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(lockdown, esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    theirs, ours = tmp_path / "ovmf.fd", tmp_path / "efistub.fd"
+    shutil.copy(blank, theirs)
+    shutil.copy(blank, ours)
+    serial = tmp_path / "serial.log"
+    command = [qemu, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on", "-m", "256",
+               "-display", "none", "-net", "none", "-serial", f"file:{serial}",
+               "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
+               "-drive", f"if=pflash,format=raw,unit=1,file={theirs}", "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as vm:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and vm.poll() is None:
+            if serial.exists() and b"Platform is set to boot securely" in serial.read_bytes():
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # the variables are in flash before LockDown prints
+        vm.terminate()
+    assert b"Platform is set to boot securely" in serial.read_bytes(), serial.read_bytes()[-2000:]
+    report = Machine(str(lockdown), vars=str(ours)).run()
+    assert report.exit_status == "EFI_SUCCESS" and report.variable_store["saved"]
+    ovmf, efistub = varstore.load(theirs), varstore.load(ours)
+    for name, guid in (("PK", GLOBAL_VARIABLE), ("KEK", GLOBAL_VARIABLE), ("db", IMAGE_SECURITY_DATABASE),
+                       secureboot.SECURE_BOOT_ENABLE):
+        mine, real = efistub.get(name, guid), ovmf.get(name, guid)
+        assert real is not None and mine is not None, name
+        assert (mine.attributes, mine.data, mine.timestamp) == (real.attributes, real.data, real.timestamp), name
+    assert {v.name for v in efistub} == {"PK", "KEK", "db", "SecureBootEnable"}
