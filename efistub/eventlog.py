@@ -14,9 +14,10 @@ from . import device_path
 from .guids import Guid
 from .layouts import tcg, tpm2
 
-# Tags of the EV_EVENT_TAG events boot loaders log (Linux's efistub, systemd)
-EVENT_TAGS = {0x8F3B22ED: "Linux initrd", 0x8F3B22EE: "Linux LoadOptions", 0xF5BC582A: "systemd devicetree addon",
-              0x6C46F751: "systemd initrd addon", 0xCA1BE4DE: "systemd ucode addon"}
+# Tags of the EV_EVENT_TAG events the Linux EFI stub logs (drivers/firmware/efi/libstub/efistub.h)
+INITRD_EVENT_TAG = 0x8F3B22EC
+LOAD_OPTIONS_EVENT_TAG = 0x8F3B22ED
+EVENT_TAGS = {INITRD_EVENT_TAG: "Linux initrd", LOAD_OPTIONS_EVENT_TAG: "Linux LoadOptions"}
 
 
 @dataclass
