@@ -1,0 +1,269 @@
+"""efistub resume on x86_64: the trampoline, the QEMU command line, what is refused, and the proof: a saved
+hand-off of a real kernel boots in QEMU to the initrd's /init.
+
+The QEMU tests skip without qemu-system-x86_64 (.ci/run installs qemu-system-x86). CI boots one kernel per
+architecture; EFISTUB_RESUME_ALL=1 boots the 6.1 kernel too.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import corpus_file
+from efistub import resume
+from efistub.errors import InputError
+from efistub.handoff_state import MANIFEST, load, save
+from efistub.layouts import resume_x86_64 as block
+from efistub.machine import Machine
+from efistub.resume import x86_64
+
+GUESTS = Path(__file__).parent / "guests"
+TRAMPOLINES = Path(x86_64.__file__).parent / "trampolines"
+HANDOFF_MARKER = 0xEF15700B  # handoff.efi passes it in RCX to the `jmp .` it hands off to
+CMDLINE = "console=ttyS0 efi=noruntime rdinit=/init"
+INIT_MARKER = "EFI-CORPUS-INITRD: busybox init reached"
+BOOT_EVERY_KERNEL = os.environ.get("EFISTUB_RESUME_ALL") == "1"
+QEMU = shutil.which("qemu-system-x86_64")
+needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed "
+                                                     "(apt-get install qemu-system-x86)")
+RESET_VECTOR_OFFSET = 0xFFF0
+NEAR_JMP = 0xE9
+REGISTER_WAIT = 60.0  # seconds QEMU may take to reach the entry (TCG, a loaded CI machine)
+
+
+def efistub(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "efistub", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def one_line_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("efistub: error: ") and "Traceback" not in result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def handoff_state(tmp_path_factory):
+    """handoff.efi's hand-off (x86_64), saved: the folder."""
+    machine = Machine(str(GUESTS / "x86_64" / "handoff.efi"))
+    report = machine.run()
+    assert report.outcome == "handoff"
+    folder = tmp_path_factory.mktemp("resume") / "state"
+    save(machine.platform, report, folder)
+    return folder
+
+
+def changed(folder: Path, tmp_path: Path, change) -> Path:
+    """A copy of the saved folder whose manifest ``change(manifest)`` edited."""
+    copy = tmp_path / "changed"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    change(manifest)
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+# -- the trampoline ---------------------------------------------------------------------------------------------
+
+def test_the_state_block_definition_matches_the_assembly():
+    image = (TRAMPOLINES / "x86_64.bin").read_bytes()
+    assert len(image) == block.ROM_SIZE
+    state = block.StateBlock.parse(image[block.STATE_OFFSET:])
+    assert state.version == block.VERSION and state.size == block.StateBlock.sizeof()
+    # the n-th register field of the built image holds PLACEHOLDER + n: the .S lays them out in this order
+    for index, name in enumerate(block.REGISTER_FIELDS):
+        assert state[name] == block.PLACEHOLDER + index, name
+    count = len(block.REGISTER_FIELDS)
+    assert (state.cs, state.gdtr.base, state.idtr.base) == tuple(block.PLACEHOLDER + count + i for i in range(3))
+    assert block.ROM_BASE < state.cs_frame < block.ROM_BASE + block.ROM_SIZE  # LRETQ returns into the ROM
+    assert image[RESET_VECTOR_OFFSET] == NEAR_JMP  # the CPU's first instruction, at 0xFFFFFFF0
+
+
+def test_the_committed_trampoline_is_built_from_its_source(tmp_path):
+    if not (shutil.which("clang") and shutil.which("llvm-objcopy")):
+        pytest.skip("clang and llvm-objcopy are not installed (apt-get install clang llvm)")
+    copy = tmp_path / "trampolines"
+    copy.mkdir()
+    for name in ("build.sh", "x86_64.S"):
+        shutil.copy2(TRAMPOLINES / name, copy / name)
+    subprocess.run(["bash", str(copy / "build.sh"), "x86_64"], check=True, capture_output=True, timeout=120)
+    assert (copy / "x86_64.bin").read_bytes() == (TRAMPOLINES / "x86_64.bin").read_bytes()
+
+
+def test_the_rom_carries_the_saved_cpu_state(handoff_state, tmp_path):
+    state = load(handoff_state)
+    x86_64.qemu_arguments(state, str(tmp_path))
+    rom = (tmp_path / x86_64.ROM_NAME).read_bytes()
+    block_in_rom = block.StateBlock.parse(rom[block.STATE_OFFSET:])
+    cpu = state.manifest["cpu"]
+    for name in block.REGISTER_FIELDS:
+        assert block_in_rom[name] == cpu[name], name
+    assert block_in_rom.rcx == HANDOFF_MARKER and block_in_rom.rip == state.manifest["entry"]
+    assert block_in_rom.cs == cpu["cs"]
+    assert (block_in_rom.gdtr.base, block_in_rom.gdtr.limit) == (cpu["gdtr_base"], cpu["gdtr_limit"])
+    assert (block_in_rom.idtr.base, block_in_rom.idtr.limit) == (cpu["idtr_base"], cpu["idtr_limit"])
+    # the code is the packaged trampoline's, byte for byte
+    packaged = (TRAMPOLINES / "x86_64.bin").read_bytes()
+    end = block.STATE_OFFSET + block.StateBlock.sizeof()
+    assert rom[end:] == packaged[end:]
+
+
+# -- the QEMU command line --------------------------------------------------------------------------------------
+
+def test_the_qemu_machine_is_the_saved_q35_with_the_segments_loaded(handoff_state, tmp_path):
+    state = load(handoff_state)
+    argv = x86_64.qemu_arguments(state, str(tmp_path))
+    options = dict(zip(argv, argv[1:]))
+    assert options["-machine"] == "q35" and options["-accel"] == "tcg" and options["-cpu"] == "max,la57=off"
+    assert options["-m"] == f"{state.manifest['memory'] >> 20}M"
+    assert options["-bios"] == str(tmp_path / x86_64.ROM_NAME)
+    assert options["-serial"] == "stdio" and options["-monitor"] == "none" and options["-nic"] == "none"
+    assert {"-nodefaults", "-no-reboot", "-no-user-config"} <= set(argv)
+    loaders = [value for option, value in zip(argv, argv[1:]) if option == "-device"]
+    assert loaders == [f"loader,file={handoff_state / seg['file']},addr=0x{seg['start']:x},force-raw=on"
+                       for seg in state.manifest["segments"]]
+
+
+def test_commas_in_paths_are_escaped_for_qemu(handoff_state, tmp_path):
+    folder = tmp_path / "a,b"
+    shutil.copytree(handoff_state, folder)
+    argv = x86_64.qemu_arguments(load(folder), str(tmp_path))
+    assert any(value.startswith(f"loader,file={tmp_path}/a,,b/segment-") for value in argv)
+
+
+def _set(path: str, value):
+    def change(manifest):
+        *parents, key = path.split(".")
+        target = manifest
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, problem", [
+    (_set("platform.ram", [{"start": 0, "end": 1 << 29}]), "are not those QEMU's q35 gives 1024 MiB"),
+    (_set("platform.name", "virt"), "the board is 'virt'"),
+    (_set("memory", (1 << 30) + 4096), "not a whole number of MiB"),
+    (_set("cpu.cr3", 0x10000), "do not identity-map the resume trampoline's ROM page 0xffff0000 (not mapped)"),
+    (_set("cpu.cr3", 1 << 32), "above 4 GiB"),
+    (_set("cpu.cr0", 0x11), "not in long mode"),
+    (_set("cpu.rbx", -1), "no valid 'rbx'"),
+    (_set("cpu.cs", 1 << 16), "no valid 'cs'"),
+    (_set("boot", {"kind": "linux-x86-boot-params", "cmdline": "console=ttyS0 efi=debug"}), "has no efi=noruntime"),
+], ids=["ram-layout", "board", "memory-size", "unmapped-rom", "cr3-high", "no-long-mode", "bad-register",
+        "bad-selector", "runtime-services"])
+def test_a_state_qemu_cannot_boot_is_refused(handoff_state, tmp_path, change, problem):
+    folder = changed(handoff_state, tmp_path, change)
+    with pytest.raises(InputError, match=re.escape(problem)):
+        x86_64.qemu_arguments(load(folder), str(tmp_path))
+    if QEMU is not None:  # the CLI says it in one line, exit 2 (without QEMU it names the package first)
+        one_line_error(efistub("resume", folder, "--print-command"), problem)
+
+
+@pytest.mark.parametrize("cmdline", ["console=ttyS0 efi=noruntime", "efi=debug,noruntime", "noefi"])
+def test_a_kernel_kept_off_runtime_services_is_accepted(handoff_state, tmp_path, cmdline):
+    folder = changed(handoff_state, tmp_path, _set("boot", {"kind": "linux-x86-boot-params", "cmdline": cmdline}))
+    assert x86_64.qemu_arguments(load(folder), str(tmp_path))
+
+
+def test_without_qemu_resume_names_the_package(handoff_state, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = efistub("resume", handoff_state, env=dict(os.environ, PATH=str(empty)))
+    one_line_error(result, "qemu-system-x86_64: not found: install it with apt-get install qemu-system-x86")
+
+
+# -- in QEMU -----------------------------------------------------------------------------------------------------
+
+HMP_PROMPT = b"(qemu) "
+HMP_REGISTER = re.compile(r"\b(R[A-Z0-9]{1,2}|RFL|CR[0234]|EFER) ?=([0-9a-f]+)")  # "R8 =", "RAX="
+HMP_SEGMENT = re.compile(r"^(ES|CS|SS|DS|FS|GS) =([0-9a-f]{4}) ([0-9a-f]{16})", re.M)
+HMP_TABLE = re.compile(r"^(GDT|IDT)= +([0-9a-f]{16}) ([0-9a-f]{8})", re.M)
+
+
+def _hmp(sock, command: bytes) -> str:
+    sock.sendall(command + b"\n")
+    out = b""
+    while not out.endswith(HMP_PROMPT):
+        chunk = sock.recv(65536)
+        assert chunk, "QEMU closed its monitor"
+        out += chunk
+    return out.decode(errors="replace")
+
+
+def _registers_at_entry(argv: list[str], monitor: Path, entry: int) -> str:
+    """QEMU's `info registers` once the guest sits at ``entry`` (handoff.efi's `jmp .`)."""
+    argv = list(argv)
+    argv[argv.index("-monitor") + 1] = f"unix:{monitor},server=on,wait=off"
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + REGISTER_WAIT
+        while not monitor.exists():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "QEMU did not open its monitor"
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(monitor))
+            _hmp(sock, b"")
+            while True:
+                text = _hmp(sock, b"info registers")
+                if f"RIP={entry:016x}" in text:
+                    return text
+                assert time.monotonic() < deadline, f"the guest did not reach the entry 0x{entry:x}:\n{text}"
+                time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+
+
+@needs_qemu
+def test_the_cpu_at_the_entry_is_the_saved_one(handoff_state, tmp_path):
+    state = load(handoff_state)
+    cpu = state.manifest["cpu"]
+    text = _registers_at_entry(resume.command(state, str(tmp_path)), tmp_path / "monitor", state.manifest["entry"])
+    registers = {name.lower(): int(value, 16) for name, value in HMP_REGISTER.findall(text)}
+    for name in block.GENERAL_REGISTERS + ("rip", "cr0", "cr2", "cr3", "cr4", "efer"):
+        assert registers[name] == cpu[name], name
+    assert registers["rfl"] == cpu["rflags"] and registers["rcx"] == HANDOFF_MARKER
+    segments = {name.lower(): (int(selector, 16), int(base, 16)) for name, selector, base in HMP_SEGMENT.findall(text)}
+    for name in ("cs", "ds", "es", "fs", "gs", "ss"):
+        assert segments[name][0] == cpu[name], name
+    assert segments["fs"][1] == cpu["fs_base"] and segments["gs"][1] == cpu["gs_base"]
+    tables = {name.lower(): (int(base, 16), int(limit, 16)) for name, base, limit in HMP_TABLE.findall(text)}
+    assert tables["gdt"] == (cpu["gdtr_base"], cpu["gdtr_limit"])
+    assert tables["idt"] == (cpu["idtr_base"], cpu["idtr_limit"])
+
+
+KERNELS = [
+    pytest.param("x86_64/vmlinuz-6.12.117+deb13-amd64", id="6.12"),
+    pytest.param("x86_64/vmlinuz-6.1.0-57-amd64", id="6.1", marks=pytest.mark.skipif(
+        not BOOT_EVERY_KERNEL, reason="CI boots one kernel per architecture: EFISTUB_RESUME_ALL=1 boots this one")),
+]
+
+
+@needs_qemu
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_saved_kernel_boots_to_the_initrds_init(corpus, tmp_path, kernel):
+    image = corpus_file(corpus, kernel)
+    initrd = corpus_file(corpus, "initrd/initrd-busybox.cpio.gz")
+    folder = tmp_path / "state"
+    run = efistub("run", image, "--initrd", initrd, "--cmdline", CMDLINE, "--save-handoff", folder)
+    assert run.returncode == 0 and "hand-off saved in" in run.stderr, run.stderr
+    cmdline_line = f"cmdline: {CMDLINE}"
+    booted = efistub("resume", folder, "--until", cmdline_line + "\r\n", "--timeout", 300)
+    assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr
+    lines = booted.stdout.splitlines()
+    assert any(line.startswith(INIT_MARKER) for line in lines)
+    assert cmdline_line in lines  # the kernel found the command line where the stub put it
+    assert f"Kernel command line: {CMDLINE}" in booted.stdout
