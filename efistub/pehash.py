@@ -41,7 +41,7 @@ def hashed_ranges(data: bytes) -> list[slice]:
         raise NotPeImage("no MZ header")
     header = Int32ul.parse(data[0x3C:0x40])
     try:
-        coff = pe.CoffHeader.parse(data[header:])
+        coff = pe.CoffHeader.parse(data[header:header + pe.CoffHeader.sizeof()])
     except ConstructError:
         raise NotPeImage("the PE header lies outside the image") from None
     if coff.Signature != pe.PE_SIGNATURE:
@@ -50,7 +50,7 @@ def hashed_ranges(data: bytes) -> list[slice]:
     try:
         magic = Int16ul.parse(data[optional:optional + 2])
         layout = pe.OPTIONAL_HEADERS[magic]
-        fields = layout.parse(data[optional:])
+        fields = layout.parse(data[optional:optional + layout.sizeof()])
     except (ConstructError, KeyError):
         raise BadPeImage("no PE32 or PE32+ optional header") from None
     checksum = optional + _offset_of(layout, "CheckSum")
@@ -63,7 +63,7 @@ def hashed_ranges(data: bytes) -> list[slice]:
     certificate_size = 0
     if fields.NumberOfRvaAndSizes > pe.DIRECTORY_SECURITY:
         ranges += [slice(checksum + 4, security), slice(security + pe.DataDirectory.sizeof(), end_of_headers)]
-        certificate_size = pe.DataDirectory.parse(data[security:]).Size
+        certificate_size = pe.DataDirectory.parse(data[security:security + pe.DataDirectory.sizeof()]).Size
     else:
         ranges.append(slice(checksum + 4, end_of_headers))
     table = optional + coff.SizeOfOptionalHeader
@@ -72,7 +72,7 @@ def hashed_ranges(data: bytes) -> list[slice]:
         at = table + i * pe.SectionHeader.sizeof()
         if at + pe.SectionHeader.sizeof() > len(data):
             raise BadPeImage("the section table runs past the image")
-        sections.append(pe.SectionHeader.parse(data[at:]))
+        sections.append(pe.SectionHeader.parse(data[at:at + pe.SectionHeader.sizeof()]))
     hashed = end_of_headers
     for section in sorted(sections, key=lambda s: s.PointerToRawData):
         if not section.SizeOfRawData:
