@@ -757,3 +757,161 @@ def test_efitools_lockdown_under_ovmf_writes_the_keys_efistub_writes(corpus, tmp
         assert real is not None and mine is not None, name
         assert (mine.attributes, mine.data, mine.timestamp) == (real.attributes, real.data, real.timestamp), name
     assert {v.name for v in efistub} == {"PK", "KEK", "db", "SecureBootEnable"}
+
+
+# -- the same writes on efistub and on OVMF (tests/guests/authvar.c) -----------------------------------------
+
+AuthvarCall = None  # the header of one \authvar\NN.bin file (authvar.c's AUTHVAR_CALL), made on first use
+
+
+def authvar_file(name: str, guid: Guid, attributes: int, data: bytes) -> bytes:
+    from construct import Bytes, Int32ul, Struct
+
+    global AuthvarCall
+    if AuthvarCall is None:
+        AuthvarCall = Struct("VariableName" / Bytes(128), "VendorGuid" / Bytes(16), "Attributes" / Int32ul,
+                             "Reserved" / Int32ul)
+    encoded = ucs2(name)
+    return AuthvarCall.build(dict(VariableName=encoded + bytes(128 - len(encoded)), VendorGuid=guid.bytes_le,
+                                  Attributes=attributes, Reserved=0)) + data
+
+
+def authvar_writes(keys) -> list[tuple[str, Guid, int, bytes, str]]:
+    """A sequence of writes on a user-mode store with the test's keys: (name, guid, attributes, data, the
+    status EDK2 gives). It ends by deleting PK and writing db unsigned, in setup mode."""
+    db, vendor = IMAGE_SECURITY_DATABASE, VENDOR
+    first = later()
+    unknown = bytearray(esl(hashes_=(bytes(32),)))
+    unknown[:16] = Guid("5d1a3c7e-6b0f-4e2a-9c4d-65666973747d").bytes_le  # a signature type EDK2 does not know
+    a = lambda name, guid, attributes, payload, key, when=None, **kw: (  # noqa: E731
+        name, guid, attributes, authenticated(name, guid, attributes, payload, keys[key] if key else None,
+                                              when or later(), **kw))
+    writes = [
+        (*a("db", db, NV_BS_RT_AT, esl(keys["db"].certificate), "KEK", first), "EFI_SUCCESS"),
+        (*a("db", db, NV_BS_RT_AT, esl(keys["other"].certificate), None), "EFI_SECURITY_VIOLATION"),
+        (*a("db", db, NV_BS_RT_AT, esl(keys["other"].certificate), "intruder"), "EFI_SECURITY_VIOLATION"),
+        (*a("db", db, NV_BS_RT_AT, esl(keys["other"].certificate), "KEK", first), "EFI_SECURITY_VIOLATION"),
+        (*a("db", db, NV_BS_RT_AT | APPEND, esl(keys["db"].certificate), "KEK", EPOCH), "EFI_SUCCESS"),
+        (*a("db", db, NV_BS_RT_AT | APPEND, esl(hashes_=(bytes(range(32)),)), "KEK"), "EFI_SUCCESS"),
+        (*a("dbx", db, NV_BS_RT_AT | APPEND, esl(hashes_=(bytes([7] * 32),)), "kek-leaf"), "EFI_SUCCESS"),
+        (*a("KEK", GLOBAL_VARIABLE, NV_BS_RT_AT | APPEND, esl(keys["other"].certificate), "KEK"),
+         "EFI_SECURITY_VIOLATION"),
+        (*a("KEK", GLOBAL_VARIABLE, NV_BS_RT_AT | APPEND, esl(keys["other"].certificate), "PK"), "EFI_SUCCESS"),
+        (*a("VendorConfig", vendor, NV_BS_RT_AT, b"one", "vendor"), "EFI_SUCCESS"),
+        (*a("VendorConfig", vendor, NV_BS_RT_AT, b"two", "intruder"), "EFI_SECURITY_VIOLATION"),
+        (*a("VendorConfig", vendor, NV_BS_RT_AT, b"two", "vendor", signed_attributes=False), "EFI_SUCCESS"),
+        ("SecureBoot", GLOBAL_VARIABLE, BS_RT, b"\x00", "EFI_WRITE_PROTECTED"),
+        (*a("db", db, NV_BS_RT_AT, bytes(unknown), "KEK"), "EFI_INVALID_PARAMETER"),
+        ("db", db, NV_BS_RT, esl(keys["other"].certificate), "EFI_INVALID_PARAMETER"),
+        ("db", db, NV_BS_RT | 0x10, bytes(600), "EFI_UNSUPPORTED"),
+        ("db", db, NV_BS_RT_AT, bytes(20), "EFI_SECURITY_VIOLATION"),
+        (*a("VendorJanuary", vendor, NV_BS_RT_AT, b"one", "vendor", (2031, 0, 15, 8, 30, 0)), "EFI_SUCCESS"),
+    ]
+    tool = shutil.which("sbvarsign")
+    if tool is not None:  # an append to db that sbvarsign signed with the KEK
+        folder = keys["KEK"].pem.parent
+        (folder / "sbvarsign.esl").write_bytes(esl(keys["vendor"].certificate))
+        subprocess.run([tool, "--key", str(keys["KEK"].key_file), "--cert", str(keys["KEK"].pem), "--output",
+                        str(folder / "sbvarsign.auth"), "db", str(folder / "sbvarsign.esl")], check=True,
+                       capture_output=True, timeout=60)
+        writes.append(("db", db, NV_BS_RT_AT | APPEND, (folder / "sbvarsign.auth").read_bytes(), "EFI_SUCCESS"))
+    writes += [
+        (*a("PK", GLOBAL_VARIABLE, NV_BS_RT_AT, b"", "PK"), "EFI_SUCCESS"),
+        (*a("db", db, NV_BS_RT_AT, esl(keys["other"].certificate), None), "EFI_SUCCESS"),
+    ]
+    return writes
+
+
+def authvar_setup(tmp_path: Path, keys) -> tuple[Path, Path, list]:
+    """The ESP (authvar.efi as BOOTX64.EFI and the writes) and an OVMF store with the test's keys, in user mode
+    but with SecureBootEnable 0, so that OVMF starts the unsigned authvar.efi."""
+    blank = OVMF / "OVMF_VARS_4M.fd"
+    if not blank.exists():
+        pytest.skip(f"{blank} is missing: install Debian's ovmf package")
+    writes = authvar_writes(keys)
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "authvar").mkdir()
+    for index, (name, guid, attributes, data, _) in enumerate(writes, 1):
+        (esp / "authvar" / f"{index:02}.bin").write_bytes(authvar_file(name, guid, attributes, data))
+    store = tmp_path / "OVMF_VARS_4M.fd"
+    shutil.copy(blank, store)
+    loaded = varstore.load(store)
+    secureboot.enroll_keys(loaded, f"PK={keys['PK'].pem},KEK={keys['KEK'].pem},KEK={keys['kek-ca'].pem},"
+                                   f"db={keys['db'].pem}")
+    loaded.set("SecureBootEnable", guids.SECURE_BOOT_ENABLE_DISABLE, NV | BS, b"\x00")
+    varstore.save(loaded, store)
+    return esp, store, writes
+
+
+def authvar_statuses(console: str) -> list[tuple[str, str]]:
+    """authvar's output as (call, status name) pairs, and the mode lines."""
+    from efistub.status import Status
+
+    out = []
+    for line in console.replace("\r", "").splitlines():
+        parts = line.split()
+        if line.startswith("  info: authvar "):
+            value, width = int(parts[-1], 16), 4 * (len(parts[-1]) - 2)
+            if value >> (width - 1):  # an error at the guest's width
+                value = value & ~(1 << (width - 1)) | (1 << 63)
+            out.append((f"{parts[2]} {parts[3]}", Status.name_of(value)))
+        elif line.startswith("  info: SetupMode") or line.startswith("  info: SecureBoot"):
+            out.append((parts[1], parts[2]))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "riscv64", "ia32"])
+def test_authvar_guest_on_efistub(tmp_path, keys, arch):
+    esp, store, writes = authvar_setup(tmp_path, keys)
+    boot = {"x86_64": "BOOTX64.EFI", "aarch64": "BOOTAA64.EFI", "riscv64": "BOOTRISCV64.EFI", "ia32": "BOOTIA32.EFI"}
+    shutil.copy(GUESTS / arch / "authvar.efi", esp / "EFI" / "BOOT" / boot[arch])
+    machine = Machine(str(esp / "EFI" / "BOOT" / boot[arch]), esp=str(esp), boot_path=f"\\EFI\\BOOT\\{boot[arch]}",
+                      vars=str(store))
+    report = machine.run()
+    assert report.exit_status == "EFI_SUCCESS", report.console
+    expected = [(f"{i:02} {name}", status) for i, (name, _, _, _, status) in enumerate(writes, 1)]
+    assert authvar_statuses(report.console) == expected + [("SetupMode", "1"), ("SecureBoot", "0")]
+
+
+def test_authvar_guest_gets_the_same_statuses_and_store_on_ovmf(tmp_path, keys):
+    """The same writes, on OVMF with Secure Boot support (SMM): every status is the same, and so are db, dbx,
+    KEK, the vendor's variables (with their timestamps, one of them month 0) and certdb's record of their
+    signer."""
+    import time
+
+    qemu, code = shutil.which("qemu-system-x86_64"), OVMF / "OVMF_CODE_4M.secboot.fd"
+    if qemu is None or not code.exists():
+        pytest.skip("qemu-system-x86_64 (qemu-system-x86) or OVMF_CODE_4M.secboot.fd (ovmf) is missing")
+    esp, store, writes = authvar_setup(tmp_path, keys)
+    shutil.copy(GUESTS / "x86_64" / "authvar.efi", esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    ours = tmp_path / "efistub.fd"
+    shutil.copy(store, ours)
+    serial = tmp_path / "serial.log"
+    command = [qemu, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on", "-m", "256",
+               "-display", "none", "-net", "none", "-serial", f"file:{serial}",
+               "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
+               "-drive", f"if=pflash,format=raw,unit=1,file={store}", "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as vm:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and vm.poll() is None:
+            if serial.exists() and b"DONE " in serial.read_bytes():
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        vm.terminate()
+    console = serial.read_bytes().decode("utf-8", errors="replace")
+    assert "DONE 0 failures" in console, console[-3000:]
+    report = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
+                     vars=str(ours)).run()
+    assert authvar_statuses(console) == authvar_statuses(report.console)
+    assert authvar_statuses(report.console)[-2:] == [("SetupMode", "1"), ("SecureBoot", "0")]
+    ovmf, efistub = varstore.load(store), varstore.load(ours)
+    for name, guid in (("db", IMAGE_SECURITY_DATABASE), ("dbx", IMAGE_SECURITY_DATABASE), ("KEK", GLOBAL_VARIABLE),
+                       ("VendorConfig", VENDOR), ("VendorJanuary", VENDOR), ("certdb", CERT_DB)):
+        mine, real = efistub.get(name, guid), ovmf.get(name, guid)
+        assert real is not None and mine is not None, name
+        assert (mine.attributes, mine.data, mine.timestamp) == (real.attributes, real.data, real.timestamp), name
+    assert ovmf.get("PK", GLOBAL_VARIABLE) is None and efistub.get("PK", GLOBAL_VARIABLE) is None
+    assert efistub.get("SecureBootEnable", guids.SECURE_BOOT_ENABLE_DISABLE) is None
+    assert ovmf.get("SecureBootEnable", guids.SECURE_BOOT_ENABLE_DISABLE) is None
