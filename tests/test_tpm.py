@@ -467,6 +467,16 @@ def test_tpm2_eventlog_reads_the_binary_log(tmp_path):
     assert f"4  : 0x{saved['pcrs']['sha256']['4']}" in out.stdout
 
 
+def test_an_ia32_log_has_uintn_of_four_bytes(tmp_path):
+    Machine(str(GUESTS / "ia32" / "hello.efi"), save_tpm=str(tmp_path / "t.json")).run()
+    parsed = eventlog.parse((tmp_path / "t.bin").read_bytes())
+    assert parsed["uintn_size"] == 4
+    (image,) = [e for e in parsed["events"] if e.type == tcg.EV_EFI_BOOT_SERVICES_APPLICATION]
+    load = tcg.layouts(4).ImageLoadEvent.parse(image.data)
+    assert load.LengthOfDevicePath == len(image.data) - tcg.layouts(4).ImageLoadEvent.sizeof() > 0
+    assert eventlog.describe(image, 4)["image"]["device_path"].endswith("\\hello.efi")
+
+
 def test_without_a_tpm_there_is_no_tcg2_protocol():
     report = Machine(str(GUESTS / "x86_64" / "hello.efi"), tpm="none").run()
     assert report.tpm is None and report.to_dict()["tpm"] is None
