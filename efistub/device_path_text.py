@@ -20,8 +20,10 @@ node type are tried in table order, as EDK2 tries its cases.
   file path node is the path itself). Anything else that does not read (an unknown keyword, a
   number too large for its field, unbalanced parentheses, a node longer than 64 KiB) is a
   ValueError; EDK2 reads such text anyway, into whatever its string functions make of it.
-- Paths: nodes are separated by ``/`` and instances by ``,``; EDK2 writes ``,/`` between instances
-  (INSTANCE_SEPARATOR) and reads both.
+- Paths: nodes are separated by ``/`` and instances by ``,``. EDK2 writes a ``/`` before every node
+  but the first, so ``,/`` between instances, and reads both.
+- Strings that would not read back (with ``,``, ``(``, ``)`` or NUL) make their node generic, where
+  EDK2 writes them as they are. Not in the table (so generic): SAS, SasEx, iSCSI, UsbWwid.
 
 Where EDK2 and UEFI 2.10 differ, this follows EDK2 (today's: HD without start and size with
 DisplayOnly came in 2024), except that Uart's DEFAULT reads as 0 (the spec's value; EDK2 reads
@@ -45,7 +47,6 @@ from .layouts import device_path as dp
 
 HEADER_SIZE = dp.DevicePathHeader.sizeof()
 MAX_NODE_DATA = 0xFFFF - HEADER_SIZE  # a node's Length is 16 bits
-INSTANCE_SEPARATOR = ",/"  # what EDK2 writes between the instances of a path
 MAX_NUMBER_TEXT = 40  # characters of a number; more is not a number of any field
 
 
@@ -779,16 +780,16 @@ def node_text(node: Node, display_only: bool = False, allow_shortcuts: bool = Fa
 
 def path_text(nodes: list[Node], display_only: bool = False, allow_shortcuts: bool = False) -> str:
     """The text of a device path (its nodes up to the End of the entire path), as ConvertDevicePathToText
-    gives it: nodes joined by ``/``, instances by INSTANCE_SEPARATOR; an empty path is ``""``."""
+    gives it: an End of instance is ``,``, and every other node but the first has a ``/`` before it (so
+    EDK2 joins instances by ``,/``); an empty path is ``""``."""
     text = ""
     for node in nodes:
         if node.is_end_of_path:
             break
         if node.is_end and node.subtype == dp.END_INSTANCE:
-            text += INSTANCE_SEPARATOR
+            text += INSTANCE_END_TEXT
         else:
-            text += ("/" if text and not text.endswith(INSTANCE_SEPARATOR) else "") + \
-                node_text(node, display_only, allow_shortcuts)
+            text += ("/" if text else "") + node_text(node, display_only, allow_shortcuts)
     return text
 
 

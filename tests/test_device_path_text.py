@@ -153,6 +153,8 @@ def test_instances_are_joined_by_comma_slash_and_read_from_either_form():
     assert dpt.path_text(nodes) == "PciRoot(0x0)/Pci(0x1,0x0),/PciRoot(0x0)/Pci(0x2,0x0)"
     assert dpt.parse_path(dpt.path_text(nodes)) == nodes
     assert dpt.parse_path("PciRoot(0x0),") == [device_path.pci_root(0), device_path.END_OF_INSTANCE]
+    assert dpt.path_text(dpt.parse_path("PciRoot(0x0),")) == "PciRoot(0x0),"  # the / comes before a node
+    assert dpt.path_text([device_path.END_OF_INSTANCE, device_path.pci(1)]) == ",/Pci(0x1,0x0)"
     assert dpt.node_text(device_path.END_OF_INSTANCE) == ","
     assert dpt.node_text(device_path.END) == "Path(127,255)"
     assert dpt.path_text([]) == "" and device_path.text([]) == "End"
