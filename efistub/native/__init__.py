@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import traceback
+import weakref
 
 from ..arch.convention import TRAP_SYSCALL
 from ..errors import GuestMemoryError
@@ -50,6 +51,20 @@ def unicorn_library():
     return binding.uclib
 
 
+_API_ADDRESSES: dict[int, dict[str, int]] = {}
+
+
+def api_addresses() -> dict[str, int]:
+    """The entry points of API_FUNCTIONS in the libunicorn the binding loaded, found once: each
+    ctypes.cast of a function would add to that function's references for good."""
+    library = unicorn_library()
+    found = _API_ADDRESSES.get(id(library))
+    if found is None:
+        found = _API_ADDRESSES[id(library)] = {
+            name: ctypes.cast(getattr(library, f"uc_{name}"), ctypes.c_void_p).value for name in API_FUNCTIONS}
+    return found
+
+
 def convention_record(cc, out) -> None:
     """Fill the C efistub_convention ``out`` from a CallingConvention."""
     out.width, out.nregs = cc.width, len(cc.arg_registers)
@@ -73,9 +88,8 @@ class NativeDispatch:
         self.uc, self.dispatcher, self.dispatch = uc, dispatcher, dispatch
         self.services = services
         t = self.t = ffi.new("efistub_trampoline *")
-        library = unicorn_library()
-        for name in API_FUNCTIONS:
-            setattr(t.api, name, ffi.cast("void *", ctypes.cast(getattr(library, f"uc_{name}"), ctypes.c_void_p).value))
+        for name, address in api_addresses().items():
+            setattr(t.api, name, ffi.cast("void *", address))
         t.uc = ffi.cast("void *", uc._uch.value)
         self._handle = ffi.new_handle(self)
         t.python = self._handle
@@ -95,6 +109,9 @@ class NativeDispatch:
         self._calls: list = []
         dispatcher.native = self
         err = lib.efistub_attach(t)
+        # What C allocated goes with this object (a run's records, read when its report is): never
+        # through the engine, which may be closed first.
+        weakref.finalize(self, lib.efistub_release, t)
         if err:
             raise RuntimeError(f"the native trampoline could not hook the engine (error {err})")
 

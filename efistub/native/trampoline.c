@@ -368,11 +368,16 @@ int efistub_detach(efistub_trampoline *t)
 {
     if (t->attached)
         ((hook_del_fn)t->api.hook_del)(t->uc, t->hook);
+    efistub_release(t);
+    return 0;
+}
+
+void efistub_release(efistub_trampoline *t)
+{
     t->attached = 0;
     free(t->records);
     free(t->scratch);
     t->scratch = NULL;
     t->records = NULL;
     t->nrecords = t->capacity = 0;
-    return 0;
 }

@@ -91,3 +91,6 @@ typedef struct {
 int efistub_handler(const char *service);
 int efistub_attach(efistub_trampoline *t);
 int efistub_detach(efistub_trampoline *t);
+/* Free the records and the scratch buffer without touching the engine (it may be closed by then):
+   the trampoline's end, when its Python object goes. */
+void efistub_release(efistub_trampoline *t);
