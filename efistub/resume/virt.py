@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from construct import ConstructError
+
 from ..errors import InputError
 from ..handoff_state import MANIFEST
 from ..layouts import resume_fdt as block
@@ -172,7 +174,7 @@ def trampoline_image(name: str, layout, fields, regs: dict[str, int], moves) -> 
     offset = block.STATE_OFFSET
     try:
         state = layout.parse(image[offset:offset + size])
-    except Exception:  # construct's errors: too short, no magic
+    except ConstructError:  # too short, no magic
         state = None
     if state is None or state.version != block.VERSION or state.size != size or any(
             state[field] != block.PLACEHOLDER + n for n, field in enumerate(fields)):
