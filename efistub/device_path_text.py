@@ -468,7 +468,8 @@ class Form:
     encode: Callable[[dict], dict] | None = None  # and back, for building the node
 
     def usable(self, display_only: bool, allow_shortcuts: bool) -> bool:
-        return self.when == ANY or (self.when == DISPLAY and display_only) or (self.when == SHORTCUT and allow_shortcuts)
+        return (self.when == ANY or (self.when == DISPLAY and display_only)
+                or (self.when == SHORTCUT and allow_shortcuts))
 
     def values_of(self, data: bytes) -> dict | None:
         """The node's values, if its data is exactly what this form's layout holds."""
@@ -612,7 +613,8 @@ USB_CLASS_RESERVED = 0xFE
 USB_SUBCLASSES = (("UsbDeviceFirmwareUpdate", 1), ("UsbIrdaBridge", 2), ("UsbTestAndMeasurement", 3))
 # RAM disk type GUIDs with a name of their own
 RAM_DISKS = (("VirtualDisk", guids.VIRTUAL_DISK), ("VirtualCD", guids.VIRTUAL_CD),
-             ("PersistentVirtualDisk", guids.PERSISTENT_VIRTUAL_DISK), ("PersistentVirtualCD", guids.PERSISTENT_VIRTUAL_CD))
+             ("PersistentVirtualDisk", guids.PERSISTENT_VIRTUAL_DISK),
+             ("PersistentVirtualCD", guids.PERSISTENT_VIRTUAL_CD))
 USB_ID = dict(default=0xFFFF)  # an empty USB vendor or product ID: any
 USB_CODE = dict(default=0xFF)  # an empty class, subclass or protocol: any
 RAM_DISK_FIELDS = (F("StartingAddr"), F("EndingAddr"), F("Instance", Dec()))
