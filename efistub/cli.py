@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scan": _scan}[
             args.command](args)
     except InputError as e:
-        print(f"efistub: error: {e}", file=sys.stderr)
+        print(f"efistub: error: {terminal_safe(str(e), one_line=True)}", file=sys.stderr)  # a path from a folder
         return EXIT_INPUT
 
 
@@ -198,7 +198,7 @@ def _check(args) -> int:
         return EXIT_INPUT
     problems = policies.violations(policy, report.to_dict())
     for line in problems:
-        print(line)
+        print(terminal_safe(line, one_line=True))  # names of the guest's variables and protocols
     if not problems:
         print(f"ok: {report.outcome}, {len(report.calls)} calls inside the policy")
     return EXIT_GUEST if problems else EXIT_OK
@@ -273,9 +273,9 @@ def _scan(args) -> int:
         _write_json(args.json, "\n".join(json.dumps(r) for r in results))
     print(f"{'image':<48}{'arch':<9}{'outcome':<10}{'calls':>6}  {'unimplemented hit':<32}{'time':>7}")
     for r in results:
-        name = os.path.relpath(r["image"], args.folder)
+        name = terminal_safe(os.path.relpath(r["image"], args.folder), one_line=True)  # whatever the folder holds
         if "input_error" in r:
-            print(f"{name:<48}{'-':<9}{'cannot run: ' + r['input_error']}")
+            print(f"{name:<48}{'-':<9}{'cannot run: ' + terminal_safe(r['input_error'], one_line=True)}")
             continue
         print(f"{name:<48}{r['arch']:<9}{r['outcome']:<10}{len(r['calls']):>6}  "
               f"{', '.join(r['unimplemented']) or '-':<32}{r['seconds']:>6.1f}s")
@@ -464,24 +464,28 @@ def _print_call(call) -> None:
     result = call.status if call.status is not None else ("" if call.value is None else str(call.value))
     flags = "".join(f" [{flag}]" for flag in ("unimplemented", "violation") if getattr(call, flag))
     note = f"  ({call.note})" if call.note else ""
-    print(f"[{call.seq:5}] {call.service}({args}) -> {result}{flags}{note}", file=sys.stderr, flush=True)
+    line = f"[{call.seq:5}] {call.service}({args}) -> {result}{flags}{note}"
+    print(terminal_safe(line, one_line=True), file=sys.stderr, flush=True)  # the guest's strings and notes
 
 
 # Control characters a guest may print that the terminal may act on (escape sequences, bells,
 # form feeds...): shown escaped. Newlines, carriage returns, tabs and backspaces pass.
 UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x08), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F,
                                         *range(0x80, 0xA0))}
+# In one line of the summary, the line breaks, tabs and backspaces too: no text of the guest's
+# starts a line of its own there (a forged "--- efistub: handoff" line, say).
+UNSAFE_IN_LINE = {**UNSAFE, **{c: f"\\x{c:02x}" for c in (0x08, 0x09, 0x0A, 0x0D)}}
 
 
-def terminal_safe(text: str) -> str:
+def terminal_safe(text: str, one_line: bool = False) -> str:
     """Guest text as it may reach the user's terminal: control characters escaped (the report
-    keeps the raw text)."""
-    return text.translate(UNSAFE)
+    keeps the raw text); ``one_line``: line breaks too."""
+    return text.translate(UNSAFE_IN_LINE if one_line else UNSAFE)
 
 
 def summary(report) -> str:
     lines = [f"--- efistub: {report.outcome} ({report.arch}) ---"]
-    add = lambda key, value: lines.append(f"{key:<14}{terminal_safe(str(value))}")  # noqa: E731
+    add = lambda key, value: lines.append(f"{key:<14}{terminal_safe(str(value), one_line=True)}")  # noqa: E731
     if report.outcome == "handoff":
         h = report.handoff
         add("entry", hex(h["entry"]))
@@ -523,7 +527,8 @@ def summary(report) -> str:
             add("access", f"{f['access']['kind']} at 0x{f['access']['address']:x}")
     elif report.outcome == "error":
         add("error", report.error.get("error", ""))
-        lines.append(report.error.get("traceback", "").rstrip())
+        trace = report.error.get("traceback", "").rstrip().split("\n")
+        lines.extend(terminal_safe(line, one_line=True) for line in trace)
     if len(report.images) > 1 or report.files:
         for i, image in enumerate(report.images):
             parent = next((j for j, p in enumerate(report.images) if p["handle"] == image["parent"]), None)
