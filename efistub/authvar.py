@@ -83,7 +83,8 @@ def query_problem(attributes: int, runtime: bool) -> tuple[int, str] | None:
 
 def _set(store, name, guid, attributes, size, read, runtime) -> str | None:
     if attributes & ~(ATTRIBUTES_MASK | AW):
-        raise EfiError(Status.EFI_INVALID_PARAMETER, f"reserved attribute bits 0x{attributes & ~(ATTRIBUTES_MASK | AW):x}")
+        reserved = attributes & ~(ATTRIBUTES_MASK | AW)
+        raise EfiError(Status.EFI_INVALID_PARAMETER, f"reserved attribute bits 0x{reserved:x}")
     refusal = Status.EFI_UNSUPPORTED if attributes & AW else Status.EFI_INVALID_PARAMETER
     if attributes & BS_RT == RUNTIME_ACCESS:
         raise EfiError(refusal, "RUNTIME_ACCESS without BOOTSERVICE_ACCESS")

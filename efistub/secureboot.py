@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import guids
 from .errors import InputError
@@ -169,8 +170,6 @@ def format_problem(name: str, guid: Guid, data: bytes) -> str | None:
                 key = x509.load_der_x509_certificate(item.signatures[0].data).public_key()
             except ValueError as e:
                 return f"{name}: list {index}: not an X.509 certificate ({e})"
-            from cryptography.hazmat.primitives.asymmetric import rsa
-
             if not isinstance(key, rsa.RSAPublicKey):
                 return f"{name}: list {index}: the certificate has no RSA key (EDK2 takes RSA keys only)"
         count += len(item.signatures)

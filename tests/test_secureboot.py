@@ -242,7 +242,8 @@ def test_a_guest_cannot_write_the_firmwares_variables(tmp_path, keys, name, attr
 
 def test_secure_boot_enable_and_custom_mode_need_a_user_who_is_not_there(tmp_path, keys):
     store = user_mode_store(tmp_path, keys)
-    for name, guid in (("SecureBootEnable", guids.SECURE_BOOT_ENABLE_DISABLE), ("CustomMode", guids.CUSTOM_MODE_ENABLE)):
+    for name, guid in (("SecureBootEnable", guids.SECURE_BOOT_ENABLE_DISABLE),
+                       ("CustomMode", guids.CUSTOM_MODE_ENABLE)):
         status, note, _ = set_variable(tmp_path, store, name, guid, NV | BS, b"\x01")
         assert status == "EFI_SECURITY_VIOLATION" and "physically present" in note
 
@@ -300,9 +301,10 @@ def test_the_timestamp_survives_an_edk2_store(tmp_path, keys):
         pytest.skip("OVMF_VARS_4M.fd is missing: install Debian's ovmf package")
     store = tmp_path / "OVMF_VARS_4M.fd"
     shutil.copy(OVMF / "OVMF_VARS_4M.fd", store)
-    subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"), "--vars",
-                    str(store), "--enroll", f"PK={keys['PK'].pem},KEK={keys['KEK'].pem}"], check=True,
-                   capture_output=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"), "--vars",
+                             str(store), "--enroll", f"PK={keys['PK'].pem},KEK={keys['KEK'].pem}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     when = later()
     payload = esl(keys["db"].certificate)
     data = authenticated("db", IMAGE_SECURITY_DATABASE, NV_BS_RT_AT, payload, keys["KEK"], when)
@@ -426,7 +428,8 @@ def test_a_malformed_signature_list_is_refused_even_when_signed(tmp_path, keys):
 def test_a_bad_descriptor_gets_the_status_edk2_gives(tmp_path, keys, case):
     store = user_mode_store(tmp_path, keys)
     data = authenticated("db", IMAGE_SECURITY_DATABASE, NV_BS_RT_AT, esl(keys["other"].certificate), keys["KEK"],
-                         later(), certificate_type=0x0002 if case == "certificate-type" else layout.WIN_CERT_TYPE_EFI_GUID)
+                         later(), certificate_type=0x0002 if case == "certificate-type"
+                         else layout.WIN_CERT_TYPE_EFI_GUID)
     attributes, status = NV_BS_RT_AT, "EFI_SECURITY_VIOLATION"
     if case == "short":
         data = data[:39]
@@ -738,7 +741,8 @@ def test_efitools_lockdown_under_ovmf_writes_the_keys_efistub_writes(corpus, tmp
     command = [qemu, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on", "-m", "256",
                "-display", "none", "-net", "none", "-serial", f"file:{serial}",
                "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
-               "-drive", f"if=pflash,format=raw,unit=1,file={theirs}", "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
+               "-drive", f"if=pflash,format=raw,unit=1,file={theirs}",
+               "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as vm:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and vm.poll() is None:
@@ -891,7 +895,8 @@ def test_authvar_guest_gets_the_same_statuses_and_store_on_ovmf(tmp_path, keys):
     command = [qemu, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on", "-m", "256",
                "-display", "none", "-net", "none", "-serial", f"file:{serial}",
                "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
-               "-drive", f"if=pflash,format=raw,unit=1,file={store}", "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
+               "-drive", f"if=pflash,format=raw,unit=1,file={store}",
+               "-drive", f"file=fat:rw:{esp},format=raw,media=disk"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as vm:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and vm.poll() is None:
