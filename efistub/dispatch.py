@@ -121,6 +121,9 @@ class Dispatcher:
     native: Any = None  # native.NativeDispatch, whose C-handled calls join ``calls`` in order
     injections: dict = field(default_factory=dict)  # service name -> machine.Injection
     observers: list = field(default_factory=list)  # fn(call, "before" | "after")
+    # fn(call, slot) at every call that reaches Python, before it is answered: where a run may fork
+    # (efistub.snapshot). It returns a status to fail the call with, or None; it may change services.
+    snapshot: Callable | None = None
     notifications: Callable | None = None  # fw -> a generator running due notifications, or None
     frames: list[Frame] = field(default_factory=list)
     transfer: Transfer | None = None
@@ -200,6 +203,12 @@ class Dispatcher:
             record.violation = True
             record.note = "boot service called after ExitBootServices"
             return self._complete(Frame(None, record, svc), Status.EFI_UNSUPPORTED)
+        if self.snapshot is not None:
+            answer = self.snapshot(record, slot)
+            svc = self.services[slot]  # a forked run may answer this service differently from here on
+            if answer is not None:
+                record.note = INJECTED
+                return self._complete(Frame(None, record, svc), answer)
         if injection is not None and injection.fires():
             record.note = INJECTED
             return self._complete(Frame(None, record, svc), injection.status)

@@ -40,6 +40,19 @@ class RunLoop:
         self.timeout = timeout
         self.invalid: tuple[int, int, int] | None = None  # the last unmapped access (set by a hook)
         self.trampoline: int | None = None  # where code first ran after ExitBootServices without a kernel's arguments
+        self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
+        self._watchdog: threading.Timer | None = None
+
+    # -- the watchdog: stopped while the process forks (efistub.snapshot), so no thread is copied
+    def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog.join()
+
+    def start_watchdog(self) -> None:
+        """Stop emulation at the deadline (a forked run starts one of its own after the fork)."""
+        self._watchdog = threading.Timer(max(0.0, self.deadline - time.perf_counter()), self.p.uc.emu_stop)
+        self._watchdog.start()
 
     def apply(self, transfer) -> int:
         """Carry out a transfer; return the PC to go on at."""
@@ -61,21 +74,19 @@ class RunLoop:
     def run(self) -> tuple[str, dict]:
         p = self.p
         uc, fw, arch, dispatcher = p.uc, p.fw, p.arch, p.dispatcher
-        deadline = time.perf_counter() + self.timeout
+        self.deadline = time.perf_counter() + self.timeout
         pc = arch.pc(uc)
         if (transfer := dispatcher.take_transfer()) is not None:
             pc = self.apply(transfer)
         while True:
             if fw.stop is not None:
                 return fw.stop.outcome, fw.stop.details
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+            if self.deadline <= time.perf_counter():
                 return "timeout", {}
             self.invalid = None
             error = None
             # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
-            watchdog = threading.Timer(remaining, uc.emu_stop)
-            watchdog.start()
+            self.start_watchdog()
             try:
                 uc.emu_start(pc, RUN_UNTIL, count=TRAMPOLINE_BUDGET if self.trampoline is not None else 0)
             except UcError as e:
@@ -83,7 +94,7 @@ class RunLoop:
             except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
                 fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             finally:
-                watchdog.cancel()
+                self._watchdog.cancel()
             if fw.stop is not None:
                 continue
             if (transfer := dispatcher.take_transfer()) is not None:
@@ -110,7 +121,7 @@ class RunLoop:
                 pc = address
             elif error is not None:
                 return "fault", self.fault(str(error))
-            elif time.perf_counter() >= deadline:
+            elif time.perf_counter() >= self.deadline:
                 return "timeout", {}
             elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
                 fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "
