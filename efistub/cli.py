@@ -11,6 +11,7 @@ from .errors import InputError
 from .options import RunOptions, parse_size  # noqa: F401 - parse_size is part of the CLI's API
 
 EXIT_OK, EXIT_GUEST, EXIT_INPUT = 0, 1, 2
+SWEEP_QUIET_S = 2.0  # a sweep says how far it is once it has taken this long
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="efistub",
@@ -79,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_image_options(minimize)
     minimize.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
     minimize.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
+
+    sweep = sub.add_parser(
+        "sweep", help="fail every service call of a run in turn, each in a copy of the run forked at that call",
+        description="Run IMAGE once (the baseline); at each service call it makes, fork the run once per status "
+                    "and fail that call with it in the copy, which runs to its own outcome. Prints one row per "
+                    "forked run: the call, its arguments, the injected status, the outcome and whether the image "
+                    "handled it (a clean Exit, hand-off or reset) or misbehaved (a fault, a hang, boot services "
+                    "after ExitBootServices, a stale map key, memory it allocated and never freed). Exit 0 when "
+                    "every failure was handled, 1 when any made the image misbehave, 2 for bad input "
+                    "(docs/sweep.md).")
+    add_image_options(sweep)
+    sweep.add_argument("--status", type=_service_list, metavar="STATUS,...",
+                       help="the statuses to inject into each call (default: for each service, the error statuses "
+                            "the UEFI specification lists for it)")
+    sweep.add_argument("--services", type=_service_list, metavar="SERVICE,...",
+                       help="fail only the calls of these services (boot, runtime or protocol services, as the "
+                            "report names them)")
+    sweep.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="forked runs at a time (default: cores)")
+    sweep.add_argument("--json", metavar="FILE", help="write the rows as JSON to FILE ('-' for stdout)")
 
     scan = sub.add_parser(
         "scan", help="run every EFI image below a folder and tabulate the outcomes",
@@ -159,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["EFISTUB_ENGINE"] = args.engine  # worker processes of minimize and scan follow it
         _say_if_python_fallback(args.dispatch)
         return {"run": _run, "boot": _boot, "check": _check, "policy": _policy, "minimize": _minimize,
-                "scan": _scan}[
+                "scan": _scan, "sweep": _sweep}[
             args.command](args)
     except InputError as e:
         print(f"efistub: error: {terminal_safe(str(e), one_line=True)}", file=sys.stderr)  # a path from a folder
@@ -263,6 +284,39 @@ def _minimize(args) -> int:
         print(f"  {name}: {behaviour['outcome']}{status}" + (f"; console: {console[-1]!r}" if console else ""))
     print(f"runs: {result['runs']}")
     return EXIT_OK
+
+
+def _sweep(args) -> int:
+    from .machine import Machine
+    from .sweep import format_table
+
+    machine = _machine(Machine, args)
+
+    def say(state):
+        if state["seconds"] < SWEEP_QUIET_S:
+            return
+        where = "" if state["baseline_done"] else ", the baseline still running"
+        print(f"efistub sweep: {state['done']}/{state['forked']} forked runs done{where} ({state['seconds']:.0f} s)",
+              file=sys.stderr, flush=True)
+
+    try:
+        result = machine.sweep(statuses=args.status, services=args.services, jobs=args.jobs, progress=say)
+    except ValueError as e:  # an unknown status or service, a run that cannot be forked
+        raise InputError("efistub sweep", str(e)) from None
+    text = json.dumps(result.to_dict(), indent=2)
+    if args.json == "-":
+        print(text)
+    else:
+        if args.json:
+            _write_json(args.json, text)
+        sys.stdout.write(terminal_safe(format_table(result)))
+        base = result.baseline
+        ending = base.outcome + (f" {base.exit_status}" if base.exit_status else "")
+        handled = len(result.rows) - len(result.misbehaved)
+        print(f"{len(result.rows)} forked runs ({result.statuses} statuses): {handled} "
+              f"handled, {len(result.misbehaved)} misbehaved; baseline: {ending}, {len(base.calls)} calls; "
+              f"{result.seconds:.1f} s")
+    return EXIT_GUEST if result.misbehaved else EXIT_OK
 
 
 def _scan(args) -> int:

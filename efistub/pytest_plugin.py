@@ -6,6 +6,9 @@
   folder of real EFI images; the ``efistub_corpus`` fixture returns it.
 - ``@pytest.mark.efistub_image("x86_64/vmlinuz-...")`` skips a test, saying why, when
   that corpus image is missing.
+- ``efi_sweep(image, statuses=None, services=None, jobs=None, **options)`` runs an image
+  once and fails each of its service calls in turn (efistub.sweep; docs/sweep.md); it
+  returns the SweepResult: ``assert not result.misbehaved, result.table(result.misbehaved)``.
 """
 
 from __future__ import annotations
@@ -48,16 +51,34 @@ def efistub_corpus(request) -> Path:
     return corpus
 
 
+def _image_path(config, image) -> Path:
+    path = Path(image)
+    corpus = _corpus(config)
+    if not path.is_absolute() and not path.exists() and corpus is not None:
+        path = corpus / path
+    return path
+
+
 @pytest.fixture
 def efi_machine(request):
     """A factory: ``efi_machine(image, **options)`` -> efistub.Machine (not yet run)."""
     from efistub import Machine
 
     def make(image, **options):
-        path = Path(image)
-        corpus = _corpus(request.config)
-        if not path.is_absolute() and not path.exists() and corpus is not None:
-            path = corpus / path
-        return Machine(path, **options)
+        return Machine(_image_path(request.config, image), **options)
 
     return make
+
+
+@pytest.fixture
+def efi_sweep(request):
+    """A factory: ``efi_sweep(image, statuses=None, services=None, jobs=None, **options)`` ->
+    efistub.sweep.SweepResult: one run of the image, and each of its calls failed in turn in a
+    copy of the run forked at that call."""
+    from efistub import Machine
+
+    def sweep(image, statuses=None, services=None, jobs=None, **options):
+        machine = Machine(_image_path(request.config, image), **options)
+        return machine.sweep(statuses=statuses, services=services, jobs=jobs)
+
+    return sweep
