@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "IMAGE still reaches the outcome of a full run, every other service answering as an absent "
                     "firmware would. Runs go to parallel worker processes.")
     add_image_options(minimize)
-    minimize.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
+    minimize.add_argument("--jobs", type=int, default=None, metavar="N",
+                          help="candidate runs at a time with --fresh (default: cores)")
+    minimize.add_argument("--fresh", action="store_true",
+                          help="run every candidate set from the start in a worker process, instead of resuming "
+                               "copies of earlier runs forked where they diverge (the default; docs/sweep.md)")
     minimize.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
 
     sweep = sub.add_parser(
@@ -267,7 +271,10 @@ def _minimize(args) -> int:
 
     read_image(args.image, arch.supported())  # bad input fails here, once, not in every worker
     say = lambda message: print(f"efistub minimize: {message}", file=sys.stderr, flush=True)  # noqa: E731
-    result = Minimizer(args.image, machine_options(args), args.jobs, log=say).minimize()
+    try:
+        result = Minimizer(args.image, machine_options(args), args.jobs, log=say, fresh=args.fresh).minimize()
+    except ValueError as e:  # a run that cannot be forked (--esp-writable, ...)
+        raise InputError("efistub minimize", f"{e} (or use --fresh)") from None
     if "input_error" in result:
         raise InputError(args.image, result["input_error"])
     if args.json:
@@ -282,7 +289,8 @@ def _minimize(args) -> int:
         console = behaviour["console"].strip().splitlines()
         status = f" ({behaviour['exit_status']})" if behaviour.get("exit_status") else ""
         print(f"  {name}: {behaviour['outcome']}{status}" + (f"; console: {console[-1]!r}" if console else ""))
-    print(f"runs: {result['runs']}")
+    how = "forked from snapshots" if result["snapshots"] else "from the start"
+    print(f"runs: {result['runs']} candidate sets, {result['executions']} runs emulated ({how})")
     return EXIT_OK
 
 

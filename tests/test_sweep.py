@@ -1,4 +1,4 @@
-"""Snapshots at a service call (Machine.fork_at) and efistub sweep."""
+"""Snapshots at a service call (Machine.fork_at), efistub sweep, and minimize through snapshots."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import pytest
 import efistub
 from conftest import corpus_file
 from efistub.dispatch import INJECTED
+from efistub.minimize import Minimizer
 from efistub.spec_statuses import SPEC_STATUSES
 from pe_builder import code_image
 
@@ -288,3 +289,16 @@ def _children() -> set[int]:
             if fields[1] == me:
                 found.add(int(entry))
     return found
+
+
+# -- minimize through snapshots ------------------------------------------------------------------
+@pytest.mark.parametrize("image", ["needs.efi", "handoff.efi"])
+def test_minimize_through_snapshots_finds_the_set_fresh_runs_find(image):
+    through = Minimizer(str(GUESTS / image), {}, 2).minimize()
+    fresh = Minimizer(str(GUESTS / image), {}, 2, fresh=True).minimize()
+    assert through["snapshots"] and not fresh["snapshots"]
+    for key in ("outcome", "exit_status", "services", "called", "optional", "runs"):
+        assert through[key] == fresh[key], key
+    assert through["executions"] <= fresh["executions"]
+    if image == "needs.efi":
+        assert through["services"] == ["AllocatePool", "CopyMem"]
