@@ -272,12 +272,14 @@ REFUSED = [
     (RISCV64, _set("cpu.satp", None), "no valid 'satp'"),
     (RISCV64, _set("boot", dict(FDT_BOOT, cmdline="efi=debug")), "has no efi=noruntime"),
     (RISCV64, _set("memory_map", [{"type": 7}]), "memory_map that is not a list of memory descriptors"),
+    (RISCV64, lambda m: (_set("boot", dict(FDT_BOOT, cmdline="efi=noruntime"))(m), _set("cpu.a0", 3)(m)),
+     "the kernel was entered on hart 3 (a0): efistub resume's machine has one hart, 0"),
 ]
 
 
 @pytest.mark.parametrize("arch, change, problem", REFUSED, ids=[
     "ram-layout", "board", "memory-size", "el2", "aarch32-or-el2-pstate", "bad-register", "runtime-services-arm",
-    "m-mode", "no-satp", "runtime-services-riscv", "bad-map"])
+    "m-mode", "no-satp", "runtime-services-riscv", "bad-map", "other-hart"])
 def test_a_state_qemu_cannot_boot_is_refused(saved_folders, tmp_path, arch, change, problem):
     folder = saved_folders[arch]
     copy = changed(folder, tmp_path, change)
@@ -299,7 +301,11 @@ def test_saved_data_in_the_sbi_firmwares_ram_is_refused(saved_folders, tmp_path)
 @pytest.mark.parametrize("cmdline", ["console=ttyS0 efi=noruntime", "efi=debug,noruntime", "noefi"])
 def test_a_kernel_kept_off_runtime_services_is_accepted(saved, tmp_path, cmdline):
     arch, folder = saved
-    copy = changed(folder, tmp_path, _set("boot", dict(FDT_BOOT, cmdline=cmdline)))
+    def change(manifest):
+        _set("boot", dict(FDT_BOOT, cmdline=cmdline))(manifest)
+        if arch is RISCV64:  # a Linux hand-off enters on the boot hart, a0
+            _set("cpu.a0", riscv64.BOOT_HART)(manifest)
+    copy = changed(folder, tmp_path, change)
     assert arch.module.qemu_arguments(load(copy), str(tmp_path))
 
 

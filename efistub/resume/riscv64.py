@@ -43,6 +43,7 @@ SBI_FIRMWARE = RISCV_VIRT.reserved[0]  # the 2 MiB the board keeps for OpenSBI
 TRAMPOLINE_SPACE = 64 << 10
 TRAMPOLINE_ADDRESS = SBI_FIRMWARE.end - TRAMPOLINE_SPACE
 PRIV_SUPERVISOR = 1
+BOOT_HART = 0  # -smp 1: the only hart, the one OpenSBI starts the trampoline on
 THREE_GiB = 3 << 30  # QEMU puts its device tree below this mark (or the end of RAM, if lower)
 FDT_ALIGNMENT = 2 * virt.MiB
 
@@ -76,6 +77,10 @@ def qemu_arguments(state, workdir: str) -> list[str]:
     if regs["priv"] != PRIV_SUPERVISOR:
         raise InputError(virt.where(state), f"the saved CPU is in privilege mode {regs['priv']}: efistub resume "
                                             "boots RISC-V hand-offs in S-mode (1)")
+    if virt.fdt_handoff(state) and regs["a0"] != BOOT_HART:
+        raise InputError(virt.where(state), f"the kernel was entered on hart {regs['a0']} (a0): efistub resume's "
+                                            f"machine has one hart, {BOOT_HART}; save the hand-off again with "
+                                            f"--hart-id {BOOT_HART}")
     virt.check_clear(state, SBI_FIRMWARE.start, SBI_FIRMWARE.end,
                      "the RAM kept for OpenSBI and the resume trampoline")
     ram_start, ram_end = RISCV_VIRT.ram(memory)[0]

@@ -82,16 +82,21 @@ def check_runtime_services(state) -> None:
     """The kernel must not call the EFI runtime services: they stay in efistub, and the QEMU machine
     has no firmware that could answer. Its command line (the FDT's /chosen bootargs) says so. A
     hand-off without an FDT (not a Linux kernel) is not checked."""
-    boot = state.manifest.get("boot") or {}
-    if boot.get("kind") != FDT_BOOT_KIND or not isinstance(boot.get("fdt_size"), int):
+    if not fdt_handoff(state):
         return
-    words = str(boot.get("cmdline") or "").split()
+    words = str(state.manifest["boot"].get("cmdline") or "").split()
     if NO_EFI in words or any(w.startswith(EFI_OPTION) and NO_RUNTIME in w[len(EFI_OPTION):].split(",")
                               for w in words):
         return
     raise InputError(where(state), "the saved kernel command line has no efi=noruntime: the kernel would call EFI "
                                    "runtime services, which stay in efistub; save the hand-off again with "
                                    "efi=noruntime in --cmdline (docs/handoff-state.md)")
+
+
+def fdt_handoff(state) -> bool:
+    """Whether the kernel was entered with a device tree (a Linux kernel's hand-off)."""
+    boot = state.manifest.get("boot") or {}
+    return boot.get("kind") == FDT_BOOT_KIND and isinstance(boot.get("fdt_size"), int)
 
 
 def where(state) -> str:
