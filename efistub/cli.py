@@ -289,8 +289,8 @@ def _minimize(args) -> int:
         console = behaviour["console"].strip().splitlines()
         status = f" ({behaviour['exit_status']})" if behaviour.get("exit_status") else ""
         print(f"  {name}: {behaviour['outcome']}{status}" + (f"; console: {console[-1]!r}" if console else ""))
-    how = "forked from snapshots" if result["snapshots"] else "from the start"
-    print(f"runs: {result['runs']} candidate sets, {result['executions']} runs emulated ({how})")
+    how = "forked from snapshots, some on idle cores ahead of need" if result["snapshots"] else "from the start"
+    print(f"runs: {result['runs']} (the full run and the candidate sets); emulated: {result['executions']} ({how})")
     return EXIT_OK
 
 

@@ -395,6 +395,8 @@ class Machine:
             self._session.attached(self)
         boot_done = time.perf_counter()
         outcome, details = self._loop.run()
+        if self._session is not None:
+            self._session.ended(self, outcome, details)  # a forked run that needs no report leaves here
         if outcome == "handoff":
             details = {"entry": details["entry"]}
         elif outcome == "timeout":

@@ -34,6 +34,9 @@ from .machine import TABLE_SERVICES
 from .parallel import pool, run_image
 
 CONSOLE_KEPT = 4096  # characters of a candidate run's console kept for the result
+SPECULATED_PAIRS = 8  # idle cores also run the full set without each pair of the first this many services called
+FREEZE_AFTER_S = 0.05  # a candidate run freezes at a decision point once it has used this much CPU time since it resumed
+SPECULATION_EXTRA = 1  # runs beyond --jobs that speculation may add (an early one may cost a decompression)
 SHUTDOWN_S = 10.0  # how long the frozen copies get to leave at the end before they are killed
 
 
@@ -42,9 +45,9 @@ def _outcome(result: dict) -> tuple:
     return result["outcome"], result.get("exit_status")
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process (a forked copy's starts at 0 at the fork)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def _cpu_seconds(who: int) -> float:
+    """CPU time of this process, or of its children that have ended (theirs included)."""
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -103,6 +106,7 @@ class Explorer:
         self.universe: frozenset = frozenset()  # the services the candidate sets are made of
         self.decided: dict[str, bool] = {}  # on this run's path: service -> implemented
         self.group: list[tuple[int, frozenset]] = []  # (set id, set) this run stands for
+        self.frozen_cpu = 0.0  # this process's CPU time when it last resumed
 
     in_child = property(lambda self: self.forked)
 
@@ -143,13 +147,18 @@ class Explorer:
             return None
         if name not in self.universe or name in self.decided:
             return None
-        # A decision point: freeze here; one copy goes on for each part of the group.
+        # A decision point: where the group splits, or after costly emulation, freeze here and let one
+        # copy go on for each part of the group; elsewhere go on (a later set re-runs the cheap stretch).
         parts = {answer: [(i, s) for i, s in self.group if (name in s) == answer] for answer in (True, False)}
+        if not all(parts.values()) and _cpu_seconds(resource.RUSAGE_SELF) - self.frozen_cpu < FREEZE_AFTER_S:
+            self.decided[name] = bool(parts[True])
+            if not self.decided[name]:
+                self._configure()
+            return None
         first = [{"group": part, "answer": answer, "universe": self.universe, "split": True}
                  for answer, part in parts.items() if part]
         self.machine._loop.stop_watchdog()
-        registration = {"path": dict(self.decided), "pending": name, "seq": seq, "cpu_s": _cpu_seconds(),
-                        "ids": [i for i, _ in self.group]}
+        registration = {"path": dict(self.decided), "pending": name, "seq": seq, "ids": [i for i, _ in self.group]}
         self._resume(snapshot.serve(self.hub, registration, first), name)
         return None
 
@@ -162,6 +171,7 @@ class Explorer:
         elif emulating:
             machine._loop.start_watchdog()
         self.explorer = True
+        self.frozen_cpu = _cpu_seconds(resource.RUSAGE_SELF)  # a forked copy's CPU time counts from 0
         self.universe = command["universe"]
         self.group = command["group"]
         if pending is not None:
@@ -186,12 +196,22 @@ class Explorer:
 
     def _report(self, message: dict) -> None:
         snapshot.report(self.hub, {"done": [i for i, _ in self.group], "path": self.decided, "pid": os.getpid(),
-                                   "cpu_s": _cpu_seconds(), **message})
+                                   **message})
         os._exit(0)
 
+    def ended(self, machine, outcome: str, details: dict) -> None:
+        """A candidate run is over: what minimize needs is known now, without building the report."""
+        if not self.explorer:
+            return
+        from .status import Status
+
+        calls = machine.platform.dispatcher.calls
+        self._report({"result": {
+            "outcome": outcome, "exit_status": Status.name_of(details["status"]) if outcome == "exit" else None,
+            "console": "".join(machine.platform.fw.console)[-CONSOLE_KEPT:],
+            "unimplemented": sorted({c.service for c in calls if c.unimplemented})}})
+
     def finished(self, machine, report):
-        if self.explorer:
-            self._report({"result": _summary(report.to_dict())})
         return report
 
     def abort(self) -> None:
@@ -223,9 +243,7 @@ class SnapshotRuns:
         self.queue: list[frozenset] = []  # sets to run while cores are idle
         self.flying: dict[tuple[int, bool | None], set[int]] = {}  # (copy, answer) -> set numbers of the run sent
         self.deferred: list[frozenset] = []  # sets that wait for a run in flight to freeze further on
-        self.singles: tuple = ()  # (target outcome, services in first-call order) for pair speculation
         self.executions = 0
-        self.cpu_s = 0.0  # CPU time of the forked runs, as they report it
         self.timeout = self.machine.options.timeout
 
     def baseline(self) -> dict:
@@ -291,7 +309,6 @@ class SnapshotRuns:
             if "node" in message:
                 self.nodes[message["node"]] = message
                 self.active.discard(message["node"])  # it froze; its copies go on
-                self.cpu_s += message.get("cpu_s", 0.0)
                 ids = message.get("ids", ())  # the group of the run that froze: it went on at once, a copy per answer
                 self._landed(ids, {i: (message["node"], message["pending"] in self.sets[i]) for i in ids})
             elif "started" in message:
@@ -301,7 +318,6 @@ class SnapshotRuns:
             elif "done" in message:
                 self.active.discard(message["pid"])
                 self.executions += 1
-                self.cpu_s += message.get("cpu_s", 0.0)
                 result = message.get("result") or {"outcome": "error", "exit_status": None,
                                                    "console": message.get("error", ""), "unimplemented": []}
                 if "result" in message:
@@ -326,19 +342,17 @@ class SnapshotRuns:
                                            "unimplemented": []}
                 self._landed([i])
 
-    def speculate(self, target: tuple, order: list[str]) -> None:
-        """Run, on idle cores, the full set without each service (the optional step of ddmin asks for
-        these), then without each pair of services that could go alone."""
-        self.singles = (target, order)
+    def speculate(self, order: list[str]) -> None:
+        """Run, on idle cores, what ddmin asks for last or often: the full set without each service
+        (its optional step), then without each pair of the SPECULATED_PAIRS first-called ones (a
+        removal that diverges early costs most, and is quick to fail when it matters)."""
+        first = order[:SPECULATED_PAIRS]
+        pairs = [(a, b) for i, a in enumerate(first) for b in first[i + 1:]]
         self.queue += [self.universe - {name} for name in order]
+        self.queue += [self.universe - set(pair) for pair in pairs]
 
     def _idle_work(self) -> None:
-        if self.singles and all(self.universe - {n} in self.done for n in self.singles[1]):
-            target, order = self.singles
-            self.singles = ()
-            alone = [n for n in order if _outcome(self.done[self.universe - {n}]) == target]
-            self.queue += [self.universe - {a, b} for i, a in enumerate(alone) for b in alone[i + 1:]]
-        while self.queue and len(self.active) + len(self._unstarted()) < self.jobs:
+        while self.queue and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
             self._dispatch([self.queue.pop(0)])
 
     def _unstarted(self) -> list[int]:
@@ -390,55 +404,63 @@ class Minimizer:
         return [self._cache[frozenset(s)] for s in sets]
 
     def minimize(self) -> dict:
+        started = _cpu_seconds(resource.RUSAGE_SELF) + _cpu_seconds(resource.RUSAGE_CHILDREN)
         self.runner = FreshRuns(self.image, self.options, self.jobs) if self.fresh else \
             SnapshotRuns(self.image, self.options, self.jobs)
         try:
-            baseline = self.runner.baseline()
-            self.runs += 1
-            if "input_error" in baseline:
-                return baseline
-            target = _outcome(baseline)
-            called = sorted(n for n in baseline["usage"]["services"] if n in TABLE_SERVICES)
-            self.runner.universe = frozenset(called)
-            if not self.fresh:
-                first = {}
-                for call in baseline["calls"]:
-                    first.setdefault(call["service"], call["seq"])
-                self.runner.speculate(_outcome(baseline), sorted(called, key=first.get))
-            self.log(f"full run: {target}; {len(called)} boot and runtime services called")
-            passes = lambda result: _outcome(result) == target  # noqa: E731
-            current, n = called, 2
-            if passes(self._runs([[]])[0]):
-                current = []
-            while len(current) >= 2:
-                parts = _split(current, n)
-                complements = [[s for s in current if s not in part] for part in parts]
-                results = self._runs(parts + complements)
-                subset = next((p for p, r in zip(parts, results) if passes(r)), None)
-                complement = next((c for c, r in zip(complements, results[len(parts):]) if passes(r)), None)
-                if subset is not None:
-                    current, n = subset, 2
-                elif complement is not None:
-                    current, n = complement, max(n - 1, 2)
-                elif n >= len(current):
-                    break
-                else:
-                    n = min(len(current), 2 * n)
-                self.log(f"{len(current)} services left after {self.runs} runs")
-            optional = [s for s in called if s not in current]
-            without = self._runs([[s for s in called if s != name] for name in optional])
-            return {
-                "image": self.image,
-                "outcome": baseline["outcome"],
-                "exit_status": baseline.get("exit_status"),
-                "services": current,
-                "called": called,
-                "optional": {name: {"outcome": r["outcome"], "exit_status": r.get("exit_status"),
-                                    "console": r["console"], "unimplemented": r["unimplemented"]}
-                             for name, r in zip(optional, without)},
-                "runs": self.runs,
-                "executions": self.runner.executions,
-                "snapshots": not self.fresh,
-            }
+            result = self._minimize()
         finally:
             self.runner.close()
+        if "input_error" not in result:  # every process that ran a candidate, this one included (each is reaped)
+            spent = _cpu_seconds(resource.RUSAGE_SELF) + _cpu_seconds(resource.RUSAGE_CHILDREN) - started
+            result["cpu_s"] = round(spent, 2)
+        return result
+
+    def _minimize(self) -> dict:
+        baseline = self.runner.baseline()
+        self.runs += 1
+        if "input_error" in baseline:
+            return baseline
+        target = _outcome(baseline)
+        called = sorted(n for n in baseline["usage"]["services"] if n in TABLE_SERVICES)
+        self.runner.universe = frozenset(called)
+        if not self.fresh:
+            first = {}
+            for call in baseline["calls"]:
+                first.setdefault(call["service"], call["seq"])
+            self.runner.speculate(sorted(called, key=first.get))
+        self.log(f"full run: {target}; {len(called)} boot and runtime services called")
+        passes = lambda result: _outcome(result) == target  # noqa: E731
+        current, n = called, 2
+        if passes(self._runs([[]])[0]):
+            current = []
+        while len(current) >= 2:
+            parts = _split(current, n)
+            complements = [[s for s in current if s not in part] for part in parts]
+            results = self._runs(parts + complements)
+            subset = next((p for p, r in zip(parts, results) if passes(r)), None)
+            complement = next((c for c, r in zip(complements, results[len(parts):]) if passes(r)), None)
+            if subset is not None:
+                current, n = subset, 2
+            elif complement is not None:
+                current, n = complement, max(n - 1, 2)
+            elif n >= len(current):
+                break
+            else:
+                n = min(len(current), 2 * n)
+            self.log(f"{len(current)} services left after {self.runs} runs")
+        optional = [s for s in called if s not in current]
+        without = self._runs([[s for s in called if s != name] for name in optional])
+        return {
+            "image": self.image,
+            "outcome": baseline["outcome"],
+            "exit_status": baseline.get("exit_status"),
+            "services": current,
+            "called": called,
+            "optional": {name: {"outcome": r["outcome"], "exit_status": r.get("exit_status"),
+                                "console": r["console"], "unimplemented": r["unimplemented"]}
+                         for name, r in zip(optional, without)},
+            "runs": self.runs,
+            "executions": self.runner.executions,
+            "snapshots": not self.fresh,
+        }

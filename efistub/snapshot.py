@@ -348,7 +348,7 @@ def serve(hub: Hub, registration: dict, first: list | tuple = ()):
     except OSError:  # the controller has gone
         os._exit(0)
     theirs.close()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they end
+    signal.signal(signal.SIGCHLD, _reap)  # children are reaped as they end (their CPU time adds up to ours)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a parent's shutdown ends runs, never nodes
     children: list[int] = []
     commands = list(first)
@@ -381,12 +381,22 @@ def serve(hub: Hub, registration: dict, first: list | tuple = ()):
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         while True:
-            os.wait()  # with SIGCHLD ignored: returns when every child has ended
-    except ChildProcessError:
+            os.wait()
+    except ChildProcessError:  # every child has ended
         pass
     os._exit(0)
+
+
+def _reap(signum, frame) -> None:
+    """SIGCHLD in a frozen copy: reap every child that has ended."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
 
 
 # -- sessions: what forks a run (Machine._session) ------------------------------------------
@@ -486,6 +496,9 @@ class ForkAt:
                 fork.error = payload.get("child_error") or f"killed after --timeout {payload['killed']:g} s"
             else:
                 fork.report = payload
+
+    def ended(self, machine, outcome: str, details: dict) -> None:
+        pass
 
     def finished(self, machine, report):
         if self.child is not None:

@@ -350,6 +350,9 @@ class Sweep:
             self.progress({"forked": len(self.planned), "done": len(self.results), "baseline_done": final,
                            "seconds": now - self.started})
 
+    def ended(self, machine, outcome: str, details: dict) -> None:
+        pass
+
     def finished(self, machine, report):
         if self.child is not None:
             snapshot.child_exit(self.child, facts(report, self.ledger, machine.fw, self.injected))
