@@ -1,6 +1,6 @@
 """efistub resume: boot a saved hand-off (efistub.handoff_state) in QEMU, without firmware.
 
-Each architecture has a module here whose ``qemu_command(state, workdir)`` gives the QEMU
+Each architecture has a module here whose ``qemu_arguments(state, workdir)`` gives the QEMU
 command line that loads the saved segments into a machine of the saved board and starts
 a tiny trampoline of ours (in trampolines/, built by build.sh with the guest toolchain),
 which puts the CPU into the saved state and jumps to the saved entry. This module runs
