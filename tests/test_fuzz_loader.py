@@ -493,6 +493,25 @@ def test_found_a_corrupt_relocation_directory_of_the_first_image_is_bad_input():
     assert e.value.problem.startswith("the base relocation directory (RVA 0x0")
 
 
+def test_found_an_image_that_leaves_the_firmware_no_ram_is_bad_input():
+    """Found by the fuzzers: a SizeOfImage just below the RAM fits, and then the firmware's own
+    tables, protocols and stack found no room: an EfiError out of Machine.run. Now every size up
+    to the top of RAM ends as a report or a one-line InputError, and the window is hit."""
+    memory, step = 64 << 20, 128 << 10
+    problems = []
+    for size in range(memory - (4 << 20), memory + step, step):
+        data = build_pe([(".text", CODE_BYTES[pe.MACHINE_AMD64], CODE), (".data", b"D" * 16, DATA)],
+                        image_base=0x7FFF00000000, relocations=[(0x2000, pe.REL_BASED_DIR64)], size_of_image=size)
+        try:
+            report = Machine(bytes(data), timeout=RUN_TIMEOUT, memory=memory).run()
+        except InputError as e:
+            one_line(e)
+            problems.append(e.problem)
+        else:
+            assert report.outcome == "exit", report.outcome
+    assert any("leaves too little of 64 MiB of guest RAM for the firmware" in p for p in problems), problems
+
+
 def test_found_a_relocated_child_with_a_corrupt_directory_is_a_load_error(fw):
     data = build_pe([(".text", b"\xeb\xfe", CODE), (".data", b"D" * 16, DATA)], image_base=0,
                     relocations=[(0x2000, pe.REL_BASED_DIR64)])
