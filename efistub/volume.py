@@ -28,6 +28,14 @@ What the guest sees of the host folder
     out what the guest cannot use: such entries, and host names it could not spell
     (containing ``\\``, undecodable bytes, over 255 UCS-2 characters).
 
+Hard links
+    A hard link in the folder to a file elsewhere is that file: nothing tells it from any
+    other file the folder holds, and the volume serves it as one. The guest reads it and,
+    with ``writable``, writes or truncates it, which the other names of the file see too;
+    delete and rename change only the volume's name. The guest itself cannot make a hard
+    link, nor a symlink, a FIFO or a device node: the volume creates regular files and
+    directories only (tests/test_host_escape.py).
+
 Races
     After resolving, files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked
     with ``fstat``: a last component swapped for a symlink or a FIFO meanwhile is
