@@ -13,6 +13,7 @@ from unicorn import arm64_const as arm
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
+from .gdb_target import EFISTUB_FEATURE, GdbFeature, GdbRegister, GdbTarget, read_only, registers
 from ..linux.devicetree import fdt_handoff, looks_like_fdt
 
 EXCP_SWI = 2  # unicorn's interrupt number for SVC
@@ -38,6 +39,48 @@ AAPCS64 = CallingConvention(
 # System registers unicorn reads through UC_ARM64_REG_CP_REG: (CRn, CRm, op0, op1, op2)
 SYSTEM_REGISTERS = {"sctlr_el1": (1, 0, 3, 0, 0), "tcr_el1": (2, 0, 3, 0, 2)}
 PSTATE_EL_SHIFT, PSTATE_EL_MASK = 2, 0x3  # PSTATE.EL, as SPSR_ELx's M[3:2] and CurrentEL hold it
+SIMD_REGISTERS = 32
+CPSR_TYPE = """\
+    <flags id="cpsr_flags" size="4">
+      <field name="SP" start="0" end="0"/><field name="EL" start="2" end="3"/><field name="nRW" start="4" end="4"/>
+      <field name="F" start="6" end="6"/><field name="I" start="7" end="7"/><field name="A" start="8" end="8"/>
+      <field name="D" start="9" end="9"/><field name="SSBS" start="12" end="12"/><field name="PAN" start="22" end="22"/>
+      <field name="V" start="28" end="28"/><field name="C" start="29" end="29"/><field name="Z" start="30" end="30"/>
+      <field name="N" start="31" end="31"/>
+    </flags>"""
+SIMD_TYPES = """\
+    <vector id="v2d" type="ieee_double" count="2"/><vector id="v2u" type="uint64" count="2"/>
+    <vector id="v4f" type="ieee_single" count="4"/><vector id="v4u" type="uint32" count="4"/>
+    <vector id="v8u" type="uint16" count="8"/><vector id="v16u" type="uint8" count="16"/>
+    <union id="aarch64v">
+      <field name="d" type="v2d"/><field name="s" type="v4f"/><field name="ud" type="v2u"/>
+      <field name="us" type="v4u"/><field name="uh" type="v8u"/><field name="ub" type="v16u"/>
+      <field name="q" type="uint128"/>
+    </union>"""
+
+
+def _id(name: str) -> int:
+    return getattr(arm, f"UC_ARM64_REG_{name.upper()}")
+
+
+def _system(name: str, encoding: tuple[int, ...]):
+    return read_only(name, 64, lambda uc: uc.reg_read(arm.UC_ARM64_REG_CP_REG, encoding))
+
+
+# What gdb sees (arch/gdb_target.py): the core and FP/SIMD registers, and the EL1 system registers
+# of the MMU and the exception vectors (SCTLR_EL1 and TCR_EL1 read-only, through CP_REG).
+GDB_TARGET = GdbTarget("aarch64", (
+    GdbFeature("org.gnu.gdb.aarch64.core", registers([f"x{i}" for i in range(31)], 64, _id)
+               + (GdbRegister("sp", 64, arm.UC_ARM64_REG_SP, "data_ptr"),
+                  GdbRegister("pc", 64, arm.UC_ARM64_REG_PC, "code_ptr"),
+                  GdbRegister("cpsr", 32, arm.UC_ARM64_REG_PSTATE, "cpsr_flags")), CPSR_TYPE),
+    GdbFeature("org.gnu.gdb.aarch64.fpu", registers([f"v{i}" for i in range(SIMD_REGISTERS)], 128, _id, "aarch64v",
+                                                    "vector")
+               + registers(("fpsr", "fpcr"), 32, _id, group="float"), SIMD_TYPES),
+    GdbFeature(EFISTUB_FEATURE, tuple(_system(name, encoding) for name, encoding in SYSTEM_REGISTERS.items())
+               + registers(("ttbr0_el1", "ttbr1_el1", "mair_el1", "vbar_el1", "elr_el1", "esr_el1", "far_el1"), 64,
+                           _id, group="system")),
+))
 
 
 class AArch64(Architecture):
@@ -45,6 +88,7 @@ class AArch64(Architecture):
     machine = pe.MACHINE_ARM64
     convention = AAPCS64
     REGISTERS = REGISTERS
+    GDB_TARGET = GDB_TARGET
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTAA64.EFI"  # what firmware boots without boot options
     HALT_INSTRUCTIONS = (bytes.fromhex("7f2003d5"), bytes.fromhex("5f2003d5"))  # wfi, wfe
 

@@ -18,6 +18,7 @@ class Architecture:
     machine = 0
     convention: CallingConvention
     REGISTERS: dict[str, int] = {}
+    GDB_TARGET = None  # what gdb sees of the CPU: a gdb_target.GdbTarget (efistub run --gdb)
     HALT_INSTRUCTIONS: tuple[bytes, ...] = ()  # wait-for-interrupt instructions; unicorn stops after them
     RAM_LIMIT: int | None = None  # the highest address guest RAM may reach (IA32: 4 GiB)
     REMOVABLE_MEDIA_PATH = ""  # \\EFI\\BOOT\\BOOT<arch>.EFI: what firmware boots without boot options

@@ -14,7 +14,8 @@ from unicorn import x86_const as x86
 
 from ..layouts import pe
 from .convention import TRAP_INTERRUPT, CallingConvention
-from .x86 import X86
+from .gdb_target import EFISTUB_FEATURE, GdbFeature, GdbRegister, GdbTarget, registers
+from .x86 import EFLAGS_TYPE, SEGMENTS, X86, X87, sse_feature, unicorn_id
 
 TRAP_VECTOR = 0x80
 
@@ -33,12 +34,24 @@ CDECL = CallingConvention(
 REGISTERS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in (
     "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags", "cr0", "cr3", "cr4")}
 
+SSE_REGISTERS = 8
+GDB_TARGET = GdbTarget("i386", (
+    GdbFeature("org.gnu.gdb.i386.core", registers(("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"), 32,
+                                                  unicorn_id, "int32")
+               + (GdbRegister("eip", 32, x86.UC_X86_REG_EIP, "code_ptr"),
+                  GdbRegister("eflags", 32, x86.UC_X86_REG_EFLAGS, "i386_eflags"))
+               + SEGMENTS + X87, EFLAGS_TYPE),
+    sse_feature(SSE_REGISTERS),
+    GdbFeature(EFISTUB_FEATURE, registers(("cr0", "cr2", "cr3", "cr4"), 32, unicorn_id, group="system")),
+))
+
 
 class IA32(X86):
     name = "ia32"
     machine = pe.MACHINE_I386
     convention = CDECL
     REGISTERS = REGISTERS
+    GDB_TARGET = GDB_TARGET
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTIA32.EFI"  # what firmware boots without boot options
     MODE = UC_MODE_32
     BOOT_PARAMS_REGISTER = x86.UC_X86_REG_ESI

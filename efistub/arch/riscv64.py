@@ -14,6 +14,7 @@ from unicorn import riscv_const as rv
 from ..layouts import pe
 from .base import Architecture
 from .convention import TRAP_INTERRUPT, CallingConvention
+from .gdb_target import GdbFeature, GdbRegister, GdbTarget, registers
 from ..linux.devicetree import fdt_handoff, looks_like_fdt
 
 ECALL_CAUSES = (8, 9, 11)  # environment call from U-, S- or M-mode
@@ -42,12 +43,36 @@ STATE_REGISTERS = ("ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "
                    "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
                    "pc", "priv", "satp", "stvec", "sstatus")
 
+FP_REGISTERS = 32
+CSRS = ("sstatus", "sie", "stvec", "sscratch", "sepc", "scause", "stval", "sip", "satp")
+
+
+def _id(name: str) -> int:
+    return getattr(rv, f"UC_RISCV_REG_{name.upper()}")
+
+
+# What gdb sees (arch/gdb_target.py): x0-x31 by their ABI names and the PC, the D extension's
+# registers, the supervisor CSRs and the privilege level (gdb's virtual register priv).
+GDB_TARGET = GdbTarget("riscv:rv64", (
+    GdbFeature("org.gnu.gdb.riscv.cpu", tuple(GdbRegister(name, 64, getattr(rv, f"UC_RISCV_REG_X{i}"),
+                                                          "code_ptr" if name == "ra" else
+                                                          "data_ptr" if name in ("sp", "gp", "tp", "s0") else "int")
+                                              for i, name in enumerate(ABI_NAMES))
+               + (GdbRegister("pc", 64, rv.UC_RISCV_REG_PC, "code_ptr"),)),
+    GdbFeature("org.gnu.gdb.riscv.fpu", tuple(GdbRegister(f"f{i}", 64, getattr(rv, f"UC_RISCV_REG_F{i}"), "ieee_double",
+                                                          "float") for i in range(FP_REGISTERS))
+               + registers(("fflags", "frm", "fcsr"), 32, _id, group="float")),
+    GdbFeature("org.gnu.gdb.riscv.csr", registers(CSRS, 64, _id, group="system")),
+    GdbFeature("org.gnu.gdb.riscv.virtual", (GdbRegister("priv", 64, rv.UC_RISCV_REG_PRIV, group="system"),)),
+))
+
 
 class RiscV64(Architecture):
     name = "riscv64"
     machine = pe.MACHINE_RISCV64
     convention = LP64
     REGISTERS = REGISTERS
+    GDB_TARGET = GDB_TARGET
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTRISCV64.EFI"  # what firmware boots without boot options
     PROTOCOLS = ("riscv_boot",)  # RISCV_EFI_BOOT_PROTOCOL
     HALT_INSTRUCTIONS = (bytes.fromhex("73005010"),)  # wfi

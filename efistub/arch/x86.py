@@ -15,6 +15,7 @@ from unicorn import x86_const as x86
 
 from ..linux.boot_params import decode_boot_params, looks_like_boot_params
 from .base import Architecture
+from .gdb_target import GdbFeature, GdbRegister, registers
 from .pc_ports import PcPorts
 
 CR4_OSFXSR = 1 << 9
@@ -33,6 +34,75 @@ TSC_TICKS_PER_US = 2000  # a 2 GHz TSC
 TSC_TICKS_PER_READ = 1000
 
 _INSN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p)
+
+# -- what gdb sees (arch/gdb_target.py): the x87 and SSE registers both x86 targets share
+FPSW_TOP_SHIFT, FPSW_TOP_MASK = 11, 7  # the x87 stack top in the status word: ST(i) is FPR((TOP + i) % 8)
+X87_MANTISSA_BITS = 64
+X87_REGISTERS = 8
+EFLAGS_TYPE = """\
+    <flags id="i386_eflags" size="4">
+      <field name="CF" start="0" end="0"/><field name="" start="1" end="1"/><field name="PF" start="2" end="2"/>
+      <field name="AF" start="4" end="4"/><field name="ZF" start="6" end="6"/><field name="SF" start="7" end="7"/>
+      <field name="TF" start="8" end="8"/><field name="IF" start="9" end="9"/><field name="DF" start="10" end="10"/>
+      <field name="OF" start="11" end="11"/><field name="NT" start="14" end="14"/>
+      <field name="RF" start="16" end="16"/><field name="VM" start="17" end="17"/><field name="AC" start="18" end="18"/>
+      <field name="VIF" start="19" end="19"/><field name="VIP" start="20" end="20"/>
+      <field name="ID" start="21" end="21"/>
+    </flags>"""
+SSE_TYPES = """\
+    <vector id="v4f" type="ieee_single" count="4"/><vector id="v2d" type="ieee_double" count="2"/>
+    <vector id="v16i8" type="int8" count="16"/><vector id="v8i16" type="int16" count="8"/>
+    <vector id="v4i32" type="int32" count="4"/><vector id="v2i64" type="int64" count="2"/>
+    <union id="vec128">
+      <field name="v4_float" type="v4f"/><field name="v2_double" type="v2d"/><field name="v16_int8" type="v16i8"/>
+      <field name="v8_int16" type="v8i16"/><field name="v4_int32" type="v4i32"/><field name="v2_int64" type="v2i64"/>
+      <field name="uint128" type="uint128"/>
+    </union>
+    <flags id="i386_mxcsr" size="4">
+      <field name="IE" start="0" end="0"/><field name="DE" start="1" end="1"/><field name="ZE" start="2" end="2"/>
+      <field name="OE" start="3" end="3"/><field name="UE" start="4" end="4"/><field name="PE" start="5" end="5"/>
+      <field name="DAZ" start="6" end="6"/><field name="IM" start="7" end="7"/><field name="DM" start="8" end="8"/>
+      <field name="ZM" start="9" end="9"/><field name="OM" start="10" end="10"/><field name="UM" start="11" end="11"/>
+      <field name="PM" start="12" end="12"/><field name="FZ" start="15" end="15"/>
+    </flags>"""
+
+
+def _x87_physical(uc, i: int) -> int:
+    """The unicorn id of ST(i): unicorn numbers the x87 registers physically, gdb from the stack top."""
+    top = uc.reg_read(x86.UC_X86_REG_FPSW) >> FPSW_TOP_SHIFT & FPSW_TOP_MASK
+    return x86.UC_X86_REG_FP0 + (top + i) % X87_REGISTERS
+
+
+def _st(i: int) -> GdbRegister:
+    def read(uc) -> int:
+        mantissa, exponent = uc.reg_read(_x87_physical(uc, i))
+        return mantissa | exponent << X87_MANTISSA_BITS
+
+    def write(uc, value: int) -> None:
+        uc.reg_write(_x87_physical(uc, i), (value & ((1 << X87_MANTISSA_BITS) - 1), value >> X87_MANTISSA_BITS))
+
+    return GdbRegister(f"st{i}", 80, None, "i387_ext", read=read, write=write)
+
+
+def unicorn_id(name: str) -> int:
+    """The unicorn id of the x86 register called ``name``."""
+    return getattr(x86, f"UC_X86_REG_{name.upper()}")
+
+
+# The x87 registers of org.gnu.gdb.i386.core, after the general and segment registers; the
+# names are gdb's, the unicorn ids those of the FXSAVE fields they are.
+X87 = tuple(_st(i) for i in range(X87_REGISTERS)) + tuple(
+    GdbRegister(name, 32, unicorn_id(reg), group="float") for name, reg in (
+        ("fctrl", "fpcw"), ("fstat", "fpsw"), ("ftag", "fptag"), ("fiseg", "fcs"), ("fioff", "fip"),
+        ("foseg", "fds"), ("fooff", "fdp"), ("fop", "fop")))
+SEGMENTS = registers(("cs", "ss", "ds", "es", "fs", "gs"), 32, unicorn_id)
+
+
+def sse_feature(count: int) -> GdbFeature:
+    """org.gnu.gdb.i386.sse: XMM0 to XMM(count - 1) and MXCSR."""
+    return GdbFeature("org.gnu.gdb.i386.sse", registers([f"xmm{i}" for i in range(count)], 128, unicorn_id, "vec128",
+                                                        "vector")
+                      + (GdbRegister("mxcsr", 32, x86.UC_X86_REG_MXCSR, "i386_mxcsr", "vector"),), SSE_TYPES)
 
 class X86(Architecture):
     """What x86_64 and IA32 share; a subclass sets MODE, its convention and its registers."""

@@ -10,7 +10,8 @@ from ..layouts import x86_cpu as cpu
 from ..layouts.efi import PAGE_SIZE
 from ..memory import MemoryType
 from .convention import TRAP_SYSCALL, CallingConvention
-from .x86 import X86
+from .gdb_target import EFISTUB_FEATURE, GdbFeature, GdbRegister, GdbTarget, read_only, registers
+from .x86 import EFLAGS_TYPE, SEGMENTS, X86, X87, sse_feature, unicorn_id
 
 MS_X64 = CallingConvention(
     name="MS x64", width=8,
@@ -50,6 +51,24 @@ STATE_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8",
 STATE_MSRS = {"efer": 0xC000_0080, "fs_base": 0xC000_0100, "gs_base": 0xC000_0101}  # IA32_EFER, IA32_FS/GS_BASE
 CODE_SELECTOR = 1 * 8
 DATA_SELECTOR = 2 * 8
+SSE_REGISTERS = 16
+GENERAL = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(f"r{i}" for i in range(8, 16))
+
+
+def _msr(name: str) -> GdbRegister:
+    return read_only(name, 64, lambda uc: uc.reg_read(x86.UC_X86_REG_MSR, STATE_MSRS[name]))
+
+
+GDB_TARGET = GdbTarget("i386:x86-64", (
+    GdbFeature("org.gnu.gdb.i386.core", registers(GENERAL, 64, unicorn_id, "int64")
+               + (GdbRegister("rip", 64, x86.UC_X86_REG_RIP, "code_ptr"),
+                  GdbRegister("eflags", 32, x86.UC_X86_REG_EFLAGS, "i386_eflags"))
+               + SEGMENTS + X87, EFLAGS_TYPE),
+    sse_feature(SSE_REGISTERS),
+    GdbFeature("org.gnu.gdb.i386.segments", registers(("fs_base", "gs_base"), 64, unicorn_id)),
+    GdbFeature(EFISTUB_FEATURE, registers(("cr0", "cr2", "cr3", "cr4"), 64, unicorn_id, group="system")
+               + (_msr("efer"),)),
+))
 
 
 class X86_64(X86):
@@ -57,6 +76,7 @@ class X86_64(X86):
     machine = pe.MACHINE_AMD64
     convention = MS_X64
     REGISTERS = REGISTERS
+    GDB_TARGET = GDB_TARGET
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTX64.EFI"  # what firmware boots without boot options
 
     def prepare_cpu(self, uc, fw) -> None:
