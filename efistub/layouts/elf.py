@@ -1,5 +1,6 @@
-"""ELF64 little-endian: the file header and a program header (System V gABI), enough to
-write an executable of loadable segments (efistub resume's RISC-V trampoline file).
+"""ELF64 little-endian (System V gABI): the file header and a program header, enough to write an
+executable of loadable segments (efistub resume's RISC-V trampoline file); section headers and
+symbols, enough to read where an ELF file's sections and symbols lie (efistub run --symbols).
 """
 
 from __future__ import annotations
@@ -48,4 +49,35 @@ Elf64ProgramHeader = Struct(
     "p_filesz" / Int64ul,
     "p_memsz" / Int64ul,
     "p_align" / Int64ul,
+)
+
+# Reading an ELF file's sections and symbols (efistub run --symbols: where gdb finds them)
+ELFCLASS32 = 1
+EM_386, EM_X86_64, EM_AARCH64 = 3, 62, 183
+SHT_NULL, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 0, 2, 3, 8
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
+SHN_UNDEF = 0
+STB_GLOBAL, STT_FUNC = 1, 2
+ST_BIND_SHIFT = 4  # st_info: the binding in the high nibble, the type in the low one
+
+Elf64SectionHeader = Struct(
+    "sh_name" / Int32ul,
+    "sh_type" / Int32ul,
+    "sh_flags" / Int64ul,
+    "sh_addr" / Int64ul,
+    "sh_offset" / Int64ul,
+    "sh_size" / Int64ul,
+    "sh_link" / Int32ul,
+    "sh_info" / Int32ul,
+    "sh_addralign" / Int64ul,
+    "sh_entsize" / Int64ul,
+)
+
+Elf64Symbol = Struct(
+    "st_name" / Int32ul,
+    "st_info" / Int8ul,
+    "st_other" / Int8ul,
+    "st_shndx" / Int16ul,
+    "st_value" / Int64ul,
+    "st_size" / Int64ul,
 )

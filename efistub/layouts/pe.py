@@ -55,6 +55,10 @@ DIRECTORY_BASERELOC = 5
 
 SCN_MEM_EXECUTE = 0x20000000
 SCN_CNT_CODE = 0x00000020
+# COFF symbols and long section names: a section name "/N" is the string at offset N of the
+# string table, which follows the NumberOfSymbols symbols of COFF_SYMBOL_SIZE bytes
+COFF_SYMBOL_SIZE = 18
+COFF_LONG_NAME = "/"
 
 REL_BASED_ABSOLUTE = 0
 REL_BASED_HIGHLOW = 3
