@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "manifest.json and the RAM it needs; efistub resume "
                                                          "boots it (docs/handoff-state.md)")
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+    add_debug_options(run)
 
     boot = sub.add_parser(
         "boot", help="boot from an ESP as firmware does without boot options",
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--only", type=_service_list, metavar="SERVICE,...", help="as for 'efistub run'")
     boot.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
     boot.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
+    add_debug_options(boot)
 
     check = sub.add_parser(
         "check", help="run an image and check it against a policy (for CI)",
@@ -154,6 +156,44 @@ def add_image_options(parser: argparse.ArgumentParser, image: bool = True) -> No
                         help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
                              "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the "
                              "default")
+
+
+def add_debug_options(parser: argparse.ArgumentParser) -> None:
+    """--gdb and --symbols, for run and boot (docs/debugging.md)."""
+    parser.add_argument("--gdb", metavar="[HOST:]PORT",
+                        help="serve gdb's remote protocol on HOST:PORT (HOST default 127.0.0.1; 0.0.0.0 for every "
+                             "interface; PORT 0 picks a free one) and wait for gdb before the image's first "
+                             "instruction; prints the gdb-multiarch command that connects and loads the symbols. "
+                             "--timeout does not count the time the guest waits stopped in gdb")
+    parser.add_argument("--symbols", metavar="FILE",
+                        help="with --gdb: the ELF file with the image's symbols (a vmlinux, the ELF file the image "
+                             "was made from, a .debug file); the printed command loads it where the image lies")
+
+
+def _debugger(args):
+    """The gdb server --gdb asks for, listening (None without --gdb); a one-line InputError when it cannot."""
+    if getattr(args, "gdb", None) is None:
+        if getattr(args, "symbols", None) is not None:
+            raise InputError("--symbols", "needs --gdb (the symbols are for gdb)")
+        return None
+    from . import gdbstub, symbols
+
+    elf = symbols.ElfFile(args.symbols) if args.symbols is not None else None  # bad input fails before the run
+
+    def ready(server, platform) -> None:
+        found = (symbols.from_elf(args.symbols, platform.image, platform.load_address) if elf is not None
+                 else symbols.of_image(platform.image, platform.load_address))
+        where = f"image at 0x{platform.load_address:x}, entry point 0x{platform.entry:x}"
+        if found is None:
+            where += "; it has no symbols (--symbols FILE gives them)"
+        else:
+            where += f"; symbols from {found.path}, {found.how}"
+        command = symbols.gdb_command_line(server.address, [f for f in (server.firmware_symbols, found) if f])
+        print(terminal_safe(f"efistub: gdb: waiting on {server.address} before the image's first instruction "
+                            f"({where}); connect with:", one_line=True), file=sys.stderr)
+        print(f"  {terminal_safe(command, one_line=True)}", file=sys.stderr, flush=True)
+
+    return gdbstub.GdbServer(*gdbstub.parse_address(args.gdb), on_ready=ready)
 
 
 def _service_list(text: str) -> list[str]:
@@ -440,9 +480,14 @@ def _run(args) -> int:
     out = sys.stdout
     json_to_stdout = args.json == "-"
     console = None if json_to_stdout else (lambda text: (out.write(terminal_safe(text)), out.flush()))
-    machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
-                       boot_path=getattr(args, "boot_path", None))
-    report = machine.run()
+    debugger = _debugger(args)
+    try:
+        machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
+                           boot_path=getattr(args, "boot_path", None), debugger=debugger)
+        report = machine.run()
+    finally:
+        if debugger is not None:
+            debugger.close()
     saved = _save_handoff(machine, report, args) if getattr(args, "save_handoff", None) else None
     if args.json:
         text = report.to_json()

@@ -98,11 +98,12 @@ class Machine:
     path. ``arch`` ("x86_64", "aarch64", "riscv64"), when given, must match the image.
     ``console`` receives the guest's console output as it is printed, ``trace`` every
     call record as it completes. ``save_vars`` False: a ``vars`` store is read, never written back.
+    ``debugger``: an efistub.gdbstub.GdbServer that gdb debugs the run through (docs/debugging.md).
     See docs/api.md.
     """
 
     def __init__(self, image, *, arch: str | None = None, only=None, console=None, trace=None,
-                 boot_path: str | None = None, save_vars: bool = True, **options):
+                 boot_path: str | None = None, save_vars: bool = True, debugger=None, **options):
         unknown = set(options) - RunOptions.names()
         if unknown:
             raise TypeError(f"Machine() got unknown options {sorted(unknown)}; the run options are: "
@@ -141,6 +142,7 @@ class Machine:
         if boot_path is not None and opts.esp is None and opts.disk is None:
             raise ValueError("boot_path names a file on the ESP: give esp (or disk) too")
         self.boot_path = boot_path
+        self.debugger = debugger
         self.console_sink = console
         self.trace = trace
         self.variables, self._vars_before = VariableStore(), None
@@ -391,10 +393,17 @@ class Machine:
                                               f"{self.options.memory >> 20} MiB of guest RAM for the firmware "
                                               f"({e.note or Status.name_of(e.status)})") from None
         self._loop.p = self.platform
+        if self.debugger is not None:
+            if self._session is not None:
+                raise RuntimeError("a run debugged with gdb cannot fork (fork_at, sweep)")
+            self._loop.debugger = self.debugger
+            self.debugger.attach(self.platform)
         if self._session is not None:
             self._session.attached(self)
         boot_done = time.perf_counter()
         outcome, details = self._loop.run()
+        if self.debugger is not None:
+            self.debugger.ended(outcome, details)  # gdb hears how the run ended
         if self._session is not None:
             self._session.ended(self, outcome, details)  # a forked run that needs no report leaves here
         if outcome == "handoff":

@@ -4,7 +4,9 @@ Emulation stops for a service that ends the run, a transfer (the firmware calls 
 guest function, or gives a service's caller its CPU state back), an instruction
 fetch from memory without execute (the hand-off after ExitBootServices, or code
 allowed to run before it), a halted CPU (virtual time moves to the next timer), a
-fault, or the watchdog at the timeout.
+fault, or the watchdog at the timeout. With a debugger (efistub.gdbstub, --gdb), also for a
+breakpoint, a finished step or gdb's interrupt: the loop waits for gdb, and the time it waits
+does not count against the timeout.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class RunLoop:
         self.trampoline: int | None = None  # where code first ran after ExitBootServices without a kernel's arguments
         self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
         self._watchdog: threading.Timer | None = None
+        self.debugger = None  # a gdbstub.GdbServer (--gdb): the guest stops for gdb between slices
 
     # -- the watchdog: stopped while the process forks (efistub.snapshot), so no thread is copied
     def stop_watchdog(self) -> None:
@@ -53,6 +56,13 @@ class RunLoop:
         """Stop emulation at the deadline (a forked run starts one of its own after the fork)."""
         self._watchdog = threading.Timer(max(0.0, self.deadline - time.perf_counter()), self.p.uc.emu_stop)
         self._watchdog.start()
+
+    def debug(self, pc: int) -> int:
+        """Wait for gdb at a stop; the deadline moves on by the time that takes."""
+        started = time.perf_counter()
+        pc = self.debugger.wait(pc)
+        self.deadline += time.perf_counter() - started
+        return pc
 
     def apply(self, transfer) -> int:
         """Carry out a transfer; return the PC to go on at."""
@@ -76,6 +86,8 @@ class RunLoop:
         uc, fw, arch, dispatcher = p.uc, p.fw, p.arch, p.dispatcher
         self.deadline = time.perf_counter() + self.timeout
         pc = arch.pc(uc)
+        if self.debugger is not None:  # gdb attaches in the firmware, before it calls the image
+            self.debug(p.return_address)
         if (transfer := dispatcher.take_transfer()) is not None:
             pc = self.apply(transfer)
         while True:
@@ -83,6 +95,9 @@ class RunLoop:
                 return fw.stop.outcome, fw.stop.details
             if self.deadline <= time.perf_counter():
                 return "timeout", {}
+            if self.debugger is not None and self.debugger.stopped:
+                pc = self.debug(pc)
+                continue
             self.invalid = None
             error = None
             # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
@@ -123,6 +138,8 @@ class RunLoop:
                 return "fault", self.fault(str(error))
             elif time.perf_counter() >= self.deadline:
                 return "timeout", {}
+            elif self.debugger is not None and self.debugger.stopped:  # a breakpoint, a step, gdb's interrupt
+                pc = arch.pc(uc)
             elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
                 fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "
                         "that is the hand-off")
