@@ -59,6 +59,18 @@ build aarch64 aarch64-unknown-windows arm64
 # ABI aligns UINT64 struct members to 8 bytes, as EDK2 does (efi.h checks it).
 build ia32 i686-unknown-windows x86
 
+# Symbols for efistub run --gdb (tests/test_gdb.py): x86_64/hello-dwarf.efi is hello with its
+# own DWARF; riscv64/hello.elf (below) the ELF file with DWARF that riscv64/hello.efi's code
+# comes from, for --symbols. Source paths are recorded relative to this folder.
+DEBUG_CFLAGS=(-g "-fdebug-prefix-map=$here=.")
+if [[ " ${PROGRAMS[*]} " == *" hello "* ]]; then
+    "$CLANG" -target x86_64-unknown-windows "${CFLAGS_COMMON[@]}" -mno-red-zone -gdwarf "${DEBUG_CFLAGS[@]}" \
+        -c hello.c -o "$obj/hello-dwarf.obj"
+    "$LLD_LINK" -subsystem:efi_application -entry:efi_main -nodefaultlib -Brepro -machine:x64 -debug:dwarf \
+        -out:"$here/x86_64/hello-dwarf.efi" "$obj/hello-dwarf.obj" >/dev/null
+    echo "built x86_64/hello-dwarf.efi"
+fi
+
 # RISC-V 64: clang has no Windows target for RISC-V, so compile position-independent
 # ELF with GCC and wrap it in a PE32+ image (elf2pe.py turns its relative relocations
 # into base relocations). Needs: apt-get install gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
@@ -74,6 +86,13 @@ if command -v "$RISCV_CC" >/dev/null 2>&1 && command -v "$RISCV_LD" >/dev/null 2
             -o "$obj/$name-riscv64.elf" "$obj/$name-riscv64.o"
         python3 "$here/elf2pe.py" "$obj/$name-riscv64.elf" "$here/riscv64/$name.efi"
         echo "built riscv64/$name.efi"
+        if [[ "$name" == hello ]]; then  # the same code with DWARF: the symbols of hello.efi
+            "$RISCV_CC" -march=rv64gc -mabi=lp64d -mcmodel=medany -fpie "${CFLAGS_COMMON[@]}" "${DEBUG_CFLAGS[@]}" \
+                -c hello.c -o "$obj/hello-riscv64-g.o"
+            "$RISCV_LD" -pie --no-dynamic-linker -z norelro --build-id=none -e efi_main \
+                -o "$here/riscv64/hello.elf" "$obj/hello-riscv64-g.o"
+            echo "built riscv64/hello.elf"
+        fi
     done
 else
     echo "build.sh: $RISCV_CC not found; riscv64 programs not rebuilt" \
