@@ -6,11 +6,16 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from .errors import InputError
+from .executors import EXECUTORS
 from .options import RunOptions, parse_size  # noqa: F401 - parse_size is part of the CLI's API
 
 EXIT_OK, EXIT_GUEST, EXIT_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+SCAN_PROGRESS_WIDTH = 30  # characters of the scan's progress bar
+SCAN_PROGRESS_STEPS = 20  # without a terminal, the progress bar is printed at each twentieth of the scan
 SWEEP_QUIET_S = 2.0  # a sweep says how far it is once it has taken this long
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -109,13 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = sub.add_parser(
         "scan", help="run every EFI image below a folder and tabulate the outcomes",
-        description="Run every EFI image below DIR in parallel worker processes (the PE machine field picks each "
-                    "image's architecture) and print one table; images efistub cannot run are listed with the "
-                    "reason.")
+        description="Run every EFI image below DIR as tasks, in worker processes here or on a Dask cluster (the PE "
+                    "machine field picks each image's architecture), and print one table: each image's outcome and "
+                    "the reason for it; images efistub cannot run are listed with the reason. Results go to the "
+                    "--json file as they finish; a task whose worker dies is run once more, then reported as "
+                    "'crashed'. Progress on stderr (docs/ci.md).")
     scan.add_argument("folder", metavar="DIR")
     add_image_options(scan, image=False)
-    scan.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
-    scan.add_argument("--json", metavar="FILE", help="write one JSON report per line (JSON Lines) to FILE")
+    scan.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="worker processes here, or of the Dask LocalCluster (default: cores)")
+    scan.add_argument("--json", metavar="FILE", help="write one JSON report per line (JSON Lines) to FILE, each as "
+                                                     "its image finishes")
+    scan.add_argument("--resume", action="store_true",
+                      help="go on with an interrupted scan: images the --json FILE holds are not run again, and "
+                           "FILE is appended to")
+    scan.add_argument("--executor", choices=EXECUTORS, default=None,
+                      help="how the tasks run: 'process', worker processes here (the default), or 'dask', Dask "
+                           "tasks through dask.distributed (pip install 'efistub[scan]')")
+    scan.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                      help="with --executor dask (which it implies): the scheduler of an existing Dask cluster; "
+                           "without it a LocalCluster of --jobs workers starts")
+    scan.add_argument("--matrix", metavar="OUT", help="write the usage matrix, images x services, protocols and "
+                                                      "configuration tables (calls of each), as OUT.csv and a heat "
+                                                      "map OUT.png (matplotlib)")
+    scan.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
 
     resume = sub.add_parser(
         "resume", help="boot a hand-off saved by run --save-handoff in QEMU, without firmware",
@@ -368,20 +390,80 @@ def _sweep(args) -> int:
 
 
 def _scan(args) -> int:
-    from .scan import scan
+    from . import executors
+    from .scan import CRASHED, markdown, scan
 
-    results = scan(args.folder, machine_options(args), args.jobs)
-    if args.json:
-        _write_json(args.json, "\n".join(json.dumps(r) for r in results))
-    print(f"{'image':<48}{'arch':<9}{'outcome':<10}{'calls':>6}  {'unimplemented hit':<32}{'time':>7}")
-    for r in results:
+    if args.scheduler and args.executor is None:
+        args.executor = "dask"
+    if args.scheduler and args.jobs is not None:
+        raise InputError("--jobs", "with --scheduler, the cluster's own workers run the tasks")
+    if args.matrix:
+        from . import matrix
+
+        matrix.require()  # before the scan, not after it
+    name = args.executor or "process"
+    if name == "dask":
+        executors.require_dask()
+    progress = _ScanProgress(sys.stderr, name)
+    try:
+        with executors.make(name, args.jobs, args.scheduler) as executor:
+            rows = scan(args.folder, machine_options(args), executor, args.json, args.resume, args.engine, progress)
+    except KeyboardInterrupt:
+        progress.end()
+        kept = f"; the finished images are in {args.json}: go on with --resume" if args.json else ""
+        print(f"efistub scan: interrupted{kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.end()
+    print(f"{'image':<48}{'arch':<9}{'outcome':<10}{'calls':>6}  {'unimplemented hit':<32}{'time':>7}  reason")
+    for r in rows:
         name = terminal_safe(os.path.relpath(r["image"], args.folder), one_line=True)  # whatever the folder holds
-        if "input_error" in r:
-            print(f"{name:<48}{'-':<9}{'cannot run: ' + terminal_safe(r['input_error'], one_line=True)}")
-            continue
-        print(f"{name:<48}{r['arch']:<9}{r['outcome']:<10}{len(r['calls']):>6}  "
-              f"{', '.join(r['unimplemented']) or '-':<32}{r['seconds']:>6.1f}s")
+        calls = "-" if r["calls"] is None else str(r["calls"])
+        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.1f}s"
+        print(f"{name:<48}{r['arch'] or '-':<9}{r['outcome'] or '-':<10}{calls:>6}  "
+              f"{', '.join(r['unimplemented']) or '-':<32}{seconds:>7}  {terminal_safe(r['reason'], one_line=True)}")
+    crashed = sum(r["outcome"] == CRASHED for r in rows)
+    if crashed:
+        print(f"efistub scan: {crashed} of {len(rows)} images crashed their worker twice", file=sys.stderr)
+    if args.markdown:
+        _write_json(args.markdown, markdown(rows, args.folder).rstrip("\n"))
+    if args.matrix:
+        written = matrix.write(rows, args.folder, args.matrix)
+        print(f"efistub scan: usage matrix in {written[0]} and {written[1]}", file=sys.stderr)
     return EXIT_OK
+
+
+class _ScanProgress:
+    """The scan's progress bar on stderr: redrawn in place on a terminal, else a line at every step."""
+
+    def __init__(self, stream, executor: str):
+        self.stream, self.executor = stream, executor
+        self.tty = stream.isatty()
+        self.started = time.perf_counter()
+        self.crashed = self.step = 0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, row: dict | None) -> None:
+        from .scan import CRASHED
+
+        if row is not None and row["outcome"] == CRASHED:
+            self.crashed += 1
+        step = done * SCAN_PROGRESS_STEPS // max(total, 1)
+        if not self.tty and row is not None and step == self.step and done < total:
+            return
+        self.step = step
+        filled = done * SCAN_PROGRESS_WIDTH // max(total, 1)
+        crashed = f", {self.crashed} crashed" if self.crashed else ""
+        text = (f"efistub scan: [{'#' * filled}{'.' * (SCAN_PROGRESS_WIDTH - filled)}] {done}/{total} images "
+                f"({self.executor}{crashed}, {time.perf_counter() - self.started:.0f} s)")
+        self.stream.write(f"\r{text}\x1b[K" if self.tty else text + "\n")
+        self.stream.flush()
+        self.drawn = True
+
+    def end(self) -> None:
+        if self.tty and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.drawn = False
 
 
 def _say_if_python_fallback(requested: str | None) -> None:
