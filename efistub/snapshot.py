@@ -63,14 +63,6 @@ def available() -> bool:
     return hasattr(os, "fork")
 
 
-def in_child() -> bool:
-    """Whether this process is a forked run (or a frozen snapshot)."""
-    return _forked
-
-
-_forked = False
-
-
 def _set_parent_death_signal(parent: int) -> None:
     """Linux: die with the parent (then no forked run outlives an aborted sweep)."""
     if sys.platform.startswith("linux"):
@@ -82,13 +74,12 @@ def _set_parent_death_signal(parent: int) -> None:
         os._exit(1)
 
 
-def fork(machine, *, emulating: bool = True, keep: tuple[int, ...] = ()) -> int:
+def fork(machine, *, emulating: bool = True) -> int:
     """Fork the run of ``machine``; 0 in the child, the child's pid in the parent.
 
     ``emulating``: the fork happens inside the engine (in a service call), so the
-    watchdog is stopped around it and each side starts its own. ``keep``: descriptors of
-    the parent's side that this child keeps (its own end of a pipe is made after)."""
-    global _forked
+    watchdog is stopped around it and each side starts its own. The child closes the
+    descriptors of the parent's side (its pipes to other children, the hub's end)."""
     loop = machine._loop
     if emulating:
         loop.stop_watchdog()
@@ -100,8 +91,7 @@ def fork(machine, *, emulating: bool = True, keep: tuple[int, ...] = ()) -> int:
         if emulating:
             loop.start_watchdog()
         return pid
-    _forked = True
-    for fd in _inherited - set(keep):
+    for fd in _inherited:
         try:
             os.close(fd)
         except OSError:
@@ -184,7 +174,7 @@ class Pool:
     def fork(self, machine, key, *, emulating: bool = True) -> int | None:
         """Fork a run; in the child the write end of its result pipe, in the parent None."""
         read, write = os.pipe()
-        pid = fork(machine, emulating=emulating, keep=())
+        pid = fork(machine, emulating=emulating)
         if pid == 0:
             os.close(read)
             return write

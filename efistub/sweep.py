@@ -97,26 +97,43 @@ class Ledger:
                       key=lambda e: e["seq"])
 
 
-def facts(report, ledger: Ledger, fw, injected: dict | None) -> dict:
-    """What a finished run did, for judging it: plain data (it crosses a pipe)."""
+def facts(machine, outcome: str, details: dict, ledger: Ledger, injected: dict | None) -> dict:
+    """What a run did, as soon as it has ended (no report is built), for judging it: plain data
+    (it crosses a pipe)."""
     from .memory import MemoryType
 
-    out = {"outcome": report.outcome, "exit_status": report.exit_status, "calls": len(report.calls),
-           "detail": _detail(report), "violations": [c.service for c in report.calls if c.violation],
-           "stale_keys": sum(1 for c in report.calls if c.service == STALE_KEY
+    fw, calls = machine.platform.fw, machine.platform.dispatcher.calls
+    exit_status = Status.name_of(details["status"]) if outcome == "exit" else None
+    out = {"outcome": outcome, "exit_status": exit_status, "calls": len(calls),
+           "detail": _ending(outcome, details, exit_status, machine.options.timeout),
+           "violations": [c.service for c in calls if c.violation],
+           "stale_keys": sum(1 for c in calls if c.service == STALE_KEY
                              and c.status == Status.EFI_INVALID_PARAMETER.name and c.note != INJECTED),
-           "leaks": [], "console": report.console.strip().splitlines()[-1:]}
-    if report.outcome == "exit":
+           "leaks": [], "console": "".join(fw.console).strip().splitlines()[-1:]}
+    if outcome == "exit":
         excused = set()
         if injected is not None and injected["service"] in FREES:  # the free that failed keeps its memory
             excused.add(injected["args"].get(FREES[injected["service"]]))
-        exits = [c for c in report.calls if c.service == "Exit" and c.image in (None, 0)]
-        if exits and exits[-1].args.get("ExitData"):  # exit data belongs to the image's starter
+        exits = [c for c in calls if c.service == "Exit"]
+        if exits and exits[-1].args.get("ExitData"):  # the last Exit's data belongs to the image's starter
             excused.add(exits[-1].args["ExitData"])
         for leak in ledger.outstanding(fw, excused):
             leak["type"] = MemoryType.name_of(leak["type"])
             out["leaks"].append(leak)
     return out
+
+
+def _ending(outcome: str, details: dict, exit_status: str | None, timeout: float) -> str:
+    """A run's ending in a few words, from the run loop's outcome and details."""
+    if outcome == "handoff":
+        return f"entry 0x{details['entry']:x}"
+    if outcome == "exit":
+        return exit_status
+    if outcome == "reset":
+        return f"{details['type']}, {Status.name_of(details['status'])}"
+    if outcome == "timeout":
+        return f"still running after --timeout {timeout:g} s"  # as Machine words it
+    return str(details.get("reason") or details.get("error") or "")
 
 
 def _detail(report) -> str:
@@ -351,14 +368,14 @@ class Sweep:
                            "seconds": now - self.started})
 
     def ended(self, machine, outcome: str, details: dict) -> None:
-        pass
+        found = facts(machine, outcome, details, self.ledger, self.injected)
+        if self.child is not None:  # a forked run leaves here: its facts are all the sweep needs
+            snapshot.child_exit(self.child, found)
+        self.baseline_facts = found
 
     def finished(self, machine, report):
-        if self.child is not None:
-            snapshot.child_exit(self.child, facts(report, self.ledger, machine.fw, self.injected))
         self.pool.drain(self._collect)
         self._say(final=True)
-        self.baseline_facts = facts(report, self.ledger, machine.fw, None)
         return report
 
     def abort(self) -> None:
