@@ -48,9 +48,13 @@ class SymbolFile:
     how: str  # how the addresses were found, for the user
 
     def gdb_command(self) -> str:
-        """``add-symbol-file FILE TEXT_ADDRESS -s NAME ADDRESS ...`` (a gdb command)."""
-        (_, text), others = self.sections[0], self.sections[1:]
-        words = ["add-symbol-file", _gdb_quote(self.path), f"0x{text:x}"]
+        """``add-symbol-file FILE TEXT_ADDRESS -s NAME ADDRESS ...`` (a gdb command; its one address
+        without -s is that of .text)."""
+        words = ["add-symbol-file", _gdb_quote(self.path)]
+        others = self.sections
+        if self.sections[0][0] == TEXT:
+            words.append(f"0x{self.sections[0][1]:x}")
+            others = self.sections[1:]
         for name, address in others:
             words += ["-s", name, f"0x{address:x}"]
         return " ".join(words)
@@ -65,7 +69,10 @@ def of_image(image: PeImage, load_address: int) -> SymbolFile | None:
     if not os.path.isfile(image.path):  # an image read from a disk or a buffer: nothing for gdb to open
         return None
     names = _section_names(image)
-    coff_symbols = image.parsed is not None and image.parsed.FILE_HEADER.NumberOfSymbols > 0
+    header = image.parsed.FILE_HEADER if image.parsed is not None else None
+    # (an x86 Linux image says NumberOfSymbols 1 with no table: PointerToSymbolTable 0)
+    coff_symbols = header is not None and header.NumberOfSymbols > 0 \
+        and 0 < header.PointerToSymbolTable < len(image.data)
     if not coff_symbols and not any(n.startswith(DEBUG_SECTION) for n in names):
         return None
     sections = [(name, load_address + s.virtual_address) for name, s in zip(names, image.sections)
@@ -208,43 +215,57 @@ FIRMWARE_RETURN = "firmware_return"  # the stub guest functions the firmware cal
 
 def firmware_stubs(path: str, arch: str, stubs: dict[str, int], return_address: int, stride: int) -> SymbolFile:
     """Write the ELF symbol file of the firmware's service stubs (``stubs``: service -> address) to
-    ``path``: a section without contents where the stubs lie, one function symbol per stub."""
+    ``path``: a code section without contents where the stubs lie, one function symbol per stub."""
     functions = sorted([(address, name) for name, address in stubs.items()] + [(return_address, FIRMWARE_RETURN)])
     start, end = functions[0][0], functions[-1][0] + stride
+    write_elf(path, arch, [(TEXT, start, end - start)],
+              functions=[(name, address, stride) for address, name in functions])
+    return SymbolFile(path, [(TEXT, start)], "the firmware's service stubs")
+
+
+def write_elf(path: str, arch: str, sections: list[tuple[str, int, bytes | int]], entry: int = 0,
+              functions: list[tuple[str, int, int]] = ()) -> None:
+    """An ELF64 symbol file: code sections (name, address, their bytes or, without contents, their
+    size) and function symbols (name, address, size) in the first one."""
+    functions = list(functions)
     strings = bytearray(b"\0")
     symbols = [elf.Elf64Symbol.build(dict(st_name=0, st_info=0, st_other=0, st_shndx=0, st_value=0, st_size=0))]
-    for address, name in functions:
+    for name, address, size in functions:
         symbols.append(elf.Elf64Symbol.build(dict(
             st_name=len(strings), st_info=elf.STB_GLOBAL << elf.ST_BIND_SHIFT | elf.STT_FUNC, st_other=0,
-            st_shndx=1, st_value=address, st_size=stride)))
+            st_shndx=1, st_value=address, st_size=size)))
         strings += name.encode() + b"\0"
-    names = b"\0.text\0.symtab\0.strtab\0.shstrtab\0"
+    names = bytearray(b"\0")
+    offsets = {}
+    for name in [n for n, _, _ in sections] + [".symtab", ".strtab", ".shstrtab"]:
+        offsets[name] = len(names)
+        names += name.encode() + b"\0"
     header_size, section_size = elf.Elf64Header.sizeof(), elf.Elf64SectionHeader.sizeof()
-    symtab_at = header_size
-    strtab_at = symtab_at + len(symbols) * elf.Elf64Symbol.sizeof()
-    shstrtab_at = strtab_at + len(strings)
-    sections_at = shstrtab_at + len(names)
-
-    def section(name: bytes, kind: int, flags=0, addr=0, offset=0, size=0, link=0, info=0, entsize=0) -> bytes:
-        return elf.Elf64SectionHeader.build(dict(
-            sh_name=names.index(b"\0" + name + b"\0") + 1 if name else 0, sh_type=kind, sh_flags=flags,
-            sh_addr=addr, sh_offset=offset, sh_size=size, sh_link=link, sh_info=info, sh_addralign=1,
-            sh_entsize=entsize))
-
-    sections = [section(b"", elf.SHT_NULL),
-                section(b".text", elf.SHT_NOBITS, elf.SHF_ALLOC | elf.SHF_EXECINSTR, start, header_size, end - start),
-                section(b".symtab", elf.SHT_SYMTAB, offset=symtab_at, size=strtab_at - symtab_at, link=3, info=1,
-                        entsize=elf.Elf64Symbol.sizeof()),
-                section(b".strtab", elf.SHT_STRTAB, offset=strtab_at, size=len(strings)),
-                section(b".shstrtab", elf.SHT_STRTAB, offset=shstrtab_at, size=len(names))]
+    blobs, headers, at = [], [dict(sh_name=0, sh_type=elf.SHT_NULL)], header_size
+    for name, address, contents in sections:
+        data = contents if isinstance(contents, (bytes, bytearray)) else b""
+        headers.append(dict(sh_name=offsets[name], sh_type=elf.SHT_PROGBITS if data else elf.SHT_NOBITS,
+                            sh_flags=elf.SHF_ALLOC | elf.SHF_EXECINSTR, sh_addr=address, sh_offset=at,
+                            sh_size=len(data) if data else contents))
+        blobs.append(bytes(data))
+        at += len(data)
+    strtab_index = len(headers) + 1
+    for name, blob, extra in ((".symtab", b"".join(symbols), dict(sh_type=elf.SHT_SYMTAB, sh_link=strtab_index,
+                                                                      sh_info=1, sh_entsize=elf.Elf64Symbol.sizeof())),
+                              (".strtab", bytes(strings), dict(sh_type=elf.SHT_STRTAB)),
+                              (".shstrtab", bytes(names), dict(sh_type=elf.SHT_STRTAB))):
+        headers.append(dict(sh_name=offsets[name], sh_offset=at, sh_size=len(blob), **extra))
+        blobs.append(blob)
+        at += len(blob)
+    fields = dict(sh_name=0, sh_type=0, sh_flags=0, sh_addr=0, sh_offset=0, sh_size=0, sh_link=0, sh_info=0,
+                  sh_addralign=1, sh_entsize=0)
     header = elf.Elf64Header.build(dict(
         ei_class=elf.ELFCLASS64, ei_data=elf.ELFDATA2LSB, ei_version=elf.EV_CURRENT, ei_osabi=0, ei_abiversion=0,
-        e_type=elf.ET_EXEC, e_machine=ELF_MACHINES[arch], e_version=elf.EV_CURRENT, e_entry=0, e_phoff=0,
-        e_shoff=sections_at, e_flags=0, e_ehsize=header_size, e_phentsize=0, e_phnum=0,
-        e_shentsize=section_size, e_shnum=len(sections), e_shstrndx=len(sections) - 1))
+        e_type=elf.ET_EXEC, e_machine=ELF_MACHINES[arch], e_version=elf.EV_CURRENT, e_entry=entry, e_phoff=0,
+        e_shoff=at, e_flags=0, e_ehsize=header_size, e_phentsize=0, e_phnum=0,
+        e_shentsize=section_size, e_shnum=len(headers), e_shstrndx=len(headers) - 1))
     with open(path, "wb") as f:
-        f.write(header + b"".join(symbols) + strings + names + b"".join(sections))
-    return SymbolFile(path, [(TEXT, start)], "the firmware's service stubs")
+        f.write(header + b"".join(blobs) + b"".join(elf.Elf64SectionHeader.build({**fields, **h}) for h in headers))
 
 
 def gdb_command_line(address: str, files: list[SymbolFile]) -> str:

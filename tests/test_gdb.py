@@ -189,6 +189,31 @@ def test_an_elf_symbol_file_is_placed_where_the_image_lies(runs):
     assert run.finish()[0] == 0
 
 
+KIMAGE_VADDR = 0xFFFF800080000000  # where an arm64 vmlinux is linked
+
+
+def fake_vmlinux(path: Path, image: Path) -> Path:
+    """An ELF file laid out like an arm64 vmlinux around ``image``: the Image from _text (its first
+    byte) at the kernel's link address, the EFI stub's entry point as __efistub_efi_pe_entry, and
+    the ELF entry point at _text (ENTRY(_text) in vmlinux.lds)."""
+    pe = read_image(str(image))
+    symbols.write_elf(str(path), "aarch64", [(".head.text", KIMAGE_VADDR, bytes(pe.layout(0)))], entry=KIMAGE_VADDR,
+                      functions=[("_text", KIMAGE_VADDR, pe.entry_rva),
+                                 ("__efistub_efi_pe_entry", KIMAGE_VADDR + pe.entry_rva, 0x24)])
+    return path
+
+
+@needs_gdb
+def test_a_kernel_s_efi_stub_with_its_vmlinux(runs, tmp_path):
+    image = GUESTS / "aarch64" / "hello.efi"
+    run = runs(image, "--symbols", fake_vmlinux(tmp_path / "vmlinux", image))
+    assert "placed by its symbol __efistub_efi_pe_entry at the entry point" in run.said[-2], run.said
+    assert f"vmlinux -s .head.text 0x{run.load:x}'" in run.said[-1], run.said  # _text at the image's start
+    out = run.gdb("break *__efistub_efi_pe_entry", "continue", "continue")
+    assert f"Breakpoint 1, 0x{run.entry:016x} in __efistub_efi_pe_entry ()" in out, out
+    assert run.finish()[0] == 0
+
+
 @needs_gdb
 def test_time_stopped_in_gdb_does_not_count_against_the_timeout(runs):
     run = runs(GUESTS / "x86_64" / "hello.efi", "--timeout", "1")

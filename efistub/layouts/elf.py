@@ -54,7 +54,7 @@ Elf64ProgramHeader = Struct(
 # Reading an ELF file's sections and symbols (efistub run --symbols: where gdb finds them)
 ELFCLASS32 = 1
 EM_386, EM_X86_64, EM_AARCH64 = 3, 62, 183
-SHT_NULL, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 0, 2, 3, 8
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 0, 1, 2, 3, 8
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 SHN_UNDEF = 0
 STB_GLOBAL, STT_FUNC = 1, 2
