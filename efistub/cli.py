@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
 
     resume = sub.add_parser(
-        "resume", help="boot a hand-off saved by run --save-handoff in QEMU, without firmware",
+        "resume", help="boot a hand-off saved by run --save-handoff in QEMU, without UEFI firmware",
         description="Boot the machine state saved by 'efistub run KERNEL --save-handoff DIR' in QEMU (TCG) on the "
                     "board it was saved on: QEMU loads the saved RAM and starts efistub's resume trampoline, which "
                     "restores the saved CPU state and jumps to the kernel's entry. The guest's console goes to "
