@@ -243,13 +243,13 @@ class Pool:
             on_done(self.poll(POLL_S))
 
     def kill_all(self) -> None:
+        """End every child now (and reap it)."""
         for child in list(self.running.values()):
             try:
                 os.kill(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self._finish(child, killed=True)
-        self.selector.close()
 
 
 # -- a tree: frozen snapshots that fork on command --------------------------------------------

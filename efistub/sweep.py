@@ -309,6 +309,8 @@ class Sweep:
         self.planned: list[tuple[int, str, str]] = []  # (seq, service, status) in fork order
         self.results: dict[tuple[int, str], dict] = {}
         self._said = 0.0
+        self.interrupted = False
+        self.baseline_facts: dict | None = None
         self.started = time.perf_counter()
 
     in_child = property(lambda self: self.child is not None)
@@ -341,7 +343,13 @@ class Sweep:
             if self.pool.full():  # the baseline waits for a free job; its own --timeout does not run meanwhile
                 paused = time.perf_counter()
                 loop.stop_watchdog()
-                self.pool.wait_for_slot(self._collect)
+                try:
+                    self.pool.wait_for_slot(self._collect)
+                except KeyboardInterrupt:  # Ctrl-C: end the copies and the run (finished() raises it again)
+                    self.interrupted = True
+                    self.abort()
+                    self.machine.platform.fw.request_stop("error", error="interrupted")
+                    return None
                 loop.deadline += time.perf_counter() - paused
                 loop.start_watchdog()
             self.planned.append((seq, svc.name, status.name))
@@ -364,16 +372,21 @@ class Sweep:
         now = time.perf_counter()
         if final or now - self._said >= PROGRESS_EVERY_S:
             self._said = now
-            self.progress({"forked": len(self.planned), "done": len(self.results), "baseline_done": final,
-                           "seconds": now - self.started})
+            self.progress({"forked": len(self.planned), "done": len(self.results),
+                           "baseline_done": self.baseline_facts is not None, "seconds": now - self.started})
 
     def ended(self, machine, outcome: str, details: dict) -> None:
         found = facts(machine, outcome, details, self.ledger, self.injected)
         if self.child is not None:  # a forked run leaves here: its facts are all the sweep needs
             snapshot.child_exit(self.child, found)
         self.baseline_facts = found
+        if outcome == "error" and str(details.get("error", "")).startswith(KeyboardInterrupt.__name__):
+            self.interrupted = True  # Ctrl-C while a service ran: the run stopped there; so does the sweep
 
     def finished(self, machine, report):
+        if self.interrupted:
+            self.abort()
+            raise KeyboardInterrupt
         self.pool.drain(self._collect)
         self._say(final=True)
         return report

@@ -275,6 +275,17 @@ def test_no_forked_process_outlives_a_sweep():
     assert _children() == before
 
 
+def test_ctrl_c_ends_a_sweep_and_its_forked_runs():
+    import signal
+    import threading
+
+    before = _children()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):  # misc.efi prints about 300 times: far more than 0.5 s of copies
+        efistub.Machine(GUESTS / "misc.efi").sweep(services=["TextOutput.OutputString"], jobs=1)
+    assert _children() == before
+
+
 def _children() -> set[int]:
     """This process's children (zombies included)."""
     me = str(os.getpid())
