@@ -107,6 +107,7 @@ class Explorer:
         self.decided: dict[str, bool] = {}  # on this run's path: service -> implemented
         self.group: list[tuple[int, frozenset]] = []  # (set id, set) this run stands for
         self.frozen_cpu = 0.0  # this process's CPU time when it last resumed
+        self.meanwhile = lambda: None  # in the controller: called at each call of the full run
 
     in_child = property(lambda self: self.forked)
 
@@ -134,6 +135,7 @@ class Explorer:
         dispatcher = self.machine.platform.dispatcher
         seq = snapshot.call_number(dispatcher, record)
         if not self.explorer:  # the full run: freeze a copy at the first call of each service
+            self.meanwhile()
             if name in self.seen:
                 return None
             self.seen.add(name)
@@ -231,8 +233,14 @@ class SnapshotRuns:
         self.machine = Machine(image, save_vars=False, **options)
         snapshot.check_forkable(self.machine)
         self.session = Explorer(self.hub)
+        self.session.meanwhile = self._meanwhile
         self.machine._session = self.session
-        self.universe: frozenset = frozenset()
+        # Until the full run ends, the services it will call are unknown: runs started meanwhile implement
+        # every boot and runtime service but the one they leave out; a result counts for a set when its run
+        # called only services of the set's universe.
+        self.universe: frozenset = frozenset(TABLE_SERVICES)
+        self.early: list[frozenset] = []  # sets to run while the full run goes on
+        self.tried: set[str] = set()  # services the early runs leave out
         self.nodes: dict[int, dict] = {}  # pid -> its registration: path, pending, seq
         self.paths: list[tuple[dict, dict]] = []  # (decisions, result) of every finished candidate run
         self.done: dict[frozenset, dict] = {}  # set -> result
@@ -341,6 +349,18 @@ class SnapshotRuns:
                 self.done[self.sets[i]] = {"outcome": "timeout", "exit_status": None, "console": "",
                                            "unimplemented": []}
                 self._landed([i])
+
+    def _meanwhile(self) -> None:
+        """While the full run goes on: run the full set without each service it has called so far,
+        one run fewer than --jobs at a time (the full run takes a core)."""
+        self._receive(0)
+        for node in list(self.nodes.values()):
+            name = node["pending"]
+            if name is not None and name not in self.tried:
+                self.tried.add(name)
+                self.early.append(self.universe - {name})
+        while self.early and len(self.active) + len(self._unstarted()) < self.jobs - 1:
+            self._dispatch([self.early.pop(0)])
 
     def speculate(self, order: list[str]) -> None:
         """Run, on idle cores, what ddmin asks for last or often: the full set without each service
