@@ -86,7 +86,7 @@ def reason(result: dict) -> str:
         details = result.get(outcome) or {}
         text = details.get("reason", outcome)
         if outcome != "stalled" and details.get("pc") is not None:
-            text += f" at pc 0x{details['pc']:x}"
+            text += f" (pc 0x{details['pc']:x})"
         return text
     if outcome == "error":
         return (result.get("error") or {}).get("error", "error")
