@@ -87,6 +87,7 @@ class PeImage:
     magic: int = pe.PE32PLUS_MAGIC  # of the optional header: PE32 or PE32+
     certificate_offset: int = 0  # data directory 4 as stored: a file offset, not an RVA
     certificate_size: int = 0
+    digests: dict = field(default_factory=dict, repr=False, compare=False)  # its image hashes (pehash.digests)
     # pefile's parse, kept to walk the relocation blocks when they are first needed; those blocks
     parsed: pefile.PE | None = field(default=None, repr=False, compare=False)
     _relocations: list[tuple[int, tuple[int, ...]]] | None = field(default=None, repr=False, compare=False)

@@ -81,6 +81,13 @@ class RunOptions:
                                                   "--vars): PK=CERT,KEK=CERT,db=CERT,db=distro:NAME,dbx=SHA256HEX "
                                                   "or dbx=CERT (KEK, db, dbx repeat; PEM or DER), or a key set of "
                                                   "virt-firmware: microsoft, redhat", "KEYS")
+    image_policy: str = option("defer", "--image-policy", "with Secure Boot on, what LoadImage does with an image "
+                                                          "that fails verification against db and dbx: defer (load it "
+                                                          "untrusted: EFI_SECURITY_VIOLATION, and StartImage refuses "
+                                                          "it), deny (OVMF's setting: do not load it, "
+                                                          "EFI_ACCESS_DENIED) or always (verify nothing, as EDK2 "
+                                                          "does for images from its firmware volume)",
+                               choices=("defer", "deny", "always"))
     vars_save_on_fault: bool = option(False, "--vars-save-on-fault", "save --vars FILE also after a run that ended "
                                                                      "in a fault, an error or a timeout",
                                       flag_sets=True)

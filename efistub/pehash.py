@@ -5,7 +5,8 @@ measurement and for every image the firmware loads.
 The hash covers the headers without the CheckSum field and the certificate table's data directory
 entry, then the sections' raw data in the order of their file offsets, then whatever follows the
 last section except the certificate table (which the image's last bytes must hold). This is the
-Authenticode digest a signature covers.
+Authenticode digest a signature covers: measured boot and Secure Boot's image verification use the
+same digests, computed once per loaded image (``digests``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def image_hash(data: bytes, algorithms: list[str]) -> dict[str, bytes]:
         for hasher in hashers.values():
             hasher.update(view)
     return {name: hasher.digest() for name, hasher in hashers.items()}
+
+
+def digests(image, algorithms: list[str]) -> dict[str, bytes]:
+    """The image hash of a loaded PE image (loader.PeImage) with each algorithm, kept in
+    ``image.digests``: every algorithm is computed once per image, whoever asks first."""
+    missing = [name for name in algorithms if name not in image.digests]
+    if missing:
+        image.digests.update(image_hash(image.data, missing))
+    return {name: image.digests[name] for name in algorithms}
 
 
 def hashed_ranges(data: bytes) -> list[slice]:

@@ -3,6 +3,8 @@ authenticated variables (CryptoPkg Pkcs7Verify, Pkcs7GetSigners on OpenSSL).
 
     signed = SignedData(der)               # Pkcs7Error unless it is SignedData
     signed.verify(content, trusted)        # True: every signer chains to ``trusted``
+    signature = Authenticode(der)          # a PE image's signature (EDK2's AuthenticodeVerify)
+    signature.verify_image(digest, trusted)
 
 The DER is parsed with asn1crypto (the parser signify and certvalidator use), signatures and
 certificate issuance are checked with cryptography; nothing here decodes ASN.1 by hand.
@@ -17,6 +19,11 @@ What OpenSSL does with EDK2's settings, this does:
   issuer must be allowed to issue (basicConstraints CA, keyCertSign, the path length);
 - validity dates are not checked (X509_V_FLAG_NO_CHECK_TIME), and no key usage or purpose is
   required (X509_PURPOSE_ANY).
+
+An Authenticode signature (Microsoft's "Windows Authenticode Portable Executable Signature
+Format") is such a SignedData in a ContentInfo whose content is an SpcIndirectDataContent (signify's
+definition, which registers it with asn1crypto): its messageDigest is the PE image hash, and the
+signature covers the content's DER value, without its tag and length.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from signify.asn1 import spc  # registers SpcIndirectDataContent with asn1crypto's ContentInfo
 
 DIGESTS = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 MAX_CHAIN = 32  # certificates between a signer and its trust anchor (OpenSSL's default depth is 100)
@@ -83,6 +91,55 @@ class SignedData:
         """Whether every signer signed ``content`` and chains to ``trusted`` (EDK2's Pkcs7Verify)."""
         return all(_signed_by(signer, content) and chains_to(signer.certificate, trusted, self.certificates)
                    for signer in self.signers)
+
+
+class Authenticode(SignedData):
+    """An Authenticode signature: a ContentInfo with SignedData over an SpcIndirectDataContent, as
+    EDK2's AuthenticodeVerify takes it (d2i_PKCS7: a ContentInfo; bytes after it are ignored)."""
+
+    def __init__(self, der: bytes):
+        der = bytes(der)
+        try:
+            info = cms.ContentInfo.load(der)
+            der = der[:len(info.dump())]  # a WIN_CERTIFICATE may pad its CertData
+        except ASN1_ERRORS as e:
+            raise Pkcs7Error(f"not a DER PKCS#7 ContentInfo ({e})") from None
+        super().__init__(der)
+        try:
+            encapsulated = self.asn1["encap_content_info"]
+            kind = encapsulated["content_type"].native
+            if kind != SPC_INDIRECT_DATA:
+                raise Pkcs7Error(f"its content is {kind}, not Authenticode's SpcIndirectDataContent")
+            content = encapsulated["content"]
+            if not isinstance(content, spc.SpcIndirectDataContent):
+                raise Pkcs7Error("no SpcIndirectDataContent")
+            digest = content["message_digest"]
+            self.image_digest_algorithm: str = digest["digest_algorithm"]["algorithm"].native
+            self.image_digest: bytes = digest["digest"].native
+            self.content: bytes = content.contents  # what the signature covers: the value, no tag or length
+        except Pkcs7Error:
+            raise
+        except ASN1_ERRORS as e:
+            raise Pkcs7Error(f"malformed SpcIndirectDataContent: {e}") from None
+
+    def verify_image(self, image_digest: bytes, trusted: x509.Certificate) -> bool:
+        """Whether the signature is over ``image_digest`` (the PE image hash with the signature's
+        digest algorithm) and every signer chains to ``trusted`` (EDK2's AuthenticodeVerify)."""
+        return self.image_digest == image_digest and self.verify(self.content, trusted)
+
+    def chain(self) -> list[x509.Certificate]:
+        """The first signer's certificate and its issuers among the SignedData's certificates, as far
+        as they go (EDK2's Pkcs7GetSigners: the certificates whose hashes dbx may hold)."""
+        out = [self.signers[0].certificate]
+        while len(out) <= MAX_CHAIN:
+            issuer = next((c for c in self.certificates if c not in out and _issued(out[-1], c)), None)
+            if issuer is None:
+                break
+            out.append(issuer)
+        return out
+
+
+SPC_INDIRECT_DATA = "microsoft_spc_indirect_data_content"  # 1.3.6.1.4.1.311.2.1.4, as signify names it
 
 
 def _signed_data(der: bytes) -> cms.SignedData:

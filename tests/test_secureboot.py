@@ -143,6 +143,7 @@ def call(tmp_path: Path, store: Path, service: str, *args, **options):
     """Run a guest that calls one runtime service with ``args`` on the store: (machine, report, guest)."""
     guest = RuntimeCall(service, *args)
     image = guest.write(tmp_path, f"call{next(COUNTER)}.efi")
+    options.setdefault("image_policy", "always")  # the guest is unsigned: run it unverified, as EDK2 runs its own
     machine = Machine(str(image), vars=str(store), **options)
     return machine, machine.run(), guest
 
@@ -301,7 +302,8 @@ def test_the_timestamp_survives_an_edk2_store(tmp_path, keys):
         pytest.skip("OVMF_VARS_4M.fd is missing: install Debian's ovmf package")
     store = tmp_path / "OVMF_VARS_4M.fd"
     shutil.copy(OVMF / "OVMF_VARS_4M.fd", store)
-    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"), "--vars",
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"),
+                             "--image-policy", "always", "--vars",
                              str(store), "--enroll", f"PK={keys['PK'].pem},KEK={keys['KEK'].pem}"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
@@ -624,7 +626,8 @@ def test_efitools_lockdown_enrolls_its_keys_in_setup_mode_and_its_signed_updates
 def test_enroll_writes_what_virt_fw_vars_writes(tmp_path, keys):
     store = tmp_path / "vars.json"
     digest = "ab" * 32
-    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"), "--vars",
+    result = subprocess.run([sys.executable, "-m", "efistub", "run", str(GUESTS / "x86_64" / "hello.efi"),
+                             "--image-policy", "always", "--vars",
                              str(store), "--enroll", f"PK={keys['PK'].pem},KEK={keys['KEK'].pem},"
                                                      f"db={keys['db'].pem},db={keys['other'].pem},dbx={digest}"],
                             capture_output=True, text=True, timeout=60)

@@ -120,6 +120,9 @@ def get_variable(name: str, capacity: int = 64) -> RuntimeCall:
                        bytes(capacity))
 
 
+UNVERIFIED = "always"  # the test guests are unsigned: with Secure Boot on they run unverified (--image-policy)
+
+
 def run(image: Path, **options):
     machine = Machine(str(image), **options)
     return machine, machine.run()
@@ -267,7 +270,7 @@ def test_the_variables_guest_passes_with_the_secure_boot_store_and_leaves_it_as_
     store = tmp_path / "OVMF_VARS_4M.fd"
     shutil.copy(ovmf_file(SECURE_BOOT_STORE), store)
     unchanged = fingerprint(store)
-    _, report = run(GUESTS / "x86_64" / "variables.efi", vars=str(store))
+    _, report = run(GUESTS / "x86_64" / "variables.efi", vars=str(store), image_policy=UNVERIFIED)
     assert report.exit_status == "EFI_SUCCESS", report.console
     assert "DONE 0 failures" in report.console
     assert report.variable_store["changed"] == 0 and fingerprint(store) == unchanged
@@ -280,7 +283,7 @@ def test_get_next_variable_name_gives_the_store_order(tmp_path):
 
     store = tmp_path / "OVMF_VARS_4M.fd"
     shutil.copy(ovmf_file(SECURE_BOOT_STORE), store)
-    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"), vars=str(store))
+    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"), vars=str(store), image_policy=UNVERIFIED)
     seen = []
 
     @machine.service("TextOutput.OutputString")
@@ -314,7 +317,7 @@ def test_query_variable_info_reports_the_sizes_of_the_edk2_store(tmp_path):
     capacity = image.end - image.start  # the variable region, as virt-firmware finds it
     used = len(image.bytes_varlist(image.get_varlist()))  # the records virt-firmware writes
     query = RuntimeCall("QueryVariableInfo", NV_BS_RT, bytes(8), bytes(8), bytes(8))
-    machine, report = run(query.write(tmp_path), vars=str(store))
+    machine, report = run(query.write(tmp_path), vars=str(store), image_policy=UNVERIFIED)
     assert report.exit_status == "EFI_SUCCESS"
     maximum, remaining, largest = (int.from_bytes(query.output(machine, i, 8), "little") for i in (1, 2, 3))
     assert (maximum, remaining) == (capacity, capacity - used)

@@ -1,5 +1,6 @@
 """Secure Boot structures, as construct definitions: the authentication descriptor of a time-based
-authenticated SetVariable (UEFI 2.10 §8.2.2), signature lists (§32.4.1) and EDK2's certdb.
+authenticated SetVariable (UEFI 2.10 §8.2.2), a PE image's certificates (§32.2.4), signature lists
+(§32.4.1) and EDK2's certdb.
 
 Everything is packed and little-endian, as the spec and EDK2 declare these structures.
 """
@@ -34,7 +35,13 @@ WinCertificate = Struct(
     "wCertificateType" / Int16ul,
 )
 WIN_CERT_REVISION = 0x0200
+WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002  # WIN_CERTIFICATE_EFI_PKCS: CertData is an Authenticode PKCS#7
 WIN_CERT_TYPE_EFI_GUID = 0x0EF1
+WIN_CERT_TYPE_NAMES = {WIN_CERT_TYPE_PKCS_SIGNED_DATA: "WIN_CERT_TYPE_PKCS_SIGNED_DATA",
+                       WIN_CERT_TYPE_EFI_GUID: "WIN_CERT_TYPE_EFI_GUID"}
+# In a PE image's certificate table each WIN_CERTIFICATE starts on an 8-byte boundary (PE/COFF
+# "The Attribute Certificate Table"; EDK2's ALIGN_SIZE).
+WIN_CERTIFICATE_ALIGNMENT = 8
 
 # WIN_CERTIFICATE_UEFI_GUID: the header, then CertType; CertData (for EFI_CERT_TYPE_PKCS7_GUID a
 # DER PKCS#7 SignedData) fills the rest of dwLength.

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .. import device_path, guids
+from .. import device_path, guids, pehash
 from ..eventlog import Event, EventLog, describe, replay
 from ..errors import InputError
 from ..layouts import pe, tcg, tpm2
@@ -226,8 +226,8 @@ def _measure_image(fw, loaded, nodes: list) -> None:
     if what is None or not tcg2.present:  # EDK2 measures applications and drivers only
         return
     try:
-        digests = {alg: d for alg, d in zip(tcg2.banks, image_hash(image.data, [tpm2.HASHES[a][0] for a in
-                                                                                  tcg2.banks]).values())}
+        digests = {alg: d for alg, d in zip(tcg2.banks, pehash.digests(image, [tpm2.HASHES[a][0] for a in
+                                                                                tcg2.banks]).values())}
     except (NotPeImage, BadPeImage) as e:
         fw.note(f"{loaded.source}: not measured: {e}")
         return

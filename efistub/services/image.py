@@ -6,13 +6,19 @@ image=handle)``. When the image returns from its entry point, that yield gives i
 status; when it calls Exit, the dispatcher unwinds to it and the yield gives an
 ImageExit. LoadImage takes a SourceBuffer or a device path (a file on a volume, or a
 LOAD_FILE(2) protocol). Every image loaded joins fw.image_chain, the report's chain.
+
+With Secure Boot on, every image is verified before it is loaded (efistub.image_verification,
+as EDK2's DxeImageVerificationLib; the first image too, by the boot manager). One that fails is
+loaded untrusted (--image-policy defer: LoadImage and StartImage give EFI_SECURITY_VIOLATION, as
+EDK2's CoreLoadImage and CoreStartImage do with its LoadImageStatus) or not at all (deny:
+EFI_ACCESS_DENIED, no handle); either way it is not measured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import device_path, guids
+from .. import device_path, guids, image_verification
 from ..dispatch import ImageExit, Unwind, call_guest
 from ..errors import EfiError, GuestMemoryError, InputError
 from ..layouts import efi, pe
@@ -20,7 +26,7 @@ from ..layouts.efi import PAGE_SIZE
 from ..loader import PeImage, parse_image
 from ..memory import AllocateType, MemoryType, pages_for
 from ..protocols import loaded_image, tcg2
-from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, service
+from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, Result, service
 from ..status import ERROR_BIT, Status, from_guest as status_from_guest
 from ..tables import update_system_table
 
@@ -39,6 +45,8 @@ class LoadedImage:
     started: bool = False
     ended: ImageExit | None = None  # how it left, once it has
     unloaded: bool = False
+    verification: image_verification.Verdict | None = None  # with Secure Boot: the verdict on it
+    load_status: int = Status.EFI_SUCCESS  # EDK2's LoadImageStatus: what StartImage gives for an untrusted image
 
     def as_dict(self, fw) -> dict:
         """The image in the report's chain of images."""
@@ -47,7 +55,8 @@ class LoadedImage:
         out = {"handle": self.handle, "parent": self.parent or None, "source": self.source,
                "sha256": hashlib.sha256(self.image.data).hexdigest(), "load_address": self.base,
                "size": self.image.size_of_image, "arch": self.image.arch, "started": self.started,
-               "outcome": None, "unloaded": self.unloaded}
+               "outcome": None, "unloaded": self.unloaded, "verification": None if self.verification is None
+               else self.verification.as_dict(fw.options.image_policy)}
         if self.ended is not None:
             out["outcome"] = "exit" if self.ended.exited else "returned"
             out["exit_status"] = Status.name_of(self.ended.status)
@@ -155,6 +164,10 @@ def boot(fw, fallback: LoadedImage, stack: int):
         except EfiError as e:
             fw.note(f"{name}: not loaded: {e.note or Status.name_of(e.status)}")
             continue
+        if loaded.load_status != Status.EFI_SUCCESS:  # EDK2's boot manager unloads an untrusted image
+            fw.note(f"{name}: not started: {refusal(fw, loaded.verification)}")
+            unload(fw, loaded)
+            continue
         tcg2.image_loaded(fw, loaded, path)
         if option.data:
             loaded_image.set_load_options(fw, loaded.handle, option.data)
@@ -163,6 +176,14 @@ def boot(fw, fallback: LoadedImage, stack: int):
         fw.note(f"{name} returned {Status.name_of(done.status)}")
     if done is None:  # no boot option could be started: the image efistub was given
         tcg2.before_boot(fw)
+        verdict = fallback.verification = image_verification.verify(fw.variables, fallback.image,
+                                                                    fw.options.image_policy)
+        if verdict is not None and not verdict.allowed:  # the firmware never starts it
+            status = verdict.status(fw.options.image_policy)
+            fw.note(f"{fallback.source}: not started: {refusal(fw, verdict)}")
+            unload(fw, fallback)
+            fw.request_stop("exit", status=status, exit_data=None, returned=False)
+            return
         tcg2.image_loaded(fw, fallback, device_path.read(
             fw.mem, fw.handles.get(fallback.handle).protocols[guids.LOADED_IMAGE_DEVICE_PATH_PROTOCOL])[0])
         done = yield from start(fw, fallback, stack)
@@ -265,27 +286,61 @@ def LoadImage(fw, boot_policy, parent, path, source, size, handle_ptr):
         return Status.EFI_NOT_FOUND
     else:
         data, device, file_nodes = yield from _read_device_path(fw, _nodes(fw, path), boot_policy)
-    loaded = load_bytes(fw, data, parent, device, file_nodes, fw.images[parent].image.machine)
-    tcg2.image_loaded(fw, loaded, _nodes(fw, path) if path else None)  # the path the caller gave
+    try:
+        loaded = load_bytes(fw, data, parent, device, file_nodes, fw.images[parent].image.machine)
+    except EfiError as e:
+        if e.status == Status.EFI_ACCESS_DENIED:  # the platform refused it outright: no image (EDK2: NULL)
+            fw.mem.write_uintn(handle_ptr, 0)
+        raise
     fw.mem.write_uintn(handle_ptr, loaded.handle)
+    if loaded.load_status != Status.EFI_SUCCESS:  # loaded untrusted, and not measured
+        return Result(loaded.load_status, note=refusal(fw, loaded.verification))
+    tcg2.image_loaded(fw, loaded, _nodes(fw, path) if path else None)  # the path the caller gave
     return Status.EFI_SUCCESS
+
+
+def refusal(fw, verdict: image_verification.Verdict) -> str:
+    """Why Secure Boot refused an image, in one line."""
+    status = Status.name_of(verdict.status(fw.options.image_policy))
+    return f"Secure Boot refused it ({status}): {verdict.reason}; sha256 {verdict.digests['sha256'].hex()}"
 
 
 def load_bytes(fw, data: bytes, parent: int, device: int, file_nodes: list | None, machine: int,
                options: str = "") -> LoadedImage:
     """LoadImage's checks and loading of an image's bytes: EFI_UNSUPPORTED for no PE image or another
-    machine (as EDK2), EFI_LOAD_ERROR for a corrupt one."""
-    if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:
-        raise EfiError(Status.EFI_UNSUPPORTED, "the image holds no PE image (no MZ signature)")
+    machine (as EDK2), EFI_LOAD_ERROR for a corrupt one. With Secure Boot on, the image is verified
+    first, as EDK2 does before its loader reads the image: with --image-policy deny one that fails is
+    EFI_ACCESS_DENIED, with defer it is loaded with load_status EFI_SECURITY_VIOLATION."""
+    policy = fw.options.image_policy
+    denies = policy == image_verification.DENY and image_verification.enabled(fw.variables, policy)
     try:
-        image = parse_image(device_path.text(file_nodes) if file_nodes else "SourceBuffer", data)
-    except InputError as e:  # a PE image, but corrupt
-        raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
+        image = _pe_image(data, file_nodes)
+    except EfiError as e:
+        if denies:  # EDK2's verification refuses what is no valid PE/COFF image before its loader sees it
+            raise EfiError(Status.EFI_ACCESS_DENIED, f"Secure Boot refused it: not a valid PE/COFF image "
+                                                     f"({e.note})") from None
+        raise
+    verdict = image_verification.verify(fw.variables, image, policy)
+    if verdict is not None and not verdict.allowed and denies:
+        raise EfiError(Status.EFI_ACCESS_DENIED, refusal(fw, verdict))
     if image.width != fw.width or image.machine != machine:
         raise EfiError(Status.EFI_UNSUPPORTED, f"the image is for {image.arch}")
     try:
-        return load(fw, image, options, parent, device=device, file_path=file_nodes)
+        loaded = load(fw, image, options, parent, device=device, file_path=file_nodes)
     except InputError as e:  # a relocation the loader cannot apply
+        raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
+    loaded.verification = verdict
+    if verdict is not None and not verdict.allowed:
+        loaded.load_status = verdict.status(policy)
+    return loaded
+
+
+def _pe_image(data: bytes, file_nodes: list | None) -> PeImage:
+    if int.from_bytes(data[:2], "little") != pe.DOS_MAGIC:
+        raise EfiError(Status.EFI_UNSUPPORTED, "the image holds no PE image (no MZ signature)")
+    try:
+        return parse_image(device_path.text(file_nodes) if file_nodes else "SourceBuffer", data)
+    except InputError as e:  # a PE image, but corrupt
         raise EfiError(Status.EFI_LOAD_ERROR, e.problem) from None
 
 
@@ -360,6 +415,8 @@ def StartImage(fw, handle, size_ptr, data_ptr):
     loaded = fw.images.get(handle)
     if loaded is None or loaded.started:
         return Status.EFI_INVALID_PARAMETER
+    if loaded.load_status != Status.EFI_SUCCESS:  # EDK2's CoreStartImage: the image's LoadImageStatus
+        return Result(loaded.load_status, note=refusal(fw, loaded.verification))
     return _start(fw, loaded, size_ptr, data_ptr)
 
 
