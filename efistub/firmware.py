@@ -20,7 +20,11 @@ from .events import EventTable
 from .variables import VariableStore
 
 TPL_APPLICATION = 4
-CODE_TYPES = (MemoryType.EfiLoaderCode, MemoryType.EfiBootServicesCode, MemoryType.EfiRuntimeServicesCode)
+# Pages that may run code before ExitBootServices. EfiLoaderData too: OVMF leaves it executable
+# (PcdDxeNxMemoryProtectionPolicy 0), and GRUB's linuxefi loads there the kernel it starts through
+# the EFI handover entry (Debian's GRUB does so with Secure Boot on).
+CODE_TYPES = (MemoryType.EfiLoaderCode, MemoryType.EfiBootServicesCode, MemoryType.EfiRuntimeServicesCode,
+              MemoryType.EfiLoaderData)
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Firmware:
         self.boot_device = 0  # the handle of the volume the image came from (--esp); 0: none
         self.protocol_state: dict[str, object] = {}  # per-protocol data keyed by protocol module
         self.virtual_map: list[dict] | None = None  # what SetVirtualAddressMap was given
+        self.probes = None  # probe.Probes: calls between guests the firmware watches (platform.assemble)
 
     @property
     def layout(self):
@@ -163,7 +168,8 @@ class Firmware:
         """Memory that may run code before ExitBootServices, around ``address``: the section of a
         loaded image that holds it (only that section, so stores to the image's other sections stay
         on the engine's fast path), or a run of pages allocated as code (EfiLoaderCode,
-        EfiBootServicesCode, EfiRuntimeServicesCode). Returns (start, size, what) or None."""
+        EfiBootServicesCode, EfiRuntimeServicesCode) or as EfiLoaderData (CODE_TYPES). Returns
+        (start, size, what) or None."""
         loaded = self.image_at(address)
         if loaded is not None:
             rva = address - loaded.base

@@ -125,6 +125,9 @@ VENDOR_KEYS_NV = Guid("9073e4e0-60ec-4b6e-9903-4c223c260f3c")  # EDK2: VendorKey
 CERT_DB = Guid("d9bee56e-75dc-49d9-b4d7-b534210f637a")  # EDK2: certdb, certdbv
 OVMF_ENROLL_DEFAULT_KEYS = Guid("a0baa8a3-041d-48a8-bc87-c36d121b5e3d")  # owner of keys OVMF (and virt-firmware) enrolls
 
+# shim (rhboot/shim): its protocol and its variables (MokList, MokListRT, SbatLevel, ...)
+SHIM_LOCK = Guid("605dab50-e046-4300-abb6-3dd810dd8b23")
+
 # Firmware volumes (PI 1.8 vol. 3 §3.2.2): an edk2 flash image's variable store, and firmware files
 NV_DATA_FILE_SYSTEM = Guid("fff12b8d-7696-4c8b-a985-2747075b4f50")  # EFI_SYSTEM_NV_DATA_FV_GUID
 FIRMWARE_FILE_SYSTEM2 = Guid("8c8ce578-8a3d-4f1c-9935-896185c32dd3")

@@ -22,6 +22,7 @@ from .layouts.efi import PAGE_SIZE
 from .linux import image_header
 from .loader import PeImage
 from .memory import GuestMemory, MemoryType, PageAllocator, pages_for
+from .probe import Probes
 from .protocols import console
 from .services import image as images
 from .tables import build_firmware_tables
@@ -95,6 +96,7 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
         map_ram(uc, start, end, [r for r in executable if start <= r[0] < end])
 
     arch.prepare_cpu(uc, fw)
+    fw.probes = Probes(uc, fw.mem, arch)
     fw.mem.write(stub_base, b"".join(cc.stub() for _ in slots) + cc.stub(returns=False))
     fw.stub_address = {s.name: stub_base + i * cc.stub_stride for i, s in enumerate(slots)}
     return_address = stub_base + len(slots) * cc.stub_stride

@@ -40,6 +40,7 @@ class Report:
     variable_store: dict | None = None  # --vars: the store file, what was loaded, changed and saved
     secure_boot: dict | None = None  # the Secure Boot state at the end, with a store (secureboot.describe)
     tpm: dict | None = None  # --tpm: the PCRs that changed, the event log, --save-tpm (protocols.tcg2.finish)
+    shim: dict | None = None  # SHIM_LOCK installed by a guest, and the Verify calls made of it (efistub.shim)
     platform: dict | None = None  # the board whose memory layout RAM copies: name, RAM ranges, reserved ranges
     engine: str = "stock"
     dispatch: str = "python"
@@ -93,6 +94,7 @@ class Report:
             "variable_store": self.variable_store,
             "secure_boot": self.secure_boot,
             "tpm": self.tpm,
+            "shim": self.shim,
             "platform": self.platform,
             "engine": self.engine,
             "dispatch": self.dispatch,
@@ -108,6 +110,7 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
     """The report of a finished run: what the platform recorded and how the run ended."""
     import os
 
+    from . import shim
     from .linux.handoff import describe
     from .protocols.simple_file_system import files_report
     from .status import Status
@@ -127,7 +130,7 @@ def from_run(platform, options, outcome: str, details: dict) -> Report:
                     "image_base": image.image_base, "has_relocations": image.has_relocations},
         options={"cmdline": options.cmdline, "memory": options.memory, "seed": options.seed,
                  "initrd_size": None if options.initrd is None else len(options.initrd), "rng": options.rng},
-        platform=platform.board.as_dict(options.memory),
+        platform=platform.board.as_dict(options.memory), shim=shim.describe(fw),
     )
     if outcome == "exit":
         report.exit_status = Status.name_of(details["status"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from .. import guids, handles as hdb
+from .. import guids, handles as hdb, shim
 from ..errors import EfiError
 from ..memory import MemoryType
 from .. import device_path
@@ -235,6 +235,7 @@ def _install(fw, handle_ptr: int, guid: guids.Guid, interface: int) -> None:
         raise EfiError(INVALID, f"{guid.name} is already installed on handle 0x{current:x}")
     h = fw.handles.install(h, guid, interface)
     fw.mem.write_uintn(handle_ptr, h.address)
+    shim.installed(fw, guid, interface)  # SHIM_LOCK: its Verify calls are watched
 
 
 @service("InstallProtocolInterface", Handle=POINTER, Protocol=GUID_PTR, InterfaceType=UINT32, Interface=POINTER)
