@@ -35,7 +35,7 @@ from .parallel import pool, run_image
 
 CONSOLE_KEPT = 4096  # characters of a candidate run's console kept for the result
 SPECULATED_PAIRS = 8  # idle cores also run the full set without each pair of the first this many services called
-FREEZE_AFTER_S = 0.05  # a candidate run freezes at a decision point once it has used this much CPU time since it resumed
+FREEZE_AFTER_S = 0.05  # a candidate run freezes at a decision point after this much CPU time since it resumed
 SPECULATION_EXTRA = 1  # runs beyond --jobs that speculation may add (an early one may cost a decompression)
 SHUTDOWN_S = 10.0  # how long the frozen copies get to leave at the end before they are killed
 

@@ -187,7 +187,7 @@ def test_a_guest_that_runs_on_after_a_failure_ends_at_its_timeout():
     from efistub.sweep import judge
 
     get_memory_map = load_all()["GetMemoryMap"].function
-    machine = efistub.Machine(GUESTS / "memory.efi", timeout=2.0)
+    machine = efistub.Machine(GUESTS / "memory.efi", timeout=3.0)
     failed = []
     machine.on_call(lambda call, when: failed.append(call.seq) if call.note == INJECTED else None)
 
@@ -201,7 +201,7 @@ def test_a_guest_that_runs_on_after_a_failure_ends_at_its_timeout():
     assert report.exit_status == "EFI_SUCCESS"
     fork = machine.forks[0]
     assert fork.report.outcome == "timeout"
-    assert fork.report.timeout["reason"] == "still running after --timeout 2 s"
+    assert fork.report.timeout["reason"] == "still running after --timeout 3 s"
     facts = {"outcome": "timeout", "detail": fork.report.timeout["reason"], "violations": [], "stale_keys": 0,
              "leaks": []}
     assert judge(facts, {**facts, "outcome": "exit"})[:2] == ("hang", "misbehaved")
