@@ -251,14 +251,19 @@ def _show(value) -> str:
 def format_table(result: SweepResult, rows: list[Row] | None = None) -> str:
     """The sweep as a text table, one row per forked run."""
     rows = result.rows if rows is None else rows
-    lines = [f"{'call':>5}  {'service':<28}{'arguments':<{ARGS_SHOWN + 2}}{'injected':<24}{'outcome':<30}verdict"]
+    cells = []
     for row in rows:
         args = ", ".join(f"{k}={_show(v)}" for k, v in row.args.items())
         if len(args) > ARGS_SHOWN:
             args = args[:ARGS_SHOWN - 3] + "..."
         verdict = row.verdict + (": " + "; ".join(row.problems) if row.problems else "")
-        lines.append(f"{row.seq:>5}  {row.service:<28}{args:<{ARGS_SHOWN + 2}}{row.status:<24}{row.outcome:<30}"
-                     f"{verdict}")
+        cells.append((str(row.seq), row.service, args, row.status, row.outcome, verdict))
+    heads = ("call", "service", "arguments", "injected", "outcome", "verdict")
+    widths = [max(len(c[i]) for c in [heads, *cells]) for i in range(len(heads) - 1)]
+    lines = []
+    for c in [heads, *cells]:
+        lines.append(f"{c[0]:>{widths[0]}}  " + "".join(f"{c[i]:<{widths[i]}}  " for i in range(1, len(widths)))
+                     + c[-1])
     return "\n".join(lines) + "\n"
 
 

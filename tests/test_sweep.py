@@ -224,6 +224,25 @@ def test_a_forked_run_stuck_in_python_is_killed_as_a_hang():
     assert result.baseline.outcome == "exit"
 
 
+def test_the_verdicts_beyond_the_outcome():
+    from efistub.sweep import judge
+
+    clean = {"outcome": "handoff", "exit_status": None, "detail": "entry 0x1000", "violations": [],
+             "stale_keys": 0, "leaks": []}
+    assert judge(dict(clean), clean) == ("hand-off", "handled", [])
+    late = dict(clean, violations=["AllocatePool", "AllocatePool"])
+    assert judge(late, clean)[1:] == ("misbehaved", ["boot services after ExitBootServices: AllocatePool"])
+    assert judge(dict(clean, stale_keys=1), clean)[2] == ["ExitBootServices with a stale map key"]
+    assert judge(dict(clean, stale_keys=1), dict(clean, stale_keys=1))[1] == "handled"  # as the baseline did
+    leak = {"seq": 3, "service": "AllocatePool", "caller": 0x1234, "pages": 2, "type": "EfiLoaderData"}
+    exited = dict(clean, outcome="exit", exit_status="EFI_ABORTED", leaks=[leak])
+    assert judge(dict(exited), dict(exited))[1] == "handled"  # the baseline leaks it too
+    assert judge(dict(exited), clean)[2] == ["leak: AllocatePool of call 3 (2 pages EfiLoaderData) never freed"]
+    stalled = dict(clean, outcome="stalled", detail="ReadKeyStroke waits for a key")
+    assert judge(dict(stalled), stalled)[:2] == ("stalled, as the baseline", "handled")
+    assert judge(dict(stalled), clean)[1:] == ("misbehaved", ["hang: ReadKeyStroke waits for a key"])
+
+
 def test_sweep_from_the_pytest_plugin(efi_sweep):
     result = efi_sweep(GUESTS / "needs.efi", statuses="EFI_DEVICE_ERROR", services=["FreePool"])
     assert [(r.seq, r.verdict) for r in result.rows] == [(5, "handled")]
