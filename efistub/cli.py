@@ -186,7 +186,7 @@ def add_debug_options(parser: argparse.ArgumentParser) -> None:
                         help="serve gdb's remote protocol on HOST:PORT (HOST default 127.0.0.1; 0.0.0.0 for every "
                              "interface; PORT 0 picks a free one) and wait for gdb before the image's first "
                              "instruction; prints the gdb-multiarch command that connects and loads the symbols. "
-                             "--timeout does not count the time the guest waits stopped in gdb")
+                             "--timeout does not count the time the guest waits stopped in gdb (docs/debugging.md)")
     parser.add_argument("--symbols", metavar="FILE",
                         help="with --gdb: the ELF file with the image's symbols (a vmlinux, the ELF file the image "
                              "was made from, a .debug file); the printed command loads it where the image lies")
@@ -567,6 +567,11 @@ def _run(args) -> int:
         machine = _machine(Machine, args, only=args.only, console=console, trace=_print_call if args.trace else None,
                            boot_path=getattr(args, "boot_path", None), debugger=debugger)
         report = machine.run()
+    except KeyboardInterrupt:
+        if debugger is None:
+            raise
+        print("efistub: interrupted: the run under --gdb ended without a report", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if debugger is not None:
             debugger.close()

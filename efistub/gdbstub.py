@@ -35,6 +35,7 @@ import time
 from unicorn import UC_HOOK_CODE, UcError
 
 from . import symbols
+from .arch.gdb_target import TARGET_XML
 from .errors import InputError
 from .status import Status
 
@@ -121,7 +122,7 @@ class GdbServer:
         if platform.arch.GDB_TARGET is None:
             raise InputError("--gdb", f"no gdb target description for {platform.arch.name}")
         self._platform, self._target = platform, platform.arch.GDB_TARGET
-        if platform.arch.width == symbols.ELF64_WIDTH:  # (an IA32 gdb finds a stub's caller without them)
+        if platform.arch.width == symbols.ELF64_WIDTH:  # (IA32 runs go without: efistub writes no ELF32)
             self._folder = tempfile.mkdtemp(prefix="efistub-gdb-")
             self.firmware_symbols = symbols.firmware_stubs(
                 os.path.join(self._folder, FIRMWARE_SYMBOLS), platform.arch.name, platform.fw.stub_address,
@@ -145,17 +146,20 @@ class GdbServer:
             return pc
         if self._conn is None:
             self._accept()
-        elif self._resumed:
-            self._send(self._stop_reply())
-        self._resumed = False
         self.stops += 1
         try:
+            if self._resumed:  # gdb waits to hear why the guest stopped
+                self._resumed = False
+                self._send(self._stop_reply())
             while True:
                 packet = self._receive()
                 if packet is None:  # gdb went away: the run goes on without it
                     self._detach()
                     break
-                reply = self._handle(packet)
+                try:
+                    reply = self._handle(packet)
+                except (ValueError, IndexError):  # a packet that does not parse
+                    reply = EINVAL
                 if reply is _RESUME:
                     break
                 if reply is not None:
@@ -361,7 +365,7 @@ class GdbServer:
             return None
         if packet.startswith("qXfer:features:read:"):
             annex, _, where = packet[len("qXfer:features:read:"):].partition(":")
-            if annex != "target.xml":
+            if annex != TARGET_XML:
                 return "E00"
             offset, length = (int(x, 16) for x in where.split(","))
             data = self._target.description().encode()

@@ -216,10 +216,14 @@ FIRMWARE_RETURN = "firmware_return"  # the stub guest functions the firmware cal
 def firmware_stubs(path: str, arch: str, stubs: dict[str, int], return_address: int, stride: int) -> SymbolFile:
     """Write the ELF symbol file of the firmware's service stubs (``stubs``: service -> address) to
     ``path``: a code section without contents where the stubs lie, one function symbol per stub."""
-    functions = sorted([(address, name) for name, address in stubs.items()] + [(return_address, FIRMWARE_RETURN)])
-    start, end = functions[0][0], functions[-1][0] + stride
-    write_elf(path, arch, [(TEXT, start, end - start)],
-              functions=[(name, address, stride) for address, name in functions])
+    functions = sorted((address, name, stride) for name, address in stubs.items())
+    start, end = functions[0][0], return_address + stride
+    # gdb names a caller's function after the byte before the return address, and guest functions
+    # the firmware calls return to the return stub: that byte (the end of the stub before it,
+    # never run as an instruction of its own) counts to firmware_return
+    functions = [(a, n, size - 1 if a + size == return_address else size) for a, n, size in functions]
+    functions.append((return_address - 1, FIRMWARE_RETURN, stride + 1))
+    write_elf(path, arch, [(TEXT, start, end - start)], functions=[(n, a, size) for a, n, size in functions])
     return SymbolFile(path, [(TEXT, start)], "the firmware's service stubs")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -183,9 +184,10 @@ def test_an_elf_symbol_file_is_placed_where_the_image_lies(runs):
     elf_file = GUESTS / "riscv64" / "hello.elf"
     run = runs(GUESTS / "riscv64" / "hello.efi", "--symbols", elf_file)
     assert "placed by its entry point at the image's" in run.said[-2], run.said
-    out = run.gdb("break efi_main", "continue", "next", "info line *$pc", "continue")
+    out = run.gdb("break efi_main", "continue", "next", "info line *$pc", "bt", "continue")
     assert "Breakpoint 1, efi_main (image=" in out and "hello.c:7" in out, out
     assert 'Line 8 of "./hello.c"' in out, out
+    assert re.search(r"^#1 +0x[0-9a-f]+ in firmware_return \(\)$", out, re.M), out  # the firmware called it
     assert run.finish()[0] == 0
 
 
@@ -242,6 +244,16 @@ def test_kill_from_gdb_ends_the_run(runs):
     assert GREETING not in stdout
 
 
+def test_ctrl_c_while_waiting_for_gdb_ends_the_run_in_one_line_and_leaves_no_files(runs):
+    run = runs(GUESTS / "aarch64" / "hello.efi")
+    firmware = Path(re.search(r"add-symbol-file (\S+/firmware\.elf)", run.said[-1]).group(1))
+    assert firmware.is_file()
+    run.proc.send_signal(signal.SIGINT)
+    code, _, err = run.finish()
+    assert code == 130 and err == "efistub: interrupted: the run under --gdb ended without a report\n", err
+    assert not firmware.parent.exists()
+
+
 # -- the protocol without gdb ---------------------------------------------------------------
 class Client:
     """Just enough of gdb's side of the remote protocol: packets with acknowledgements."""
@@ -287,6 +299,7 @@ def test_the_target_description_describes_the_g_packet(runs, arch):
     assert [int(r.get("regnum")) for r in target.iter("reg")] == list(range(len(sizes)))
     assert len(client.ask("g")) == 2 * sum(sizes)
     assert client.ask("m0,8") == gdbstub.EFAULT  # page 0 is not mapped
+    assert client.ask("mzz,8") == client.ask(f"p{len(sizes):x}") == gdbstub.EINVAL  # no such address, register
     assert client.ask("Z2,1000,8") == ""  # watchpoints are not supported: gdb checks by stepping
     assert client.ask("qAttached") == "1"
     client.send("D")
@@ -309,6 +322,13 @@ def test_an_interrupt_from_gdb_stops_a_running_guest(runs):
 
 
 # -- bad input ------------------------------------------------------------------------------
+def test_run_and_boot_say_how_to_debug():
+    for command in ("run", "boot"):
+        help_text = efistub(command, "--help").stdout
+        assert "--gdb [HOST:]PORT" in help_text and "--symbols FILE" in help_text
+
+
+
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:", "localhost:99999", "1:2:3", "[::1]"])
 def test_an_unparseable_address_is_a_one_line_error(address):
     result = efistub("run", GUESTS / "x86_64" / "hello.efi", "--gdb", address)
@@ -385,5 +405,5 @@ def test_the_firmware_symbol_file_names_every_stub(tmp_path):
     f = symbols.ElfFile(str(path))
     assert f.machine == elf.EM_AARCH64 and found.sections == [(".text", 0x7FFF0000)]
     assert {name: f.symbol(name) for name in (*stubs, symbols.FIRMWARE_RETURN)} == {
-        **stubs, symbols.FIRMWARE_RETURN: 0x7FFF0010}
+        **stubs, symbols.FIRMWARE_RETURN: 0x7FFF0010 - 1}  # gdb looks a caller up at its return address - 1
     assert f.code(0x7FFF0000, 4) is None  # no contents: gdb reads the code from the target
