@@ -83,10 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         "minimize", help="find the smallest set of boot and runtime services an image needs",
         description="Delta debugging over repeated runs: the smallest set of implemented services with which "
                     "IMAGE still reaches the outcome of a full run, every other service answering as an absent "
-                    "firmware would. Runs go to parallel worker processes.")
+                    "firmware would. Candidate runs resume from copies of earlier runs forked where they diverge "
+                    "(--fresh: each from the start, in parallel worker processes).")
     add_image_options(minimize)
     minimize.add_argument("--jobs", type=int, default=None, metavar="N",
-                          help="candidate runs at a time with --fresh (default: cores)")
+                          help="candidate runs at a time (default: cores)")
     minimize.add_argument("--fresh", action="store_true",
                           help="run every candidate set from the start in a worker process, instead of resuming "
                                "copies of earlier runs forked where they diverge (the default; docs/sweep.md)")
