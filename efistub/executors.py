@@ -135,10 +135,6 @@ class ProcessExecutor:
         self._idle: list[_Worker] = []
         self._busy: dict[_Worker, str] = {}
 
-    @property
-    def workers(self) -> int:
-        return self.jobs
-
     def submit(self, key: str, *args) -> None:
         self._waiting.append((key, args))
 
