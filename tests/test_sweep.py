@@ -1,7 +1,10 @@
 """Snapshots at a service call (Machine.fork_at), efistub sweep, and minimize through snapshots."""
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ from pe_builder import code_image
 GUESTS = Path(__file__).parent / "guests" / "x86_64"
 KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
 UD2 = b"\x0f\x0b"  # an invalid instruction: the CPU faults on it
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 
 
 def efistub_cli(*args, timeout=300):
@@ -289,20 +293,36 @@ def test_sweep_of_an_image_that_does_not_run(tmp_path):
 
 
 def test_no_forked_process_outlives_a_sweep():
+    with adopting_orphans() as before:
+        efistub.Machine(GUESTS / "handoff.efi").sweep(jobs=3)
+        assert _children() == before
+
+
+@contextlib.contextmanager
+def adopting_orphans():
+    """Make this process the subreaper of its descendants (Linux): a forked process that outlives its
+    parent becomes our child, and shows up in _children(). Yields the children there were before."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not sys.platform.startswith("linux") or libc.prctl(PR_SET_CHILD_SUBREAPER, 1) != 0:
+        pytest.skip("needs PR_SET_CHILD_SUBREAPER (Linux)")
     before = _children()
-    efistub.Machine(GUESTS / "handoff.efi").sweep(jobs=3)
-    assert _children() == before
+    try:
+        yield before
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0)
+        for pid in _children() - before:  # what a failing test leaves: end and reap it
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def test_ctrl_c_ends_a_sweep_and_its_forked_runs():
-    import signal
     import threading
 
-    before = _children()
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):  # misc.efi prints about 300 times: far more than 0.5 s of copies
-        efistub.Machine(GUESTS / "misc.efi").sweep(services=["TextOutput.OutputString"], jobs=1)
-    assert _children() == before
+    with adopting_orphans() as before:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):  # misc.efi prints about 300 times: far more than 0.5 s of copies
+            efistub.Machine(GUESTS / "misc.efi").sweep(services=["TextOutput.OutputString"], jobs=1)
+        assert _children() == before
 
 
 def _children() -> set[int]:
@@ -324,7 +344,9 @@ def _children() -> set[int]:
 # -- minimize through snapshots ------------------------------------------------------------------
 @pytest.mark.parametrize("image", ["needs.efi", "handoff.efi"])
 def test_minimize_through_snapshots_finds_the_set_fresh_runs_find(image):
-    through = Minimizer(str(GUESTS / image), {}, 2).minimize()
+    with adopting_orphans() as before:
+        through = Minimizer(str(GUESTS / image), {}, 2).minimize()
+        assert _children() == before  # every frozen copy and run has ended, and been reaped
     fresh = Minimizer(str(GUESTS / image), {}, 2, fresh=True).minimize()
     assert through["snapshots"] and not fresh["snapshots"]
     for key in ("outcome", "exit_status", "services", "called", "optional", "runs"):
