@@ -25,3 +25,19 @@ def corpus_file(corpus: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{relative} is not in the corpus at {corpus}")
     return path
+
+
+# Modules whose subject does not change with the engine or the dispatch path (QEMU and OVMF
+# interop, crypto, scans through Dask, loader fuzzing): .ci/run runs the suite once per engine and
+# dispatch path, and sets EFISTUB_REPEAT_PASS=1 for every pass after the first, where these skip.
+ONCE_MODULES = {"test_resume", "test_resume_fdt", "test_secureboot", "test_scan_dask", "test_fuzz_loader",
+                "test_soak"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("EFISTUB_REPEAT_PASS") != "1":
+        return
+    skip = pytest.mark.skip(reason="engine- and dispatch-independent: it ran in .ci/run's first pass")
+    for item in items:
+        if item.module.__name__ in ONCE_MODULES:
+            item.add_marker(skip)
