@@ -40,7 +40,7 @@ def installed(fw, guid, interface: int) -> None:
         members = layout.parse(fw.mem.read(interface, layout.sizeof()))
     except GuestMemoryError:
         return
-    state = fw.protocol_state.setdefault(STATE, {"installed": [], "verify": []})
+    state = fw.protocol_state.setdefault(STATE, {"installed": [], "verify": [], "image_hashes": {}})
     state["installed"].append({"interface": interface, "verify": members.Verify})
     if members.Verify:
         fw.probes.watch(members.Verify, c_convention(fw.probes.arch), VERIFY_ARGUMENTS,
@@ -55,13 +55,16 @@ def _verified(fw, arguments: list[int], result: int) -> None:
         data = fw.mem.read(buffer, size)
     except GuestMemoryError:
         data = None
+    state = fw.protocol_state[STATE]
     if data is not None:
-        entry["sha256"] = hashlib.sha256(data).hexdigest()
-        try:
-            entry["authenticode_sha256"] = pehash.image_hash(data, ["sha256"])["sha256"].hex()
-        except (pehash.NotPeImage, pehash.BadPeImage):
-            pass
-    fw.protocol_state[STATE]["verify"].append(entry)
+        entry["sha256"] = digest = hashlib.sha256(data).hexdigest()
+        if digest not in state["image_hashes"]:  # GRUB verifies the same kernel twice: hash it once
+            try:
+                state["image_hashes"][digest] = pehash.image_hash(data, ["sha256"])["sha256"].hex()
+            except (pehash.NotPeImage, pehash.BadPeImage):
+                state["image_hashes"][digest] = None
+        entry["authenticode_sha256"] = state["image_hashes"][digest]
+    state["verify"].append(entry)
 
 
 def describe(fw) -> dict | None:
