@@ -323,6 +323,38 @@ def test_a_certificate_table_that_does_not_add_up_refuses_the_image(tmp_path, pk
     assert not verdict["allowed"] and "does not end where its last certificate does" in verdict["reason"]
 
 
+@pytest.mark.parametrize("policy", ["defer", "deny"])
+def test_the_boot_manager_skips_a_boot_option_it_refuses(tmp_path, pki, signed, policy):
+    """Boot0001 names an unsigned image: the boot manager notes the refusal and goes on, as EDK2's does, to
+    Boot0002 (signed by db), which runs."""
+    from efistub import device_path
+    from test_boot import load_option
+
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    shutil.copy(signed(HELLO, "db"), esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copy(HELLO, esp / "unsigned.efi")
+    shutil.copy(signed(HELLO, "db"), esp / "signed.efi")
+    store = make_store(tmp_path / "vars.json", pki)
+    machine = Machine(str(esp / "EFI" / "BOOT" / "BOOTX64.EFI"), esp=str(esp), boot_path="\\EFI\\BOOT\\BOOTX64.EFI",
+                      vars=str(store), image_policy=policy)
+    for number, name in ((1, "unsigned"), (2, "signed")):
+        machine.variables.set(f"Boot000{number}", guids.GLOBAL_VARIABLE,
+                              data=load_option(name, [device_path.file_path(f"\\{name}.efi")]))
+    machine.variables.set("BootOrder", guids.GLOBAL_VARIABLE, data=bytes([1, 0, 2, 0]))
+    report = machine.run()
+    assert report.exit_status == "EFI_SUCCESS" and "Hello from efistub guest" in report.console
+    status = {"defer": "EFI_SECURITY_VIOLATION", "deny": "EFI_ACCESS_DENIED"}[policy]
+    how = "not started" if policy == "defer" else "not loaded"
+    assert any(n.startswith(f"Boot0001 (unsigned): {how}: Secure Boot refused it ({status}): not signed")
+               for n in report.notes), report.notes
+    assert "Boot0002 (signed) returned EFI_SUCCESS" in report.notes
+    started = [(i["source"], i["started"]) for i in report.images]
+    expected = [("\\EFI\\BOOT\\BOOTX64.EFI", False)] + ([("\\unsigned.efi", False)] if policy == "defer" else []) + \
+        [("\\signed.efi", True)]
+    assert started == expected
+
+
 def test_systemd_boot_signed_by_db_loads_a_kernel_signed_by_db_and_unloads_an_unsigned_one(corpus, tmp_path, pki,
                                                                                           signed):
     """The kernel comes through systemd-boot's LoadImage from the ESP: signed by db, it runs to its hand-off; the
