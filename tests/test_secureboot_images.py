@@ -165,14 +165,16 @@ def calls(report, *services) -> list[tuple[str, str | None]]:
 
 # -- LoadImage and the first image ------------------------------------------------------------------------------
 
-def test_a_kernel_signed_by_a_db_key_runs_to_its_handoff_and_the_report_says_why(corpus, tmp_path, pki, signed):
-    kernel = signed(corpus_file(corpus, KERNEL), "db")
+@pytest.mark.parametrize("source", [KERNEL, "x86_64/vmlinuz-6.1.0-57-amd64"], ids=["6.12", "6.1"])
+def test_a_kernel_signed_by_a_db_key_runs_to_its_handoff_and_the_report_says_why(corpus, tmp_path, pki, signed,
+                                                                                 source):
+    kernel = signed(corpus_file(corpus, source), "db")
     store = make_store(tmp_path / "vars.json", pki)
     report = Machine(str(kernel), vars=str(store), cmdline=CMDLINE, save_tpm=str(tmp_path / "tpm.json")).run()
     assert report.outcome == "handoff", report.fault or report.error
     verdict = report.images[0]["verification"]
     assert verdict["status"] == "EFI_SUCCESS" and verdict["allowed"] and verdict["signed"]
-    assert verdict["sha256"] == image_hash(kernel).hex() == image_hash(corpus_file(corpus, KERNEL)).hex()
+    assert verdict["sha256"] == image_hash(kernel).hex() == image_hash(corpus_file(corpus, source)).hex()
     (signature,) = verdict["signatures"]
     assert signature["certificate_type"] == "WIN_CERT_TYPE_PKCS_SIGNED_DATA"
     assert signature["digest_algorithm"] == "sha256"
