@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import device_path, guids
 from ..errors import GuestMemoryError
-from ..hii import MAX_PACKAGE_LIST, HiiDatabase, HiiFormatError, StringPackage
+from ..hii import MAX_PACKAGE_LIST, HiiDatabase, HiiFormatError, PackageList, StringPackage
 from ..layouts import hii as h
 from ..memory import MemoryType
 from ..registry import ASCII, GUID_PTR, POINTER, STRING, UINT8, UINT16, Result, declare, service
@@ -169,6 +169,16 @@ declare("HiiDatabase.SetKeyboardLayout", This=POINTER, KeyGuid=GUID_PTR)
 
 # -- EFI_HII_STRING_PROTOCOL ------------------------------------------------------------------
 
+def _list_to_change(fw, hii_handle: int, font_info: int):
+    """The package list NewString or SetString changes, or the status they give instead."""
+    package_list = _db(fw).find(hii_handle)
+    if package_list is None:
+        return Status.EFI_NOT_FOUND
+    if font_info:
+        return Result(INVALID, "StringFontInfo names a font, and this firmware has none")
+    return package_list
+
+
 def _string_package(fw, language: str, package_list) -> StringPackage | None:
     return next((p for p in package_list.string_packages if p.matches(language)), None)
 
@@ -178,11 +188,9 @@ def _string_package(fw, language: str, package_list) -> StringPackage | None:
 def NewString(fw, this, hii_handle, id_ptr, language_ptr, name_ptr, string_ptr, font_info):
     if not string_ptr or not id_ptr or not language_ptr or not hii_handle:
         return INVALID
-    package_list = _db(fw).find(hii_handle)
-    if package_list is None:
-        return Status.EFI_NOT_FOUND
-    if font_info:
-        return Result(INVALID, "StringFontInfo names a font, and this firmware has none")
+    package_list = _list_to_change(fw, hii_handle, font_info)
+    if not isinstance(package_list, PackageList):
+        return package_list
     language = fw.mem.read_ascii(language_ptr, MAX_LANGUAGE)
     text = fw.mem.read_ucs2(string_ptr, MAX_STRING)
     package = _string_package(fw, language, package_list)
@@ -229,11 +237,9 @@ def GetString(fw, this, language_ptr, hii_handle, string_id, buffer, size_ptr, f
 def SetString(fw, this, hii_handle, string_id, language_ptr, string_ptr, font_info):
     if not language_ptr or string_id < 1 or not string_ptr or not hii_handle:
         return INVALID
-    package_list = _db(fw).find(hii_handle)
-    if package_list is None:
-        return Status.EFI_NOT_FOUND
-    if font_info:
-        return Result(INVALID, "StringFontInfo names a font, and this firmware has none")
+    package_list = _list_to_change(fw, hii_handle, font_info)
+    if not isinstance(package_list, PackageList):
+        return package_list
     package = _string_package(fw, fw.mem.read_ascii(language_ptr, MAX_LANGUAGE), package_list)
     if package is None or string_id not in package.strings:
         return Status.EFI_NOT_FOUND
