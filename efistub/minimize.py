@@ -249,6 +249,7 @@ class SnapshotRuns:
         self.deadlines: dict[int, tuple[float, int | None]] = {}  # set number in flight -> (deadline, pid)
         self.active: set[int] = set()  # pids of candidate runs now running
         self.queue: list[frozenset] = []  # sets to run while cores are idle
+        self.target: tuple | None = None  # the full run's outcome
         self.flying: dict[tuple[int, bool | None], set[int]] = {}  # (copy, answer) -> set numbers of the run sent
         self.deferred: list[frozenset] = []  # sets that wait for a run in flight to freeze further on
         self.executions = 0
@@ -362,18 +363,25 @@ class SnapshotRuns:
         while self.early and len(self.active) + len(self._unstarted()) < self.jobs - 1:
             self._dispatch([self.early.pop(0)])
 
-    def speculate(self, order: list[str]) -> None:
+    def speculate(self, order: list[str], target: tuple) -> None:
         """Run, on idle cores, what ddmin asks for last or often: the full set without each service
         (its optional step), then without each pair of the SPECULATED_PAIRS first-called ones (a
-        removal that diverges early costs most, and is quick to fail when it matters)."""
+        removal that diverges early costs most) whose singles do not change the outcome ``target``."""
         first = order[:SPECULATED_PAIRS]
-        pairs = [(a, b) for i, a in enumerate(first) for b in first[i + 1:]]
+        self.target = target
         self.queue += [self.universe - {name} for name in order]
-        self.queue += [self.universe - set(pair) for pair in pairs]
+        self.queue += [self.universe - {a, b} for i, a in enumerate(first) for b in first[i + 1:]]
 
     def _idle_work(self) -> None:
         while self.queue and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
-            self._dispatch([self.queue.pop(0)])
+            s = self.queue.pop(0)
+            if len(self.universe - s) == 2 and any(self._alone_changes(name) for name in self.universe - s):
+                continue  # without one of the two the outcome changes already: a cheap, early failure
+            self._dispatch([s])
+
+    def _alone_changes(self, name: str) -> bool:
+        known = self._known(self.universe - {name})
+        return known is not None and _outcome(known) != self.target
 
     def _unstarted(self) -> list[int]:
         return [i for i, (_, pid) in self.deadlines.items() if pid is None]
@@ -448,7 +456,7 @@ class Minimizer:
             first = {}
             for call in baseline["calls"]:
                 first.setdefault(call["service"], call["seq"])
-            self.runner.speculate(sorted(called, key=first.get))
+            self.runner.speculate(sorted(called, key=first.get), target)
         self.log(f"full run: {target}; {len(called)} boot and runtime services called")
         passes = lambda result: _outcome(result) == target  # noqa: E731
         current, n = called, 2
