@@ -398,6 +398,10 @@ class SnapshotRuns:
         return [self._known(s) for s in sets]
 
     def close(self) -> None:
+        with snapshot.uninterrupted():
+            self._close()
+
+    def _close(self) -> None:
         self.hub.close()
         deadline = time.perf_counter() + SHUTDOWN_S
         for pid in self.session.frozen:  # each frozen copy reaps its own children before it leaves

@@ -35,6 +35,7 @@ changes no report.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -72,6 +73,30 @@ def _set_parent_death_signal(parent: int) -> None:
             pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Ctrl-C waits until the block is done (a fork is registered, a child reaped): KeyboardInterrupt
+    comes right after it, never between a fork and its bookkeeping. Python runs the handler installed
+    when it gets to a pending signal, so one caught just before the block waits too."""
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # not the main thread, which alone hears signals
+        yield
+        return
+    me = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == me:  # a child forked in the block keeps the handlers fork() gave it
+            signal.signal(signal.SIGINT, previous)
+            if caught:
+                if callable(previous):
+                    previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+                elif previous == signal.SIG_DFL:
+                    os.kill(me, signal.SIGINT)
 
 
 def fork(machine, *, emulating: bool = True) -> int:
@@ -173,17 +198,18 @@ class Pool:
 
     def fork(self, machine, key, *, emulating: bool = True) -> int | None:
         """Fork a run; in the child the write end of its result pipe, in the parent None."""
-        read, write = os.pipe()
-        pid = fork(machine, emulating=emulating)
-        if pid == 0:
-            os.close(read)
-            return write
-        os.close(write)
-        os.set_blocking(read, False)
-        _inherited.add(read)
-        child = Child(pid, read, key, time.perf_counter() + self.timeout + kill_grace(self.timeout))
-        self.running[read] = child
-        self.selector.register(read, selectors.EVENT_READ, child)
+        with uninterrupted():
+            read, write = os.pipe()
+            pid = fork(machine, emulating=emulating)
+            if pid == 0:
+                os.close(read)
+                return write
+            os.close(write)
+            os.set_blocking(read, False)
+            _inherited.add(read)
+            child = Child(pid, read, key, time.perf_counter() + self.timeout + kill_grace(self.timeout))
+            self.running[read] = child
+            self.selector.register(read, selectors.EVENT_READ, child)
         return None
 
     def full(self) -> bool:
@@ -218,11 +244,12 @@ class Pool:
         return done
 
     def _finish(self, child: Child, killed: bool = False):
-        self.selector.unregister(child.fd)
-        del self.running[child.fd]
-        os.close(child.fd)
-        _inherited.discard(child.fd)
-        _, status = os.waitpid(child.pid, 0)
+        with uninterrupted():
+            self.selector.unregister(child.fd)
+            del self.running[child.fd]
+            os.close(child.fd)
+            _inherited.discard(child.fd)
+            _, status = os.waitpid(child.pid, 0)
         if killed:
             return child.key, {"killed": self.timeout}
         try:
@@ -244,12 +271,13 @@ class Pool:
 
     def kill_all(self) -> None:
         """End every child now (and reap it)."""
-        for child in list(self.running.values()):
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._finish(child, killed=True)
+        with uninterrupted():
+            for child in list(self.running.values()):
+                try:
+                    os.kill(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._finish(child, killed=True)
 
 
 # -- a tree: frozen snapshots that fork on command --------------------------------------------
