@@ -269,6 +269,10 @@ class Pool:
         while self.running:
             on_done(self.poll(POLL_S))
 
+    def close(self) -> None:
+        """After the last child: the selector goes."""
+        self.selector.close()
+
     def kill_all(self) -> None:
         """End every child now (and reap it)."""
         with uninterrupted():
@@ -345,6 +349,7 @@ class Hub:
         self.nodes.clear()
         _inherited.discard(self.mine.fileno())
         self.mine.close()
+        self.theirs.close()  # the copies of the tree keep theirs
 
 
 def report(hub: Hub, message: dict) -> None:
@@ -522,6 +527,7 @@ class ForkAt:
         if self.child is not None:
             child_exit(self.child, report)
         self.pool.drain(self._collect)
+        self.pool.close()
         for fork in self.forks:
             if fork.service is None and fork.error is None:
                 if fork.seq < len(report.calls):  # a call answered in C: one that returns no status
@@ -535,3 +541,4 @@ class ForkAt:
     def abort(self) -> None:
         if self.pool is not None:
             self.pool.kill_all()
+            self.pool.close()

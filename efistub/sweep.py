@@ -393,12 +393,14 @@ class Sweep:
             self.abort()
             raise KeyboardInterrupt
         self.pool.drain(self._collect)
+        self.pool.close()
         self._say(final=True)
         return report
 
     def abort(self) -> None:
         if self.pool is not None:
             self.pool.kill_all()
+            self.pool.close()
 
     def result(self, baseline) -> SweepResult:
         if baseline.outcome in ("fault", "error", "timeout") and not baseline.calls:
