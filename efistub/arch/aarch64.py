@@ -91,11 +91,8 @@ class AArch64(Architecture):
     GDB_TARGET = GDB_TARGET
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTAA64.EFI"  # what firmware boots without boot options
     HALT_INSTRUCTIONS = (bytes.fromhex("7f2003d5"), bytes.fromhex("5f2003d5"))  # wfi, wfe
-
-    def create_engine(self) -> Uc:
-        uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        uc.reg_write(arm.UC_ARM64_REG_CPACR_EL1, uc.reg_read(arm.UC_ARM64_REG_CPACR_EL1) | CPACR_FPEN)
-        return uc
+    ENGINE_ARCH, ENGINE_MODE = UC_ARCH_ARM64, UC_MODE_ARM
+    ENGINE_BITS = ((arm.UC_ARM64_REG_CPACR_EL1, CPACR_FPEN),)
 
     def disassembler(self):
         import capstone

@@ -9,8 +9,8 @@ class Architecture:
     """An architecture: its calling convention record, its engine and what it tells a report.
 
     Subclasses set ``name``, ``machine`` (the PE machine type), ``convention``,
-    REGISTERS (names for reports), HALT_INSTRUCTIONS, and implement create_engine,
-    disassembler and handoff (and attach, for hooks of their own). A newcomer adds an
+    REGISTERS (names for reports), HALT_INSTRUCTIONS, the ENGINE_ data create_engine reads,
+    and implement disassembler and handoff (and attach, for hooks of their own). A newcomer adds an
     architecture with one such module and its entry in arch/__init__.py.
     """
 
@@ -23,6 +23,12 @@ class Architecture:
     RAM_LIMIT: int | None = None  # the highest address guest RAM may reach (IA32: 4 GiB)
     REMOVABLE_MEDIA_PATH = ""  # \\EFI\\BOOT\\BOOT<arch>.EFI: what firmware boots without boot options
     PROTOCOLS: tuple[str, ...] = ()  # modules of efistub.protocols only this architecture's firmware installs
+    # A new engine, as UEFI specifies the CPU: unicorn's architecture and mode, the bits set in
+    # registers (register, bits) and the registers given a value (register, value), in that order.
+    ENGINE_ARCH = 0
+    ENGINE_MODE = 0
+    ENGINE_BITS: tuple[tuple[int, int], ...] = ()
+    ENGINE_VALUES: tuple[tuple[int, int], ...] = ()
 
     def __init__(self):
         self.fw = None  # the firmware it serves, from attach()
@@ -30,7 +36,14 @@ class Architecture:
 
     def create_engine(self):
         """A new engine in the state UEFI specifies for this architecture (no memory yet)."""
-        raise NotImplementedError
+        from unicorn import Uc
+
+        uc = Uc(self.ENGINE_ARCH, self.ENGINE_MODE)
+        for register, bits in self.ENGINE_BITS:
+            uc.reg_write(register, uc.reg_read(register) | bits)
+        for register, value in self.ENGINE_VALUES:
+            uc.reg_write(register, value)
+        return uc
 
     def cpu_state(self, uc) -> dict[str, int]:
         """Every register a kernel entered here may rely on, by name (a saved hand-off's CPU state)."""

@@ -76,12 +76,9 @@ class RiscV64(Architecture):
     REMOVABLE_MEDIA_PATH = "\\EFI\\BOOT\\BOOTRISCV64.EFI"  # what firmware boots without boot options
     PROTOCOLS = ("riscv_boot",)  # RISCV_EFI_BOOT_PROTOCOL
     HALT_INSTRUCTIONS = (bytes.fromhex("73005010"),)  # wfi
-
-    def create_engine(self) -> Uc:
-        uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
-        uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | MSTATUS_FS_INITIAL)
-        uc.reg_write(rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR)
-        return uc
+    ENGINE_ARCH, ENGINE_MODE = UC_ARCH_RISCV, UC_MODE_RISCV64
+    ENGINE_BITS = ((rv.UC_RISCV_REG_MSTATUS, MSTATUS_FS_INITIAL),)
+    ENGINE_VALUES = ((rv.UC_RISCV_REG_PRIV, PRIV_SUPERVISOR),)  # S-mode
 
     def disassembler(self):
         import capstone

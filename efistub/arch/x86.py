@@ -105,9 +105,10 @@ def sse_feature(count: int) -> GdbFeature:
                       + (GdbRegister("mxcsr", 32, x86.UC_X86_REG_MXCSR, "i386_mxcsr", "vector"),), SSE_TYPES)
 
 class X86(Architecture):
-    """What x86_64 and IA32 share; a subclass sets MODE, its convention and its registers."""
+    """What x86_64 and IA32 share; a subclass sets ENGINE_MODE, its convention and its registers."""
 
-    MODE = UC_MODE_64
+    ENGINE_ARCH, ENGINE_MODE = UC_ARCH_X86, UC_MODE_64
+    ENGINE_BITS = ((x86.UC_X86_REG_CR4, CR4_OSFXSR | CR4_OSXMMEXCPT),)
     BOOT_PARAMS_REGISTER = x86.UC_X86_REG_RSI  # Linux enters the kernel with boot_params here
     # The registers CPUID and RDTSC write, zero-extended as the CPU does (RAX... in long mode).
     ABCD = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX)
@@ -118,12 +119,7 @@ class X86(Architecture):
         self._cpuid_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._tsc_reads = 0
 
-    # -- engine -----------------------------------------------------------------
-    def create_engine(self) -> Uc:
-        uc = Uc(UC_ARCH_X86, self.MODE)
-        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_OSFXSR | CR4_OSXMMEXCPT)
-        return uc
-
+    # -- the engine's hooks ------------------------------------------------------
     def attach(self, uc: Uc, fw) -> None:
         """CPUID, a virtual TSC and the PC's ports, answered from the firmware state."""
         super().attach(uc, fw)
@@ -176,7 +172,8 @@ class X86(Architecture):
     def disassembler(self):
         import capstone
 
-        return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if self.MODE == UC_MODE_64 else capstone.CS_MODE_32)
+        mode = capstone.CS_MODE_64 if self.ENGINE_MODE == UC_MODE_64 else capstone.CS_MODE_32
+        return capstone.Cs(capstone.CS_ARCH_X86, mode)
 
     # -- hand-off -------------------------------------------------------------------------
     def kernel_entered(self, uc: Uc) -> bool:
