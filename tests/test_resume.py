@@ -5,14 +5,10 @@ The QEMU tests skip without qemu-system-x86_64 (.ci/run installs qemu-system-x86
 architecture; EFISTUB_RESUME_ALL=1 boots the 6.1 kernel too.
 """
 
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,56 +16,26 @@ import pytest
 from conftest import corpus_file
 from efistub import resume
 from efistub.errors import InputError
-from efistub.handoff_state import MANIFEST, load, save
+from efistub.handoff_state import load
 from efistub.layouts import resume_x86_64 as block
-from efistub.machine import Machine
 from efistub.resume import x86_64
+from resume_helpers import (HANDOFF_MARKER, at_entry, changed, efistub, one_line_error, resume_to_init,
+                            save_handoff, save_kernel_handoff, set_field)
 
-GUESTS = Path(__file__).parent / "guests"
 TRAMPOLINES = Path(x86_64.__file__).parent / "trampolines"
-HANDOFF_MARKER = 0xEF15700B  # handoff.efi passes it in RCX to the `jmp .` it hands off to
 CMDLINE = "console=ttyS0 efi=noruntime rdinit=/init"
-INIT_MARKER = "EFI-CORPUS-INITRD: busybox init reached"
 BOOT_EVERY_KERNEL = os.environ.get("EFISTUB_RESUME_ALL") == "1"
 QEMU = shutil.which("qemu-system-x86_64")
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed "
                                                      "(apt-get install qemu-system-x86)")
 RESET_VECTOR_OFFSET = 0xFFF0
 NEAR_JMP = 0xE9
-REGISTER_WAIT = 60.0  # seconds QEMU may take to reach the entry (TCG, a loaded CI machine)
-
-
-def efistub(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "efistub", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
-def one_line_error(result, fragment):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("efistub: error: ") and "Traceback" not in result.stderr
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
 def handoff_state(tmp_path_factory):
     """handoff.efi's hand-off (x86_64), saved: the folder."""
-    machine = Machine(str(GUESTS / "x86_64" / "handoff.efi"))
-    report = machine.run()
-    assert report.outcome == "handoff"
-    folder = tmp_path_factory.mktemp("resume") / "state"
-    save(machine.platform, report, folder)
-    return folder
-
-
-def changed(folder: Path, tmp_path: Path, change) -> Path:
-    """A copy of the saved folder whose manifest ``change(manifest)`` edited."""
-    copy = tmp_path / "changed"
-    shutil.copytree(folder, copy)
-    manifest = json.loads((copy / MANIFEST).read_text())
-    change(manifest)
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    return copy
+    return save_handoff("x86_64", tmp_path_factory.mktemp("resume") / "state")
 
 
 # -- the trampoline ---------------------------------------------------------------------------------------------
@@ -140,26 +106,17 @@ def test_commas_in_paths_are_escaped_for_qemu(handoff_state, tmp_path):
     assert any(value.startswith(f"loader,file={tmp_path}/a,,b/segment-") for value in argv)
 
 
-def _set(path: str, value):
-    def change(manifest):
-        *parents, key = path.split(".")
-        target = manifest
-        for parent in parents:
-            target = target[parent]
-        target[key] = value
-    return change
-
-
 @pytest.mark.parametrize("change, problem", [
-    (_set("platform.ram", [{"start": 0, "end": 1 << 29}]), "are not those QEMU's q35 gives 1024 MiB"),
-    (_set("platform.name", "virt"), "the board is 'virt'"),
-    (_set("memory", (1 << 30) + 4096), "not a whole number of MiB"),
-    (_set("cpu.cr3", 0x10000), "do not identity-map the resume trampoline's ROM page 0xffff0000 (not mapped)"),
-    (_set("cpu.cr3", 1 << 32), "above 4 GiB"),
-    (_set("cpu.cr0", 0x11), "not in long mode"),
-    (_set("cpu.rbx", -1), "no valid 'rbx'"),
-    (_set("cpu.cs", 1 << 16), "no valid 'cs'"),
-    (_set("boot", {"kind": "linux-x86-boot-params", "cmdline": "console=ttyS0 efi=debug"}), "has no efi=noruntime"),
+    (set_field("platform.ram", [{"start": 0, "end": 1 << 29}]), "are not those QEMU's q35 gives 1024 MiB"),
+    (set_field("platform.name", "virt"), "the board is 'virt'"),
+    (set_field("memory", (1 << 30) + 4096), "not a whole number of MiB"),
+    (set_field("cpu.cr3", 0x10000), "do not identity-map the resume trampoline's ROM page 0xffff0000 (not mapped)"),
+    (set_field("cpu.cr3", 1 << 32), "above 4 GiB"),
+    (set_field("cpu.cr0", 0x11), "not in long mode"),
+    (set_field("cpu.rbx", -1), "no valid 'rbx'"),
+    (set_field("cpu.cs", 1 << 16), "no valid 'cs'"),
+    (set_field("boot", {"kind": "linux-x86-boot-params", "cmdline": "console=ttyS0 efi=debug"}),
+     "has no efi=noruntime"),
 ], ids=["ram-layout", "board", "memory-size", "unmapped-rom", "cr3-high", "no-long-mode", "bad-register",
         "bad-selector", "runtime-services"])
 def test_a_state_qemu_cannot_boot_is_refused(handoff_state, tmp_path, change, problem):
@@ -172,7 +129,8 @@ def test_a_state_qemu_cannot_boot_is_refused(handoff_state, tmp_path, change, pr
 
 @pytest.mark.parametrize("cmdline", ["console=ttyS0 efi=noruntime", "efi=debug,noruntime", "noefi"])
 def test_a_kernel_kept_off_runtime_services_is_accepted(handoff_state, tmp_path, cmdline):
-    folder = changed(handoff_state, tmp_path, _set("boot", {"kind": "linux-x86-boot-params", "cmdline": cmdline}))
+    boot = {"kind": "linux-x86-boot-params", "cmdline": cmdline}
+    folder = changed(handoff_state, tmp_path, set_field("boot", boot))
     assert x86_64.qemu_arguments(load(folder), str(tmp_path))
 
 
@@ -185,53 +143,17 @@ def test_without_qemu_resume_names_the_package(handoff_state, tmp_path):
 
 # -- in QEMU -----------------------------------------------------------------------------------------------------
 
-HMP_PROMPT = b"(qemu) "
 HMP_REGISTER = re.compile(r"\b(R[A-Z0-9]{1,2}|RFL|CR[0234]|EFER) ?=([0-9a-f]+)")  # "R8 =", "RAX="
 HMP_SEGMENT = re.compile(r"^(ES|CS|SS|DS|FS|GS) =([0-9a-f]{4}) ([0-9a-f]{16})", re.M)
 HMP_TABLE = re.compile(r"^(GDT|IDT)= +([0-9a-f]{16}) ([0-9a-f]{8})", re.M)
-
-
-def _hmp(sock, command: bytes) -> str:
-    sock.sendall(command + b"\n")
-    out = b""
-    while not out.endswith(HMP_PROMPT):
-        chunk = sock.recv(65536)
-        assert chunk, "QEMU closed its monitor"
-        out += chunk
-    return out.decode(errors="replace")
-
-
-def _registers_at_entry(argv: list[str], monitor: Path, entry: int) -> str:
-    """QEMU's `info registers` once the guest sits at ``entry`` (handoff.efi's `jmp .`)."""
-    argv = list(argv)
-    argv[argv.index("-monitor") + 1] = f"unix:{monitor},server=on,wait=off"
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + REGISTER_WAIT
-        while not monitor.exists():
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "QEMU did not open its monitor"
-            time.sleep(0.05)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(monitor))
-            _hmp(sock, b"")
-            while True:
-                text = _hmp(sock, b"info registers")
-                if f"RIP={entry:016x}" in text:
-                    return text
-                assert time.monotonic() < deadline, f"the guest did not reach the entry 0x{entry:x}:\n{text}"
-                time.sleep(0.05)
-    finally:
-        process.kill()
-        process.wait()
-        process.stderr.close()
 
 
 @needs_qemu
 def test_the_cpu_at_the_entry_is_the_saved_one(handoff_state, tmp_path):
     state = load(handoff_state)
     cpu = state.manifest["cpu"]
-    text = _registers_at_entry(resume.command(state, str(tmp_path)), tmp_path / "monitor", state.manifest["entry"])
+    text, _ = at_entry(resume.command(state, str(tmp_path)), tmp_path / "monitor", state.manifest["entry"],
+                       "RIP={:016x}")
     registers = {name.lower(): int(value, 16) for name, value in HMP_REGISTER.findall(text)}
     for name in block.GENERAL_REGISTERS + ("rip", "cr0", "cr2", "cr3", "cr4", "efer"):
         assert registers[name] == cpu[name], name
@@ -258,12 +180,5 @@ def test_a_saved_kernel_boots_to_the_initrds_init(corpus, tmp_path, kernel):
     image = corpus_file(corpus, kernel)
     initrd = corpus_file(corpus, "initrd/initrd-busybox.cpio.gz")
     folder = tmp_path / "state"
-    run = efistub("run", image, "--initrd", initrd, "--cmdline", CMDLINE, "--save-handoff", folder)
-    assert run.returncode == 0 and "hand-off saved in" in run.stderr, run.stderr
-    cmdline_line = f"cmdline: {CMDLINE}"
-    booted = efistub("resume", folder, "--until", cmdline_line + "\r\n", "--timeout", 300)
-    assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr
-    lines = booted.stdout.splitlines()
-    assert any(line.startswith(INIT_MARKER) for line in lines)
-    assert cmdline_line in lines  # the kernel found the command line where the stub put it
-    assert f"Kernel command line: {CMDLINE}" in booted.stdout
+    save_kernel_handoff(folder, image, initrd, CMDLINE)
+    resume_to_init(folder, CMDLINE)

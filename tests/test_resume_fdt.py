@@ -9,10 +9,7 @@ qemu-system-misc). One kernel boot per architecture.
 import json
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,18 +17,14 @@ import pytest
 from conftest import corpus_file
 from efistub import resume
 from efistub.errors import InputError
-from efistub.handoff_state import MANIFEST, load, save
+from efistub.handoff_state import MANIFEST, load
 from efistub.layouts import elf
 from efistub.layouts import resume_fdt as block
-from efistub.machine import Machine
 from efistub.resume import aarch64, riscv64, virt
+from resume_helpers import (HANDOFF_MARKER, at_entry, changed, efistub, one_line_error, resume_to_init,
+                            save_handoff, save_kernel_handoff, set_field)
 
-GUESTS = Path(__file__).parent / "guests"
 TRAMPOLINES = Path(aarch64.__file__).parent / "trampolines"
-HANDOFF_MARKER = 0xEF15700B  # handoff.efi passes it in x0 / a0 to the `b .` / `j .` it hands off to
-INIT_MARKER = "EFI-CORPUS-INITRD: busybox init reached"
-REGISTER_WAIT = 60.0  # seconds QEMU may take to reach the entry (TCG, a loaded CI machine)
-BOOT_TIMEOUT = 300
 MiB = 1 << 20
 PMD_SIZE = 2 * MiB  # what the riscv64 kernel rounds its own reservation up to
 
@@ -58,22 +51,12 @@ def needs_qemu(arch):
         pytest.skip(f"{arch.binary} is not installed (apt-get install {arch.package})")
 
 
-def efistub(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "efistub", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def saved_folders(tmp_path_factory):
     """handoff.efi's hand-off on an architecture, saved once: folders[arch] is the folder."""
     class Folders(dict):
         def __missing__(self, arch):
-            machine = Machine(str(GUESTS / arch.name / "handoff.efi"))
-            report = machine.run()
-            assert report.outcome == "handoff"
-            folder = tmp_path_factory.mktemp(f"resume-{arch.name}") / "state"
-            save(machine.platform, report, folder)
-            self[arch] = folder
+            self[arch] = folder = save_handoff(arch.name, tmp_path_factory.mktemp(f"resume-{arch.name}") / "state")
             return folder
     return Folders()
 
@@ -82,16 +65,6 @@ def saved_folders(tmp_path_factory):
 def saved(request, saved_folders):
     """(arch, folder) for each architecture."""
     return request.param, saved_folders[request.param]
-
-
-def changed(folder: Path, tmp_path: Path, change) -> Path:
-    """A copy of the saved folder whose manifest ``change(manifest)`` edited."""
-    copy = tmp_path / "changed"
-    shutil.copytree(folder, copy)
-    manifest = json.loads((copy / MANIFEST).read_text())
-    change(manifest)
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    return copy
 
 
 def state_block_of(arch, workdir: Path):
@@ -249,30 +222,20 @@ def test_commas_in_paths_are_escaped_for_qemu(saved, tmp_path):
     assert "a,,b" in aarch64.dumpdtb_arguments(1 << 30, "/a,b/virt.dtb")[1]
 
 
-def _set(path: str, value):
-    def change(manifest):
-        *parents, key = path.split(".")
-        target = manifest
-        for parent in parents:
-            target = target[parent]
-        target[key] = value
-    return change
-
-
 FDT_BOOT = {"kind": "fdt", "fdt": 0x7000_0000, "fdt_size": 4096}
 REFUSED = [
-    (AARCH64, _set("platform.ram", [{"start": 0, "end": 1 << 30}]), "are not those QEMU's virt gives 1024 MiB"),
-    (AARCH64, _set("platform.name", "q35"), "the board is 'q35'"),
-    (AARCH64, _set("memory", (1 << 30) + 4096), "not a whole number of MiB"),
-    (AARCH64, _set("cpu.el", 2), "the saved CPU is at EL2"),
-    (AARCH64, _set("cpu.pstate", 0x3C9), "the saved CPU is at EL1 (PSTATE 0x3c9)"),
-    (AARCH64, _set("cpu.x5", -1), "no valid 'x5'"),
-    (AARCH64, _set("boot", dict(FDT_BOOT, cmdline="console=ttyAMA0")), "has no efi=noruntime"),
-    (RISCV64, _set("cpu.priv", 3), "privilege mode 3"),
-    (RISCV64, _set("cpu.satp", None), "no valid 'satp'"),
-    (RISCV64, _set("boot", dict(FDT_BOOT, cmdline="efi=debug")), "has no efi=noruntime"),
-    (RISCV64, _set("memory_map", [{"type": 7}]), "memory_map that is not a list of memory descriptors"),
-    (RISCV64, lambda m: (_set("boot", dict(FDT_BOOT, cmdline="efi=noruntime"))(m), _set("cpu.a0", 3)(m)),
+    (AARCH64, set_field("platform.ram", [{"start": 0, "end": 1 << 30}]), "are not those QEMU's virt gives 1024 MiB"),
+    (AARCH64, set_field("platform.name", "q35"), "the board is 'q35'"),
+    (AARCH64, set_field("memory", (1 << 30) + 4096), "not a whole number of MiB"),
+    (AARCH64, set_field("cpu.el", 2), "the saved CPU is at EL2"),
+    (AARCH64, set_field("cpu.pstate", 0x3C9), "the saved CPU is at EL1 (PSTATE 0x3c9)"),
+    (AARCH64, set_field("cpu.x5", -1), "no valid 'x5'"),
+    (AARCH64, set_field("boot", dict(FDT_BOOT, cmdline="console=ttyAMA0")), "has no efi=noruntime"),
+    (RISCV64, set_field("cpu.priv", 3), "privilege mode 3"),
+    (RISCV64, set_field("cpu.satp", None), "no valid 'satp'"),
+    (RISCV64, set_field("boot", dict(FDT_BOOT, cmdline="efi=debug")), "has no efi=noruntime"),
+    (RISCV64, set_field("memory_map", [{"type": 7}]), "memory_map that is not a list of memory descriptors"),
+    (RISCV64, lambda m: (set_field("boot", dict(FDT_BOOT, cmdline="efi=noruntime"))(m), set_field("cpu.a0", 3)(m)),
      "the kernel was entered on hart 3 (a0): efistub resume's machine has one hart, 0"),
 ]
 
@@ -286,10 +249,7 @@ def test_a_state_qemu_cannot_boot_is_refused(saved_folders, tmp_path, arch, chan
     with pytest.raises(InputError, match=re.escape(problem)):
         arch.module.qemu_arguments(load(copy), str(tmp_path))
     if arch.qemu is not None:  # the CLI says it in one line, exit 2
-        result = efistub("resume", copy, "--print-command")
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("efistub: error: ") and problem in lines[0]
+        one_line_error(efistub("resume", copy, "--print-command"), problem)
 
 
 def test_saved_data_in_the_sbi_firmwares_ram_is_refused(saved_folders, tmp_path):
@@ -302,61 +262,18 @@ def test_saved_data_in_the_sbi_firmwares_ram_is_refused(saved_folders, tmp_path)
 def test_a_kernel_kept_off_runtime_services_is_accepted(saved, tmp_path, cmdline):
     arch, folder = saved
     def change(manifest):
-        _set("boot", dict(FDT_BOOT, cmdline=cmdline))(manifest)
+        set_field("boot", dict(FDT_BOOT, cmdline=cmdline))(manifest)
         if arch is RISCV64:  # a Linux hand-off enters on the boot hart, a0
-            _set("cpu.a0", riscv64.BOOT_HART)(manifest)
+            set_field("cpu.a0", riscv64.BOOT_HART)(manifest)
     copy = changed(folder, tmp_path, change)
     assert arch.module.qemu_arguments(load(copy), str(tmp_path))
 
 
 # -- in QEMU ------------------------------------------------------------------------------------------------------
 
-HMP_PROMPT = b"(qemu) "
 AARCH64_REGISTER = re.compile(r"\b(PC|X\d\d|SP)=([0-9a-f]{16})")
 AARCH64_PSTATE = re.compile(r"PSTATE=([0-9a-f]{8})")
 RISCV64_REGISTER = re.compile(r"\b(?:x\d+/)?(pc|ra|sp|gp|tp|t\d|s\d+|a\d|satp|stvec|mstatus|priv)\s+([0-9a-f]{16})\b")
-
-
-def _hmp(sock, command: bytes) -> str:
-    sock.sendall(command + b"\n")
-    out = b""
-    while not out.endswith(HMP_PROMPT):
-        chunk = sock.recv(65536)
-        assert chunk, "QEMU closed its monitor"
-        out += chunk
-    return out.decode(errors="replace")
-
-
-def _at_entry(argv: list[str], monitor: Path, entry: int, pc_text: str, memory: list[int]) -> tuple[str, dict]:
-    """QEMU's `info registers` once the guest sits at ``entry`` (handoff.efi's loop), and the 8 bytes at
-    each address of ``memory`` then."""
-    argv = list(argv)
-    argv[argv.index("-monitor") + 1] = f"unix:{monitor},server=on,wait=off"
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + REGISTER_WAIT
-        while not monitor.exists():
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "QEMU did not open its monitor"
-            time.sleep(0.05)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(monitor))
-            _hmp(sock, b"")
-            while True:
-                text = _hmp(sock, b"info registers")
-                if pc_text.format(entry) in text:
-                    break
-                assert time.monotonic() < deadline, f"the guest did not reach the entry 0x{entry:x}:\n{text}"
-                time.sleep(0.05)
-            words = {}
-            for address in memory:
-                out = _hmp(sock, f"xp /1gx 0x{address:x}".encode())
-                words[address] = int(re.search(r": (0x[0-9a-f]+)", out).group(1), 16)
-            return text, words
-    finally:
-        process.kill()
-        process.wait()
-        process.stderr.close()
 
 
 def test_the_cpu_at_the_entry_is_the_saved_one(saved, tmp_path):
@@ -367,7 +284,7 @@ def test_the_cpu_at_the_entry_is_the_saved_one(saved, tmp_path):
     segments = state.manifest["segments"]
     addresses = [seg["start"] for seg in segments]
     pc_text = " PC={:016x}" if arch is AARCH64 else " pc       {:016x}"
-    text, words = _at_entry(resume.command(state, str(tmp_path)), tmp_path / "monitor", entry, pc_text, addresses)
+    text, words = at_entry(resume.command(state, str(tmp_path)), tmp_path / "monitor", entry, pc_text, addresses)
     for seg in segments:  # the saved RAM is in place, the part under QEMU's device tree too
         data = (folder / seg["file"]).read_bytes()
         assert words[seg["start"]] == int.from_bytes(data[:8], "little"), hex(seg["start"])
@@ -422,19 +339,9 @@ def test_a_saved_kernel_boots_to_the_initrds_init(corpus, tmp_path, arch, kernel
     assert dumped.returncode == 0 and dtb.stat().st_size > 0, dumped.stderr
     cmdline = f"console={arch.console} efi=noruntime rdinit=/init"
     folder = tmp_path / "state"
-    run = efistub("run", image, "--initrd", initrd_file, "--dtb", dtb, "--cmdline", cmdline, "--mem", "1G",
-                  "--save-handoff", folder)
-    assert run.returncode == 0 and "hand-off saved in" in run.stderr, run.stderr
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = save_kernel_handoff(folder, image, initrd_file, cmdline, "--dtb", dtb, "--mem", "1G")
     assert manifest["boot"]["cmdline"] == cmdline and manifest["memory"] == memory
     if arch is RISCV64:
         riscv_initrd_clear_of_the_kernels_reservation(manifest)
-    cmdline_line = f"cmdline: {cmdline}"
-    booted = efistub("resume", folder, "--until", cmdline_line + "\r\n", "--timeout", BOOT_TIMEOUT,
-                     timeout=BOOT_TIMEOUT + 60)
-    assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr
-    lines = booted.stdout.splitlines()
-    assert any(line.startswith(INIT_MARKER) for line in lines)
-    assert cmdline_line in lines  # the kernel found the command line where the stub put it
-    assert f"Kernel command line: {cmdline}" in booted.stdout
-    assert "efi: EFI v2.7 by efistub" in booted.stdout  # it booted through the saved EFI system table
+    console = resume_to_init(folder, cmdline)
+    assert "efi: EFI v2.7 by efistub" in console  # it booted through the saved EFI system table
