@@ -5,23 +5,7 @@
  */
 #include "lib.h"
 
-#define EFI_DEVICE_PATH_TO_TEXT_PROTOCOL_GUID \
-    { 0x8b843e20, 0x8132, 0x4852, { 0x90, 0xcc, 0x55, 0x1a, 0x4e, 0x4a, 0x7f, 0x1c } }
-#define EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL_GUID \
-    { 0x05c99a21, 0xc70f, 0x4ad2, { 0x8a, 0x5f, 0x35, 0xdf, 0x33, 0x43, 0xf5, 0x1e } }
-
 typedef EFI_DEVICE_PATH_PROTOCOL DP;
-typedef struct {
-    CHAR16 *(EFIAPI *ConvertDeviceNodeToText)(const DP *DeviceNode, BOOLEAN DisplayOnly, BOOLEAN AllowShortcuts);
-    CHAR16 *(EFIAPI *ConvertDevicePathToText)(const DP *DevicePath, BOOLEAN DisplayOnly, BOOLEAN AllowShortcuts);
-} EFI_DEVICE_PATH_TO_TEXT_PROTOCOL;
-typedef struct {
-    DP *(EFIAPI *ConvertTextToDeviceNode)(const CHAR16 *TextDeviceNode);
-    DP *(EFIAPI *ConvertTextToDevicePath)(const CHAR16 *TextDevicePath);
-} EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL;
-
-EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_TO_TEXT_PROTOCOL) == 2 * EFI_PTR, device_path_to_text);
-EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL) == 2 * EFI_PTR, device_path_from_text);
 
 static EFI_GUID to_text_guid = EFI_DEVICE_PATH_TO_TEXT_PROTOCOL_GUID;
 static EFI_GUID from_text_guid = EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL_GUID;

@@ -76,6 +76,7 @@ typedef struct {
 #define EFI_ACCESS_DENIED (EFI_ERR | 15)
 #define EFI_ABORTED (EFI_ERR | 21)
 #define EFI_SECURITY_VIOLATION (EFI_ERR | 26)
+#define EFI_INVALID_LANGUAGE (EFI_ERR | 32)
 #define EFI_ERROR(s) (((INTN)(s)) < 0)
 
 /* Task priority levels */
@@ -177,6 +178,43 @@ typedef struct {
     CHAR16 PathName[1];
 } FILEPATH_DEVICE_PATH;
 
+/* Device path utilities (10.5) */
+#define EFI_DEVICE_PATH_UTILITIES_PROTOCOL_GUID \
+    { 0x0379be4e, 0xd706, 0x437d, { 0xb0, 0x37, 0xed, 0xb8, 0x2f, 0xb7, 0x72, 0xa4 } }
+
+typedef struct {
+    UINTN(EFIAPI *GetDevicePathSize)(const EFI_DEVICE_PATH_PROTOCOL *DevicePath);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *DuplicateDevicePath)(const EFI_DEVICE_PATH_PROTOCOL *DevicePath);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *AppendDevicePath)(const EFI_DEVICE_PATH_PROTOCOL *Src1,
+                                                         const EFI_DEVICE_PATH_PROTOCOL *Src2);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *AppendDeviceNode)(const EFI_DEVICE_PATH_PROTOCOL *DevicePath,
+                                                         const EFI_DEVICE_PATH_PROTOCOL *DeviceNode);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *AppendDevicePathInstance)(
+        const EFI_DEVICE_PATH_PROTOCOL *DevicePath, const EFI_DEVICE_PATH_PROTOCOL *DevicePathInstance);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *GetNextDevicePathInstance)(EFI_DEVICE_PATH_PROTOCOL **DevicePathInstance,
+                                                                  UINTN *DevicePathInstanceSize);
+    BOOLEAN(EFIAPI *IsDevicePathMultiInstance)(const EFI_DEVICE_PATH_PROTOCOL *DevicePath);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *CreateDeviceNode)(UINT8 NodeType, UINT8 NodeSubType, UINT16 NodeLength);
+} EFI_DEVICE_PATH_UTILITIES_PROTOCOL;
+
+/* Device path to text and from text (10.6) */
+#define EFI_DEVICE_PATH_TO_TEXT_PROTOCOL_GUID \
+    { 0x8b843e20, 0x8132, 0x4852, { 0x90, 0xcc, 0x55, 0x1a, 0x4e, 0x4a, 0x7f, 0x1c } }
+#define EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL_GUID \
+    { 0x05c99a21, 0xc70f, 0x4ad2, { 0x8a, 0x5f, 0x35, 0xdf, 0x33, 0x43, 0xf5, 0x1e } }
+
+typedef struct {
+    CHAR16 *(EFIAPI *ConvertDeviceNodeToText)(const EFI_DEVICE_PATH_PROTOCOL *DeviceNode, BOOLEAN DisplayOnly,
+                                              BOOLEAN AllowShortcuts);
+    CHAR16 *(EFIAPI *ConvertDevicePathToText)(const EFI_DEVICE_PATH_PROTOCOL *DevicePath, BOOLEAN DisplayOnly,
+                                              BOOLEAN AllowShortcuts);
+} EFI_DEVICE_PATH_TO_TEXT_PROTOCOL;
+
+typedef struct {
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *ConvertTextToDeviceNode)(const CHAR16 *TextDeviceNode);
+    EFI_DEVICE_PATH_PROTOCOL *(EFIAPI *ConvertTextToDevicePath)(const CHAR16 *TextDevicePath);
+} EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL;
+
 /* Simple text output (12.4) */
 typedef struct EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL;
 typedef struct {
@@ -214,6 +252,43 @@ struct EFI_SIMPLE_TEXT_INPUT_PROTOCOL {
     EFI_STATUS(EFIAPI *Reset)(EFI_SIMPLE_TEXT_INPUT_PROTOCOL *This, BOOLEAN ExtendedVerification);
     EFI_STATUS(EFIAPI *ReadKeyStroke)(EFI_SIMPLE_TEXT_INPUT_PROTOCOL *This, EFI_INPUT_KEY *Key);
     EFI_EVENT WaitForKey;
+};
+
+/* Simple text input ex (12.2) */
+#define EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL_GUID \
+    { 0xdd9e7534, 0x7762, 0x4698, { 0x8c, 0x14, 0xf5, 0x85, 0x17, 0xa6, 0x25, 0xaa } }
+
+typedef UINT8 EFI_KEY_TOGGLE_STATE;
+typedef struct {
+    UINT32 KeyShiftState;
+    EFI_KEY_TOGGLE_STATE KeyToggleState;
+} EFI_KEY_STATE;
+
+typedef struct {
+    EFI_INPUT_KEY Key;
+    EFI_KEY_STATE KeyState;
+} EFI_KEY_DATA;
+
+/* KeyShiftState bits */
+#define EFI_SHIFT_STATE_VALID 0x80000000
+#define EFI_RIGHT_SHIFT_PRESSED 0x00000001
+#define EFI_LEFT_SHIFT_PRESSED 0x00000002
+#define EFI_RIGHT_CONTROL_PRESSED 0x00000004
+#define EFI_LEFT_CONTROL_PRESSED 0x00000008
+/* KeyToggleState bits */
+#define EFI_TOGGLE_STATE_VALID 0x80
+
+typedef EFI_STATUS(EFIAPI *EFI_KEY_NOTIFY_FUNCTION)(EFI_KEY_DATA *KeyData);
+
+typedef struct EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL;
+struct EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL {
+    EFI_STATUS(EFIAPI *Reset)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, BOOLEAN ExtendedVerification);
+    EFI_STATUS(EFIAPI *ReadKeyStrokeEx)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, EFI_KEY_DATA *KeyData);
+    EFI_EVENT WaitForKeyEx;
+    EFI_STATUS(EFIAPI *SetState)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, EFI_KEY_TOGGLE_STATE *KeyToggleState);
+    EFI_STATUS(EFIAPI *RegisterKeyNotify)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, EFI_KEY_DATA *KeyData,
+                                          EFI_KEY_NOTIFY_FUNCTION KeyNotificationFunction, VOID **NotifyHandle);
+    EFI_STATUS(EFIAPI *UnregisterKeyNotify)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, VOID *NotificationHandle);
 };
 
 /* Protocol handling */
@@ -584,6 +659,108 @@ struct EFI_SIMPLE_FILE_SYSTEM_PROTOCOL {
     EFI_STATUS(EFIAPI *OpenVolume)(EFI_SIMPLE_FILE_SYSTEM_PROTOCOL *This, EFI_FILE_PROTOCOL **Root);
 };
 
+/* Unicode collation (19.1): UNICODE_COLLATION2 (RFC 4646 languages) and the older
+   UNICODE_COLLATION (ISO 639-2) have the same interface. */
+#define EFI_UNICODE_COLLATION_PROTOCOL2_GUID \
+    { 0xa4c751fc, 0x23ae, 0x4c3e, { 0x92, 0xe9, 0x49, 0x64, 0xcf, 0x63, 0xf3, 0x49 } }
+#define EFI_UNICODE_COLLATION_PROTOCOL_GUID \
+    { 0x1d85cd7f, 0xf43d, 0x11d2, { 0x9a, 0x0c, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d } }
+
+typedef struct EFI_UNICODE_COLLATION_PROTOCOL EFI_UNICODE_COLLATION_PROTOCOL;
+struct EFI_UNICODE_COLLATION_PROTOCOL {
+    INTN(EFIAPI *StriColl)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str1, CHAR16 *Str2);
+    BOOLEAN(EFIAPI *MetaiMatch)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *String, CHAR16 *Pattern);
+    VOID(EFIAPI *StrLwr)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str);
+    VOID(EFIAPI *StrUpr)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str);
+    VOID(EFIAPI *FatToStr)(EFI_UNICODE_COLLATION_PROTOCOL *This, UINTN FatSize, CHAR8 *Fat, CHAR16 *String);
+    BOOLEAN(EFIAPI *StrToFat)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *String, UINTN FatSize, CHAR8 *Fat);
+    CHAR8 *SupportedLanguages;
+};
+
+/* HII: package lists and string packages, the database (34.8) and string (34.2) protocols */
+#define EFI_HII_DATABASE_PROTOCOL_GUID \
+    { 0xef9fc172, 0xa1b2, 0x4693, { 0xb3, 0x27, 0x6d, 0x32, 0xfc, 0x41, 0x60, 0x42 } }
+#define EFI_HII_STRING_PROTOCOL_GUID \
+    { 0x0fd96974, 0x23aa, 0x4cdc, { 0xb9, 0xcb, 0x98, 0xd1, 0x77, 0x50, 0x32, 0x2a } }
+#define EFI_HII_CONFIG_ROUTING_PROTOCOL_GUID \
+    { 0x587e72d7, 0xcc50, 0x4f79, { 0x82, 0x09, 0xca, 0x29, 0x1f, 0xc1, 0xa1, 0x0f } }
+
+typedef VOID *EFI_HII_HANDLE;
+typedef UINT16 EFI_STRING_ID;
+
+/* A package list: this header, its packages, and a package of type EFI_HII_PACKAGE_END. */
+typedef struct {
+    EFI_GUID PackageListGuid;
+    UINT32 PackageLength; /* of the whole list, this header included */
+} EFI_HII_PACKAGE_LIST_HEADER;
+
+typedef struct {
+    UINT32 Length : 24; /* of the whole package, this header included */
+    UINT32 Type : 8;
+} EFI_HII_PACKAGE_HEADER;
+
+/* EFI_HII_PACKAGE_HEADER.Type; also ListPackageLists' PackageType */
+#define EFI_HII_PACKAGE_TYPE_ALL 0x00
+#define EFI_HII_PACKAGE_TYPE_GUID 0x01
+#define EFI_HII_PACKAGE_STRINGS 0x04
+#define EFI_HII_PACKAGE_END 0xDF
+
+/* A string package: this header, Language's NUL-terminated ASCII tag, then its
+   string blocks from StringInfoOffset on. EDK2 packs it: Language is at 46. */
+typedef struct {
+    EFI_HII_PACKAGE_HEADER Header;
+    UINT32 HdrSize; /* up to the string blocks: Language and its NUL included */
+    UINT32 StringInfoOffset;
+    CHAR16 LanguageWindow[16];
+    EFI_STRING_ID LanguageName; /* the string that names the language */
+    CHAR8 Language[1];
+} EFI_HII_STRING_PACKAGE_HDR;
+
+/* String block types: the first byte of each block */
+#define EFI_HII_SIBT_END 0x00
+#define EFI_HII_SIBT_STRING_UCS2 0x14
+#define EFI_HII_SIBT_STRINGS_UCS2 0x16
+#define EFI_HII_SIBT_DUPLICATE 0x20
+#define EFI_HII_SIBT_SKIP1 0x22
+
+typedef struct EFI_HII_DATABASE_PROTOCOL EFI_HII_DATABASE_PROTOCOL;
+struct EFI_HII_DATABASE_PROTOCOL {
+    EFI_STATUS(EFIAPI *NewPackageList)(EFI_HII_DATABASE_PROTOCOL *This, VOID *PackageList,
+                                       EFI_HANDLE DriverHandle, EFI_HII_HANDLE *Handle);
+    EFI_STATUS(EFIAPI *RemovePackageList)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle);
+    EFI_STATUS(EFIAPI *UpdatePackageList)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle,
+                                          VOID *PackageList);
+    EFI_STATUS(EFIAPI *ListPackageLists)(EFI_HII_DATABASE_PROTOCOL *This, UINT8 PackageType,
+                                         EFI_GUID *PackageGuid, UINTN *HandleBufferLength,
+                                         EFI_HII_HANDLE *Handle);
+    EFI_STATUS(EFIAPI *ExportPackageLists)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle,
+                                           UINTN *BufferSize, VOID *Buffer);
+    /* Not used by the guests: only their places. */
+    VOID *RegisterPackageNotify;
+    VOID *UnregisterPackageNotify;
+    VOID *FindKeyboardLayouts;
+    VOID *GetKeyboardLayout;
+    VOID *SetKeyboardLayout;
+    EFI_STATUS(EFIAPI *GetPackageListHandle)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE PackageListHandle,
+                                             EFI_HANDLE *DriverHandle);
+};
+
+typedef struct EFI_HII_STRING_PROTOCOL EFI_HII_STRING_PROTOCOL;
+struct EFI_HII_STRING_PROTOCOL {
+    EFI_STATUS(EFIAPI *NewString)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
+                                  EFI_STRING_ID *StringId, CHAR8 *Language, CHAR16 *LanguageName,
+                                  CHAR16 *String, VOID *StringFontInfo);
+    EFI_STATUS(EFIAPI *GetString)(EFI_HII_STRING_PROTOCOL *This, CHAR8 *Language, EFI_HII_HANDLE PackageList,
+                                  EFI_STRING_ID StringId, CHAR16 *String, UINTN *StringSize,
+                                  VOID **StringFontInfo);
+    EFI_STATUS(EFIAPI *SetString)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
+                                  EFI_STRING_ID StringId, CHAR8 *Language, CHAR16 *String,
+                                  VOID *StringFontInfo);
+    EFI_STATUS(EFIAPI *GetLanguages)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
+                                     CHAR8 *Languages, UINTN *LanguagesSize);
+    VOID *GetSecondaryLanguages; /* not used by the guests */
+};
+
 /* RNG protocol (37.5) */
 #define EFI_RNG_PROTOCOL_GUID \
     { 0x3152bca5, 0xeade, 0x433d, { 0x86, 0x2e, 0xc0, 0x1c, 0xdc, 0x29, 0x1f, 0x44 } }
@@ -624,5 +801,19 @@ EFI_STATIC_ASSERT(__builtin_offsetof(EFI_FILE_PROTOCOL, Open) == 8, file_open);
 EFI_STATIC_ASSERT(sizeof(EFI_FILE_PROTOCOL) == 8 + 14 * EFI_PTR, file_protocol); /* 120 or 64 */
 EFI_STATIC_ASSERT(__builtin_offsetof(EFI_SIMPLE_FILE_SYSTEM_PROTOCOL, OpenVolume) == 8, simple_file_system);
 EFI_STATIC_ASSERT(__builtin_offsetof(FILEPATH_DEVICE_PATH, PathName) == 4, filepath_node);
+EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_UTILITIES_PROTOCOL) == 8 * EFI_PTR, device_path_utilities);
+EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_TO_TEXT_PROTOCOL) == 2 * EFI_PTR, device_path_to_text);
+EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL) == 2 * EFI_PTR, device_path_from_text);
+EFI_STATIC_ASSERT(sizeof(EFI_KEY_DATA) == 12 && __builtin_offsetof(EFI_KEY_DATA, KeyState) == 4, key_data);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL, WaitForKeyEx) == 2 * EFI_PTR,
+                  text_input_ex_wait);
+EFI_STATIC_ASSERT(sizeof(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL) == 6 * EFI_PTR, text_input_ex);
+EFI_STATIC_ASSERT(sizeof(EFI_UNICODE_COLLATION_PROTOCOL) == 7 * EFI_PTR, unicode_collation);
+EFI_STATIC_ASSERT(sizeof(EFI_HII_PACKAGE_LIST_HEADER) == 20, hii_package_list_header);
+EFI_STATIC_ASSERT(sizeof(EFI_HII_PACKAGE_HEADER) == 4, hii_package_header);
+EFI_STATIC_ASSERT(__builtin_offsetof(EFI_HII_STRING_PACKAGE_HDR, LanguageName) == 44 &&
+                  __builtin_offsetof(EFI_HII_STRING_PACKAGE_HDR, Language) == 46, hii_string_package);
+EFI_STATIC_ASSERT(sizeof(EFI_HII_DATABASE_PROTOCOL) == 11 * EFI_PTR, hii_database);
+EFI_STATIC_ASSERT(sizeof(EFI_HII_STRING_PROTOCOL) == 5 * EFI_PTR, hii_string);
 
 #endif

@@ -5,68 +5,16 @@
  */
 #include "lib.h"
 
-#define EFI_INVALID_LANGUAGE (EFI_ERR | 32)
-
-typedef VOID *EFI_HII_HANDLE;
-typedef UINT16 EFI_STRING_ID;
-
-typedef struct EFI_HII_DATABASE_PROTOCOL EFI_HII_DATABASE_PROTOCOL;
-struct EFI_HII_DATABASE_PROTOCOL {
-    EFI_STATUS(EFIAPI *NewPackageList)(EFI_HII_DATABASE_PROTOCOL *This, VOID *PackageList,
-                                       EFI_HANDLE DriverHandle, EFI_HII_HANDLE *Handle);
-    EFI_STATUS(EFIAPI *RemovePackageList)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle);
-    EFI_STATUS(EFIAPI *UpdatePackageList)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle,
-                                          VOID *PackageList);
-    EFI_STATUS(EFIAPI *ListPackageLists)(EFI_HII_DATABASE_PROTOCOL *This, UINT8 PackageType,
-                                         EFI_GUID *PackageGuid, UINTN *HandleBufferLength,
-                                         EFI_HII_HANDLE *Handle);
-    EFI_STATUS(EFIAPI *ExportPackageLists)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE Handle,
-                                           UINTN *BufferSize, VOID *Buffer);
-    VOID *RegisterPackageNotify;
-    VOID *UnregisterPackageNotify;
-    VOID *FindKeyboardLayouts;
-    VOID *GetKeyboardLayout;
-    VOID *SetKeyboardLayout;
-    EFI_STATUS(EFIAPI *GetPackageListHandle)(EFI_HII_DATABASE_PROTOCOL *This, EFI_HII_HANDLE PackageListHandle,
-                                             EFI_HANDLE *DriverHandle);
-};
-
-typedef struct EFI_HII_STRING_PROTOCOL EFI_HII_STRING_PROTOCOL;
-struct EFI_HII_STRING_PROTOCOL {
-    EFI_STATUS(EFIAPI *NewString)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
-                                  EFI_STRING_ID *StringId, CHAR8 *Language, CHAR16 *LanguageName,
-                                  CHAR16 *String, VOID *StringFontInfo);
-    EFI_STATUS(EFIAPI *GetString)(EFI_HII_STRING_PROTOCOL *This, CHAR8 *Language, EFI_HII_HANDLE PackageList,
-                                  EFI_STRING_ID StringId, CHAR16 *String, UINTN *StringSize,
-                                  VOID **StringFontInfo);
-    EFI_STATUS(EFIAPI *SetString)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
-                                  EFI_STRING_ID StringId, CHAR8 *Language, CHAR16 *String,
-                                  VOID *StringFontInfo);
-    EFI_STATUS(EFIAPI *GetLanguages)(EFI_HII_STRING_PROTOCOL *This, EFI_HII_HANDLE PackageList,
-                                     CHAR8 *Languages, UINTN *LanguagesSize);
-    VOID *GetSecondaryLanguages;
-};
-
-static EFI_GUID hii_database_guid =
-    { 0xef9fc172, 0xa1b2, 0x4693, { 0xb3, 0x27, 0x6d, 0x32, 0xfc, 0x41, 0x60, 0x42 } };
-static EFI_GUID hii_string_guid =
-    { 0x0fd96974, 0x23aa, 0x4cdc, { 0xb9, 0xcb, 0x98, 0xd1, 0x77, 0x50, 0x32, 0x2a } };
-static EFI_GUID hii_config_routing_guid =
-    { 0x587e72d7, 0xcc50, 0x4f79, { 0x82, 0x09, 0xca, 0x29, 0x1f, 0xc1, 0xa1, 0x0f } };
+static EFI_GUID hii_database_guid = EFI_HII_DATABASE_PROTOCOL_GUID;
+static EFI_GUID hii_string_guid = EFI_HII_STRING_PROTOCOL_GUID;
+static EFI_GUID hii_config_routing_guid = EFI_HII_CONFIG_ROUTING_PROTOCOL_GUID;
 /* A made-up package list GUID. */
 static EFI_GUID list_guid =
     { 0x6a3d2f8e, 0x51c4, 0x4b0e, { 0x9e, 0x1a, 0x7c, 0x55, 0x03, 0xd2, 0xe8, 0x41 } };
 
-#define PACKAGE_STRINGS 0x04
-#define PACKAGE_END 0xDF
-#define PACKAGE_TYPE_GUID 0x01
-#define SIBT_END 0x00
-#define SIBT_STRING_UCS2 0x14
-#define SIBT_STRINGS_UCS2 0x16
-#define SIBT_DUPLICATE 0x20
-#define SIBT_SKIP1 0x22
-#define LIST_HEADER 20 /* EFI_HII_PACKAGE_LIST_HEADER: GUID, UINT32 PackageLength */
-#define STRING_HEADER 46 /* EFI_HII_STRING_PACKAGE_HDR up to Language */
+#define LIST_HEADER sizeof(EFI_HII_PACKAGE_LIST_HEADER)
+#define LIST_LENGTH_AT __builtin_offsetof(EFI_HII_PACKAGE_LIST_HEADER, PackageLength)
+#define STRING_HEADER __builtin_offsetof(EFI_HII_STRING_PACKAGE_HDR, Language)
 
 static EFI_HII_DATABASE_PROTOCOL *db;
 static EFI_HII_STRING_PROTOCOL *hs;
@@ -98,8 +46,8 @@ static UINTN begin_list(void)
 
 static void end_list(void)
 {
-    put32(4 | (PACKAGE_END << 24));
-    put32_at(16, (UINT32)len);
+    put32((UINT32)sizeof(EFI_HII_PACKAGE_HEADER) | ((UINT32)EFI_HII_PACKAGE_END << 24));
+    put32_at(LIST_LENGTH_AT, (UINT32)len);
 }
 
 /* A string package header for an ASCII language; returns where the package starts. */
@@ -121,8 +69,8 @@ static UINTN begin_strings(const char *language)
 
 static void end_strings(UINTN start)
 {
-    put8(SIBT_END);
-    put32_at(start, (UINT32)(len - start) | (PACKAGE_STRINGS << 24));
+    put8(EFI_HII_SIBT_END);
+    put32_at(start, (UINT32)(len - start) | (EFI_HII_PACKAGE_STRINGS << 24));
 }
 
 /* en-US: 1 "English", 2 "World", 3-4 skipped, 5 "five" and 6 "six" in one block,
@@ -132,15 +80,15 @@ static void build_list(void)
     UINTN p;
     begin_list();
     p = begin_strings("en-US");
-    put8(SIBT_STRING_UCS2); put_text(L"English");
-    put8(SIBT_STRING_UCS2); put_text(L"World");
-    put8(SIBT_SKIP1); put8(2);
-    put8(SIBT_STRINGS_UCS2); put16(2); put_text(L"five"); put_text(L"six");
-    put8(SIBT_DUPLICATE); put16(2);
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"English");
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"World");
+    put8(EFI_HII_SIBT_SKIP1); put8(2);
+    put8(EFI_HII_SIBT_STRINGS_UCS2); put16(2); put_text(L"five"); put_text(L"six");
+    put8(EFI_HII_SIBT_DUPLICATE); put16(2);
     end_strings(p);
     p = begin_strings("fr-FR");
-    put8(SIBT_STRING_UCS2); put_text(L"Francais");
-    put8(SIBT_STRING_UCS2); put_text(L"Monde");
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"Francais");
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"Monde");
     end_strings(p);
     end_list();
 }
@@ -151,8 +99,8 @@ static void build_update(void)
     UINTN p;
     begin_list();
     p = begin_strings("en-US");
-    put8(SIBT_STRING_UCS2); put_text(L"English");
-    put8(SIBT_STRING_UCS2); put_text(L"Updated");
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"English");
+    put8(EFI_HII_SIBT_STRING_UCS2); put_text(L"Updated");
     end_strings(p);
     end_list();
 }
@@ -304,10 +252,10 @@ static void test_hii(void)
           L"GetLanguages: de-DE added");
 
     /* The database */
-    CHECK(listed(h, 0), L"ListPackageLists(ALL) has the list");
-    CHECK(listed(h, PACKAGE_STRINGS), L"ListPackageLists(STRINGS) has the list");
+    CHECK(listed(h, EFI_HII_PACKAGE_TYPE_ALL), L"ListPackageLists(ALL) has the list");
+    CHECK(listed(h, EFI_HII_PACKAGE_STRINGS), L"ListPackageLists(STRINGS) has the list");
     size = 0;
-    CHECK_STATUS(db->ListPackageLists(db, PACKAGE_TYPE_GUID, NULL, &size, NULL), EFI_INVALID_PARAMETER,
+    CHECK_STATUS(db->ListPackageLists(db, EFI_HII_PACKAGE_TYPE_GUID, NULL, &size, NULL), EFI_INVALID_PARAMETER,
                  L"ListPackageLists(TYPE_GUID) without a GUID");
     CHECK(db->GetPackageListHandle(db, h, &driver) == EFI_SUCCESS && driver == NULL,
           L"GetPackageListHandle: the NULL driver handle it was added with");
@@ -315,7 +263,7 @@ static void test_hii(void)
     CHECK_STATUS(db->ExportPackageLists(db, h, &size, NULL), EFI_BUFFER_TOO_SMALL, L"ExportPackageLists: size probe");
     if (size > LIST_HEADER && gBS->AllocatePool(EfiLoaderData, size, (VOID **)&exported) == EFI_SUCCESS) {
         CHECK_STATUS(db->ExportPackageLists(db, h, &size, exported), EFI_SUCCESS, L"ExportPackageLists");
-        memcpy(&length, exported + 16, 4);
+        memcpy(&length, exported + LIST_LENGTH_AT, 4);
         CHECK(guid_eq((EFI_GUID *)exported, &list_guid) && length == size,
               L"ExportPackageLists: our GUID, PackageLength == BufferSize");
     }
@@ -323,7 +271,7 @@ static void test_hii(void)
     CHECK_STATUS(db->RemovePackageList(db, h), EFI_SUCCESS, L"RemovePackageList");
     CHECK_STATUS(db->RemovePackageList(db, h), EFI_NOT_FOUND, L"RemovePackageList: again");
     CHECK_STATUS(string_status(h, "en-US", 1), EFI_NOT_FOUND, L"GetString: a removed list");
-    CHECK(!listed(h, 0), L"ListPackageLists: the removed list is gone");
+    CHECK(!listed(h, EFI_HII_PACKAGE_TYPE_ALL), L"ListPackageLists: the removed list is gone");
     if (exported) {
         CHECK_STATUS(db->NewPackageList(db, exported, NULL, &h2), EFI_SUCCESS, L"NewPackageList: the exported list");
         CHECK(string_is(h2, "en-US", 2, L"Earth") && string_is(h2, "en-US", id, L"added") &&

@@ -6,35 +6,7 @@
  */
 #include "lib.h"
 
-typedef struct {
-    UINT32 KeyShiftState;
-    UINT8 KeyToggleState;
-} EFI_KEY_STATE;
-
-typedef struct {
-    EFI_INPUT_KEY Key;
-    EFI_KEY_STATE KeyState;
-} EFI_KEY_DATA;
-
-#define EFI_TOGGLE_STATE_VALID 0x80
-#define EFI_SHIFT_STATE_VALID 0x80000000
-#define EFI_LEFT_CONTROL_PRESSED 0x00000004
-
-typedef EFI_STATUS(EFIAPI *EFI_KEY_NOTIFY_FUNCTION)(EFI_KEY_DATA *KeyData);
-
-typedef struct EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL;
-struct EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL {
-    EFI_STATUS(EFIAPI *Reset)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, BOOLEAN ExtendedVerification);
-    EFI_STATUS(EFIAPI *ReadKeyStrokeEx)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, EFI_KEY_DATA *KeyData);
-    EFI_EVENT WaitForKeyEx;
-    EFI_STATUS(EFIAPI *SetState)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, UINT8 *KeyToggleState);
-    EFI_STATUS(EFIAPI *RegisterKeyNotify)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, EFI_KEY_DATA *KeyData,
-                                          EFI_KEY_NOTIFY_FUNCTION KeyNotificationFunction, VOID **NotifyHandle);
-    EFI_STATUS(EFIAPI *UnregisterKeyNotify)(EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL *This, VOID *NotificationHandle);
-};
-
-static EFI_GUID input_ex_guid =
-    { 0xdd9e7534, 0x7762, 0x4698, { 0x8c, 0x14, 0xf5, 0x85, 0x17, 0xa6, 0x25, 0xaa } };
+static EFI_GUID input_ex_guid = EFI_SIMPLE_TEXT_INPUT_EX_PROTOCOL_GUID;
 
 static volatile UINTN notified;
 static volatile CHAR16 notified_char;

@@ -5,38 +5,7 @@
  */
 #include "lib.h"
 
-#define EFI_UNICODE_COLLATION_PROTOCOL2_GUID \
-    { 0xa4c751fc, 0x23ae, 0x4c3e, { 0x92, 0xe9, 0x49, 0x64, 0xcf, 0x63, 0xf3, 0x49 } }
-#define EFI_UNICODE_COLLATION_PROTOCOL_GUID \
-    { 0x1d85cd7f, 0xf43d, 0x11d2, { 0x9a, 0x0c, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d } }
-#define EFI_DEVICE_PATH_UTILITIES_PROTOCOL_GUID \
-    { 0x0379be4e, 0xd706, 0x437d, { 0xb0, 0x37, 0xed, 0xb8, 0x2f, 0xb7, 0x72, 0xa4 } }
-
-typedef struct EFI_UNICODE_COLLATION_PROTOCOL EFI_UNICODE_COLLATION_PROTOCOL;
-struct EFI_UNICODE_COLLATION_PROTOCOL {
-    INTN(EFIAPI *StriColl)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str1, CHAR16 *Str2);
-    BOOLEAN(EFIAPI *MetaiMatch)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *String, CHAR16 *Pattern);
-    VOID(EFIAPI *StrLwr)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str);
-    VOID(EFIAPI *StrUpr)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *Str);
-    VOID(EFIAPI *FatToStr)(EFI_UNICODE_COLLATION_PROTOCOL *This, UINTN FatSize, CHAR8 *Fat, CHAR16 *String);
-    BOOLEAN(EFIAPI *StrToFat)(EFI_UNICODE_COLLATION_PROTOCOL *This, CHAR16 *String, UINTN FatSize, CHAR8 *Fat);
-    CHAR8 *SupportedLanguages;
-};
-
 typedef EFI_DEVICE_PATH_PROTOCOL DP;
-typedef struct {
-    UINTN(EFIAPI *GetDevicePathSize)(const DP *DevicePath);
-    DP *(EFIAPI *DuplicateDevicePath)(const DP *DevicePath);
-    DP *(EFIAPI *AppendDevicePath)(const DP *Src1, const DP *Src2);
-    DP *(EFIAPI *AppendDeviceNode)(const DP *DevicePath, const DP *DeviceNode);
-    DP *(EFIAPI *AppendDevicePathInstance)(const DP *DevicePath, const DP *DevicePathInstance);
-    DP *(EFIAPI *GetNextDevicePathInstance)(DP **DevicePathInstance, UINTN *DevicePathInstanceSize);
-    BOOLEAN(EFIAPI *IsDevicePathMultiInstance)(const DP *DevicePath);
-    DP *(EFIAPI *CreateDeviceNode)(UINT8 NodeType, UINT8 NodeSubType, UINT16 NodeLength);
-} EFI_DEVICE_PATH_UTILITIES_PROTOCOL;
-
-EFI_STATIC_ASSERT(sizeof(EFI_UNICODE_COLLATION_PROTOCOL) == 7 * EFI_PTR, unicode_collation);
-EFI_STATIC_ASSERT(sizeof(EFI_DEVICE_PATH_UTILITIES_PROTOCOL) == 8 * EFI_PTR, device_path_utilities);
 
 static EFI_GUID uc2_guid = EFI_UNICODE_COLLATION_PROTOCOL2_GUID;
 static EFI_GUID uc_guid = EFI_UNICODE_COLLATION_PROTOCOL_GUID;
