@@ -27,6 +27,14 @@ def corpus_file(corpus: Path, relative: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """The Secure Boot tests' keys (tests/secureboot_fixtures.py: Keys), each generated when first asked for."""
+    from secureboot_fixtures import Keys
+
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
 # Modules whose subject does not change with the engine or the dispatch path (QEMU and OVMF
 # interop, crypto, scans through Dask, loader fuzzing): .ci/run runs the suite once per engine and
 # dispatch path, and sets EFISTUB_REPEAT_PASS=1 for every pass after the first, where these skip.
