@@ -54,7 +54,7 @@ def computable(algorithm: int) -> bool:
 
 
 def response(code: int, tag: int = tpm2.ST_NO_SESSIONS, body: bytes = b"") -> bytes:
-    return tpm2.Header.build(dict(tag=tag, size=tpm2.Header.sizeof() + len(body), code=code)) + body
+    return tpm2.Message.build(dict(tag=tag, code=code, body=body))
 
 
 def response_code(raw: bytes) -> int | None:
@@ -252,8 +252,7 @@ class SwTpm:
         return data
 
     def _command(self, code: int, body: bytes, tag: int = tpm2.ST_NO_SESSIONS) -> bytes:
-        command = tpm2.Header.build(dict(tag=tag, size=tpm2.Header.sizeof() + len(body), code=code)) + body
-        raw = self.submit(command)
+        raw = self.submit(tpm2.Message.build(dict(tag=tag, code=code, body=body)))
         rc = tpm2.Header.parse(raw).code
         if rc != tpm2.RC_SUCCESS:
             raise TpmError(f"swtpm answered command 0x{code:x} with TPM response code 0x{rc:x}")

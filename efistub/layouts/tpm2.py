@@ -6,7 +6,7 @@ TPM structures are big-endian and byte-packed. Only the commands efistub answers
 
 from __future__ import annotations
 
-from construct import Bytes, Int8ub, Int16ub, Int32ub, PrefixedArray, Struct, this
+from construct import Bytes, Int8ub, Int16ub, Int32ub, PrefixedArray, Rebuild, Struct, this
 
 # TPM_ST
 ST_RSP_COMMAND = 0x00C4
@@ -101,6 +101,9 @@ RS_PW = 0x40000009  # the password authorization session
 PCR_SELECT_MAX = 3  # bytes of a PCR bitmap: 24 PCRs
 
 Header = Struct("tag" / Int16ub, "size" / Int32ub, "code" / Int32ub)  # commandCode or responseCode
+# A whole command or response: the header, its size counting itself, then the body (handles, sessions, parameters)
+Message = Struct("tag" / Int16ub, "size" / Rebuild(Int32ub, lambda ctx: Header.sizeof() + len(ctx.body)),
+                 "code" / Int32ub, "body" / Bytes(lambda ctx: ctx.size - Header.sizeof()))
 
 PcrSelection = Struct("hash" / Int16ub, "sizeofSelect" / Int8ub, "pcrSelect" / Bytes(this.sizeofSelect))
 PcrSelectionList = PrefixedArray(Int32ub, PcrSelection)  # TPML_PCR_SELECTION
