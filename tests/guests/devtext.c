@@ -15,17 +15,12 @@ static EFI_GUID loaded_image_path_guid = EFI_LOADED_IMAGE_DEVICE_PATH_PROTOCOL_G
 static EFI_DEVICE_PATH_TO_TEXT_PROTOCOL *to_text;
 static EFI_DEVICE_PATH_FROM_TEXT_PROTOCOL *from_text;
 
-#define MAX_PATH 4096
-
 /* -- building device paths ------------------------------------------------------------------------ */
 
 /* A node of `type`/`sub` with `len` bytes of data at p; returns the byte after it. */
 static UINT8 *node(UINT8 *p, UINT8 type, UINT8 sub, const void *data, UINTN len)
 {
-    p[0] = type;
-    p[1] = sub;
-    p[2] = (UINT8)((len + 4) & 0xff);
-    p[3] = (UINT8)((len + 4) >> 8);
+    dp_set_node((DP *)p, type, sub, len + 4);
     memcpy(p + 4, data, len);
     return p + 4 + len;
 }
@@ -81,27 +76,6 @@ static UINT8 *file(UINT8 *p, const CHAR16 *name)
     return node(p, MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP, name, (strlen16(name) + 1) * sizeof(CHAR16));
 }
 
-static UINTN node_length(const UINT8 *p)
-{
-    return p[2] | (UINTN)p[3] << 8;
-}
-
-/* The bytes of the device path at p, End node included (0 without an End node in MAX_PATH bytes). */
-static UINTN path_size(const VOID *path)
-{
-    const UINT8 *p = path;
-    UINTN size = 0, length;
-    while (size + 4 <= MAX_PATH) {
-        length = node_length(p + size);
-        if (length < 4)
-            return 0;
-        size += length;
-        if (p[size - length] == END_DEVICE_PATH_TYPE && p[size - length + 1] == END_ENTIRE_DEVICE_PATH_SUBTYPE)
-            return size;
-    }
-    return 0;
-}
-
 /* 8F9A9C4D-13B9-4E34-8B1B-4D0F2A36D6A0 as an EFI_GUID in memory */
 static const UINT8 gpt_signature[16] = { 0x4d, 0x9c, 0x9a, 0x8f, 0xb9, 0x13, 0x34, 0x4e,
                                          0x8b, 0x1b, 0x4d, 0x0f, 0x2a, 0x36, 0xd6, 0xa0 };
@@ -112,9 +86,6 @@ static const UINT8 vendor_guid[16] = { 0x1c, 0x8a, 0x0f, 0x6f, 0x7e, 0x5b, 0x1e,
 #define VENDOR_GUID_TEXT L"6F0F8A1C-5B7E-4B1E-9A43-65666973747A"
 
 /* -- checks --------------------------------------------------------------------------------------- */
-
-static UINTN path_size(const VOID *path);
-static UINTN node_length(const UINT8 *p);
 
 static void print_text(const CHAR16 *label, const CHAR16 *text)
 {
@@ -154,9 +125,9 @@ static int check_bytes(DP *got, const VOID *want, UINTN size, const CHAR16 *name
 /* PASS when got is a device path of exactly the `size` bytes of want. Frees got. */
 static int check_path(DP *got, const VOID *want, UINTN size, const CHAR16 *name)
 {
-    if (got && path_size(got) != size) {
+    if (got && dp_path_size(got) != size) {
         print(L"  note: a path of ");
-        print_dec(path_size(got));
+        print_dec(dp_path_size(got));
         print(L" bytes\r\n");
         gBS->FreePool(got);
         return check(0, name);
@@ -167,9 +138,9 @@ static int check_path(DP *got, const VOID *want, UINTN size, const CHAR16 *name)
 /* PASS when got is a node of exactly the `length` bytes of want. Frees got. */
 static int check_node(DP *got, const VOID *want, UINTN length, const CHAR16 *name)
 {
-    if (got && node_length((UINT8 *)got) != length) {
+    if (got && dp_node_length(got) != length) {
         print(L"  note: a node of ");
-        print_dec(node_length((UINT8 *)got));
+        print_dec(dp_node_length(got));
         print(L" bytes\r\n");
         gBS->FreePool(got);
         return check(0, name);
@@ -351,7 +322,7 @@ static void test_nodes(void)
     for (i = 0; i < ncases; i++) {
         bytes = cases[i].bytes;
         display = cases[i].display ? cases[i].display : cases[i].text;
-        length = node_length(bytes);
+        length = dp_node_length((DP *)bytes);
         cat16(name, 200, L"ConvertDeviceNodeToText: ", cases[i].text);
         check_text(to_text->ConvertDeviceNodeToText((DP *)bytes, FALSE, FALSE), cases[i].text, name);
 
@@ -429,7 +400,7 @@ static void test_nulls_and_bad_text(void)
     print(L"  info: ConvertTextToDevicePath(\"PciRoot(0x0)/Pci(0x1F,0x2\"): ");
     if (path) {
         print(L"a path of ");
-        print_dec(path_size(path));
+        print_dec(dp_path_size(path));
         print(L" bytes\r\n");
         gBS->FreePool(path);
     } else {
@@ -476,9 +447,9 @@ static void test_own_image(void)
           L"it ends with the text of our LOADED_IMAGE FilePath");
     if (file_text)
         gBS->FreePool(file_text);
-    size = path_size(path);
+    size = dp_path_size(path);
     back = from_text->ConvertTextToDevicePath(text);
-    CHECK(back && size && path_size(back) == size && memcmp(back, path, size) == 0,
+    CHECK(back && size && dp_path_size(back) == size && memcmp(back, path, size) == 0,
           L"ConvertTextToDevicePath of that text gives the same path");
     if (back)
         gBS->FreePool(back);

@@ -54,27 +54,13 @@ static void put(const CHAR16 *s)
 static void put_dec(UINT64 v)
 {
     CHAR16 buf[21];
-    UINT32 digit;
-    int i = 20;
-    buf[i] = 0;
-    do {
-        v = udiv64_small(v, 10, &digit);
-        buf[--i] = (CHAR16)(L'0' + digit);
-    } while (v);
-    put(&buf[i]);
+    put(format_dec(buf, v));
 }
 
 static void put_hexn(UINTN v)
 {
-    static const CHAR16 hex[] = L"0123456789abcdef";
-    CHAR16 buf[2 + 2 * sizeof(UINTN) + 1];
-    int i, digits = (int)(2 * sizeof(UINTN));
-    buf[0] = L'0';
-    buf[1] = L'x';
-    for (i = 0; i < digits; i++)
-        buf[2 + i] = hex[(v >> (4 * (digits - 1 - i))) & 0xf];
-    buf[2 + digits] = 0;
-    put(buf);
+    CHAR16 buf[19];
+    put(format_hex_digits(buf, v, (int)(2 * sizeof(UINTN))));
 }
 
 #ifdef EBS_SERIAL_REPORT

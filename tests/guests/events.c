@@ -33,14 +33,6 @@ static void note_reset(NOTE *n)
     n->self_signal = 0;
 }
 
-/* The current TPL: RaiseTPL returns it, RestoreTPL puts it back. */
-static EFI_TPL current_tpl(void)
-{
-    EFI_TPL old = gBS->RaiseTPL(TPL_HIGH_LEVEL);
-    gBS->RestoreTPL(old);
-    return old;
-}
-
 static VOID EFIAPI record(EFI_EVENT event, VOID *context)
 {
     NOTE *n = context;

@@ -210,11 +210,6 @@ static void print_info_entry(UINTN index, const EFI_FILE_INFO *fi)
 
 /* ---- the volume ---- */
 
-static UINTN node_length(const EFI_DEVICE_PATH_PROTOCOL *n)
-{
-    return (UINTN)n->Length[0] | ((UINTN)n->Length[1] << 8);
-}
-
 /* The path text of the MEDIA_FILEPATH nodes of a device path, concatenated (at most 255 characters). */
 static void file_path_text(const EFI_DEVICE_PATH_PROTOCOL *dp, CHAR16 *out, UINTN cap, UINTN *file_nodes)
 {
@@ -222,7 +217,7 @@ static void file_path_text(const EFI_DEVICE_PATH_PROTOCOL *dp, CHAR16 *out, UINT
     *file_nodes = 0;
     out[0] = 0;
     for (guard = 0; dp && guard < 64 && dp->Type != END_DEVICE_PATH_TYPE; guard++) {
-        len = node_length(dp);
+        len = dp_node_length(dp);
         if (len < sizeof(EFI_DEVICE_PATH_PROTOCOL))
             break;
         if (dp->Type == MEDIA_DEVICE_PATH && dp->SubType == MEDIA_FILEPATH_DP) {
@@ -976,7 +971,7 @@ static UINTN device_path_prefix(const EFI_DEVICE_PATH_PROTOCOL *dp)
 
     print(L"  info: DeviceHandle device path nodes:");
     for (guard = 0; guard < 64; guard++) {
-        len = node_length(dp);
+        len = dp_node_length(dp);
         print(L" ");
         print_hex_digits(dp->Type, 2);
         print(L"/");

@@ -105,13 +105,6 @@ static void build_update(void)
     end_list();
 }
 
-static int ascii_eq(const CHAR8 *a, const char *b)
-{
-    while (*a && *a == (CHAR8)*b)
-        a++, b++;
-    return *a == (CHAR8)*b;
-}
-
 /* GetString into a fresh pool buffer after a size probe; NULL and the status in *st on failure. */
 static CHAR16 *get_string(EFI_HII_HANDLE h, const char *language, EFI_STRING_ID id, EFI_STATUS *st)
 {
@@ -204,7 +197,7 @@ static void test_hii(void)
     CHECK_STATUS(hs->GetLanguages(hs, h, NULL, &size), EFI_BUFFER_TOO_SMALL, L"GetLanguages: size probe");
     CHECK(size == sizeof("en-US;fr-FR"), L"GetLanguages: size of \"en-US;fr-FR\" and NUL");
     size = sizeof(languages);
-    CHECK(hs->GetLanguages(hs, h, languages, &size) == EFI_SUCCESS && ascii_eq(languages, "en-US;fr-FR"),
+    CHECK(hs->GetLanguages(hs, h, languages, &size) == EFI_SUCCESS && strcmp8(languages, "en-US;fr-FR") == 0,
           L"GetLanguages: en-US;fr-FR");
     size = 4;
     CHECK_STATUS(hs->GetLanguages(hs, h, NULL, &size), EFI_INVALID_PARAMETER,
@@ -248,7 +241,7 @@ static void test_hii(void)
                  L"NewString: a new language with its name");
     CHECK(string_is(h, "de-DE", id_de, L"Welt"), L"GetString: the new language's string");
     size = sizeof(languages);
-    CHECK(hs->GetLanguages(hs, h, languages, &size) == EFI_SUCCESS && ascii_eq(languages, "en-US;fr-FR;de-DE"),
+    CHECK(hs->GetLanguages(hs, h, languages, &size) == EFI_SUCCESS && strcmp8(languages, "en-US;fr-FR;de-DE") == 0,
           L"GetLanguages: de-DE added");
 
     /* The database */

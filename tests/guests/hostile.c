@@ -267,14 +267,6 @@ static void test_crc(void)
     }
 }
 
-/* The current TPL, probed as RaiseTPL(TPL_HIGH_LEVEL) + RestoreTPL. */
-static EFI_TPL current_tpl(void)
-{
-    EFI_TPL old = gBS->RaiseTPL(TPL_HIGH_LEVEL);
-    gBS->RestoreTPL(old);
-    return old;
-}
-
 static void raise_and_restore(EFI_TPL tpl, const CHAR16 *call)
 {
     EFI_TPL old, now;

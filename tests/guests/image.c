@@ -24,26 +24,7 @@ static UINT64 not_image_iface = 0x1a;
 static CHAR16 child_options[] = L"child-options";
 static const CHAR16 exit_marker[] = L"exit-data-marker";
 
-typedef struct __attribute__((packed)) {
-    EFI_DEVICE_PATH_PROTOCOL vendor;
-    EFI_GUID guid;
-    EFI_DEVICE_PATH_PROTOCOL end;
-} VENDOR_MEDIA_PATH;
-
 static VENDOR_MEDIA_PATH initrd_path;
-
-static void make_initrd_path(void)
-{
-    initrd_path.vendor.Type = MEDIA_DEVICE_PATH;
-    initrd_path.vendor.SubType = MEDIA_VENDOR_DP;
-    initrd_path.vendor.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL) + sizeof(EFI_GUID);
-    initrd_path.vendor.Length[1] = 0;
-    initrd_path.guid = initrd_media_guid;
-    initrd_path.end.Type = END_DEVICE_PATH_TYPE;
-    initrd_path.end.SubType = END_ENTIRE_DEVICE_PATH_SUBTYPE;
-    initrd_path.end.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL);
-    initrd_path.end.Length[1] = 0;
-}
 
 /* The child's bytes from the initrd LOAD_FILE2, as the Linux stub loads them. */
 static int load_child(VOID **buffer, UINTN *size)
@@ -53,7 +34,7 @@ static int load_child(VOID **buffer, UINTN *size)
     EFI_LOAD_FILE2_PROTOCOL *lf2 = NULL;
     EFI_STATUS status;
 
-    make_initrd_path();
+    make_vendor_media_path(&initrd_path, &initrd_media_guid);
     dp = &initrd_path.vendor;
     status = gBS->LocateDevicePath(&load_file2_guid, &dp, &handle);
     if (!CHECK_STATUS(status, EFI_SUCCESS, L"LocateDevicePath: LOAD_FILE2 on the Linux initrd media path")) {

@@ -78,9 +78,76 @@ static int strcmp16(const CHAR16 *a, const CHAR16 *b)
     return (int)*a - (int)*b;
 }
 
+/* An ASCII (CHAR8) string comparison, as strcmp. */
+static int strcmp8(const CHAR8 *a, const CHAR8 *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return (int)(UINT8)*a - (int)(UINT8)*b;
+}
+
 static int guid_eq(const EFI_GUID *a, const EFI_GUID *b)
 {
     return memcmp(a, b, sizeof(EFI_GUID)) == 0;
+}
+
+/* A device path node's Length: the whole node's bytes, its header included. */
+static UINTN dp_node_length(const EFI_DEVICE_PATH_PROTOCOL *node)
+{
+    return (UINTN)node->Length[0] | ((UINTN)node->Length[1] << 8);
+}
+
+/* The bytes of the device path at path, its End node included: 0 when a node is shorter than
+   its header or no End node comes within 4096 bytes. */
+static UINTN dp_path_size(const EFI_DEVICE_PATH_PROTOCOL *path)
+{
+    const UINT8 *p = (const UINT8 *)path;
+    const EFI_DEVICE_PATH_PROTOCOL *node;
+    UINTN size = 0, length;
+    while (size + sizeof(EFI_DEVICE_PATH_PROTOCOL) <= 4096) {
+        node = (const EFI_DEVICE_PATH_PROTOCOL *)(p + size);
+        length = dp_node_length(node);
+        if (length < sizeof(EFI_DEVICE_PATH_PROTOCOL))
+            return 0;
+        size += length;
+        if (node->Type == END_DEVICE_PATH_TYPE && node->SubType == END_ENTIRE_DEVICE_PATH_SUBTYPE)
+            return size;
+    }
+    return 0;
+}
+
+/* Sets a node's header: its Type, SubType and Length (the whole node's bytes). */
+static void dp_set_node(EFI_DEVICE_PATH_PROTOCOL *node, UINT8 type, UINT8 subtype, UINTN length)
+{
+    node->Type = type;
+    node->SubType = subtype;
+    node->Length[0] = (UINT8)(length & 0xff);
+    node->Length[1] = (UINT8)(length >> 8);
+}
+
+/* A vendor-defined media device path: one node with its GUID, then the End node. */
+typedef struct __attribute__((packed)) {
+    EFI_DEVICE_PATH_PROTOCOL vendor;
+    EFI_GUID guid;
+    EFI_DEVICE_PATH_PROTOCOL end;
+} VENDOR_MEDIA_PATH;
+
+static void make_vendor_media_path(VENDOR_MEDIA_PATH *path, const EFI_GUID *guid)
+{
+    dp_set_node(&path->vendor, MEDIA_DEVICE_PATH, MEDIA_VENDOR_DP,
+                sizeof(EFI_DEVICE_PATH_PROTOCOL) + sizeof(EFI_GUID));
+    path->guid = *guid;
+    dp_set_node(&path->end, END_DEVICE_PATH_TYPE, END_ENTIRE_DEVICE_PATH_SUBTYPE, sizeof(EFI_DEVICE_PATH_PROTOCOL));
+}
+
+/* The current TPL, probed as RaiseTPL(TPL_HIGH_LEVEL) + RestoreTPL. */
+static EFI_TPL current_tpl(void)
+{
+    EFI_TPL old = gBS->RaiseTPL(TPL_HIGH_LEVEL);
+    gBS->RestoreTPL(old);
+    return old;
 }
 
 static void print(const CHAR16 *s)
@@ -88,10 +155,9 @@ static void print(const CHAR16 *s)
     gST->ConOut->OutputString(gST->ConOut, (CHAR16 *)s);
 }
 
-/* "0x" and `digits` hex digits of v. */
-static void print_hex_digits(UINT64 v, int digits)
+/* "0x" and `digits` (at most 16) hex digits of v, in buf (19 characters) with a NUL. */
+static CHAR16 *format_hex_digits(CHAR16 *buf, UINT64 v, int digits)
 {
-    CHAR16 buf[19];
     static const CHAR16 hex[] = L"0123456789abcdef";
     int i;
     buf[0] = L'0';
@@ -99,7 +165,13 @@ static void print_hex_digits(UINT64 v, int digits)
     for (i = 0; i < digits; i++)
         buf[2 + i] = hex[(v >> (4 * (digits - 1 - i))) & 0xf];
     buf[2 + digits] = 0;
-    print(buf);
+    return buf;
+}
+
+static void print_hex_digits(UINT64 v, int digits)
+{
+    CHAR16 buf[19];
+    print(format_hex_digits(buf, v, digits));
 }
 
 /* A 64-bit value (a physical address, a UINT64 field): always 16 digits. */
@@ -136,9 +208,9 @@ static UINT64 udiv64_small(UINT64 n, UINT32 d, UINT32 *rem)
     return q;
 }
 
-static void print_dec(UINT64 v)
+/* v in decimal, with a NUL, at the end of buf (21 characters); returns its first digit. */
+static CHAR16 *format_dec(CHAR16 *buf, UINT64 v)
 {
-    CHAR16 buf[21];
     UINT32 digit;
     int i = 20;
     buf[i] = 0;
@@ -146,7 +218,13 @@ static void print_dec(UINT64 v)
         v = udiv64_small(v, 10, &digit);
         buf[--i] = (CHAR16)(L'0' + digit);
     } while (v);
-    print(&buf[i]);
+    return &buf[i];
+}
+
+static void print_dec(UINT64 v)
+{
+    CHAR16 buf[21];
+    print(format_dec(buf, v));
 }
 
 static int check(int ok, const CHAR16 *name)

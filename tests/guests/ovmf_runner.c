@@ -31,12 +31,6 @@ static const CHAR16 *const programs[] = {
 };
 
 /* The initrd LOAD_FILE2 for image.efi. */
-typedef struct __attribute__((packed)) {
-    EFI_DEVICE_PATH_PROTOCOL vendor;
-    EFI_GUID guid;
-    EFI_DEVICE_PATH_PROTOCOL end;
-} VENDOR_MEDIA_PATH;
-
 static VENDOR_MEDIA_PATH initrd_path;
 static UINT8 *initrd_data;
 static UINTN initrd_size;
@@ -95,13 +89,7 @@ static EFI_HANDLE install_initrd(EFI_HANDLE device)
         print(L"RUNNER cannot read \\EFI\\efistub\\exit.efi for image's initrd\r\n");
         return NULL;
     }
-    initrd_path.vendor.Type = MEDIA_DEVICE_PATH;
-    initrd_path.vendor.SubType = MEDIA_VENDOR_DP;
-    initrd_path.vendor.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL) + sizeof(EFI_GUID);
-    initrd_path.guid = initrd_media_guid;
-    initrd_path.end.Type = END_DEVICE_PATH_TYPE;
-    initrd_path.end.SubType = END_ENTIRE_DEVICE_PATH_SUBTYPE;
-    initrd_path.end.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL);
+    make_vendor_media_path(&initrd_path, &initrd_media_guid);
     if (gBS->InstallMultipleProtocolInterfaces(&h, &device_path, &initrd_path, &load_file2_guid,
                                                &initrd_load_file2, NULL) != EFI_SUCCESS)
         return NULL;
@@ -118,26 +106,19 @@ static void uninstall_initrd(EFI_HANDLE h)
     gBS->FreePool(initrd_data);
 }
 
-static UINTN node_len(const EFI_DEVICE_PATH_PROTOCOL *n)
-{
-    return n->Length[0] | ((UINTN)n->Length[1] << 8);
-}
-
 /* The device's path with a file path node for \EFI\efistub\<name>.efi appended. */
 static EFI_DEVICE_PATH_PROTOCOL *file_path(EFI_DEVICE_PATH_PROTOCOL *dev, const CHAR16 *name)
 {
     static const CHAR16 dir[] = L"\\EFI\\efistub\\";
     static const CHAR16 ext[] = L".efi";
-    const EFI_DEVICE_PATH_PROTOCOL *n = dev;
-    UINTN dev_len = 0, path_chars, node, i;
+    UINTN dev_len = dp_path_size(dev), path_chars, node, i;
     UINT8 *buf;
     CHAR16 *p;
     EFI_DEVICE_PATH_PROTOCOL *fp, *end;
 
-    while (!(n->Type == END_DEVICE_PATH_TYPE && n->SubType == END_ENTIRE_DEVICE_PATH_SUBTYPE)) {
-        dev_len += node_len(n);
-        n = (const EFI_DEVICE_PATH_PROTOCOL *)((const UINT8 *)n + node_len(n));
-    }
+    if (!dev_len)
+        return NULL;
+    dev_len -= sizeof(EFI_DEVICE_PATH_PROTOCOL); /* without its End node: the file node comes there */
     path_chars = strlen16(dir) + strlen16(name) + strlen16(ext) + 1;
     node = sizeof(EFI_DEVICE_PATH_PROTOCOL) + path_chars * sizeof(CHAR16);
     if (gBS->AllocatePool(EfiLoaderData, dev_len + node + sizeof(EFI_DEVICE_PATH_PROTOCOL),
@@ -145,10 +126,7 @@ static EFI_DEVICE_PATH_PROTOCOL *file_path(EFI_DEVICE_PATH_PROTOCOL *dev, const 
         return NULL;
     gBS->CopyMem(buf, dev, dev_len);
     fp = (EFI_DEVICE_PATH_PROTOCOL *)(buf + dev_len);
-    fp->Type = MEDIA_DEVICE_PATH;
-    fp->SubType = MEDIA_FILEPATH_DP;
-    fp->Length[0] = (UINT8)node;
-    fp->Length[1] = (UINT8)(node >> 8);
+    dp_set_node(fp, MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP, node);
     p = (CHAR16 *)((UINT8 *)fp + sizeof(EFI_DEVICE_PATH_PROTOCOL));
     for (i = 0; dir[i]; i++)
         *p++ = dir[i];
@@ -158,10 +136,7 @@ static EFI_DEVICE_PATH_PROTOCOL *file_path(EFI_DEVICE_PATH_PROTOCOL *dev, const 
         *p++ = ext[i];
     *p = 0;
     end = (EFI_DEVICE_PATH_PROTOCOL *)((UINT8 *)fp + node);
-    end->Type = END_DEVICE_PATH_TYPE;
-    end->SubType = END_ENTIRE_DEVICE_PATH_SUBTYPE;
-    end->Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL);
-    end->Length[1] = 0;
+    dp_set_node(end, END_DEVICE_PATH_TYPE, END_ENTIRE_DEVICE_PATH_SUBTYPE, sizeof(EFI_DEVICE_PATH_PROTOCOL));
     return (EFI_DEVICE_PATH_PROTOCOL *)buf;
 }
 

@@ -29,28 +29,6 @@ static UINT64 iface_a = 0xa, iface_a2 = 0xa2, iface_b = 0xb, iface_c = 0xc, ifac
 static UINT64 wrong_iface = 0xbad;
 static UINT64 table1 = 1, table2 = 2;
 
-/* A vendor-defined media device path: one node and the end node. */
-typedef struct __attribute__((packed)) {
-    EFI_DEVICE_PATH_PROTOCOL vendor;
-    EFI_GUID guid;
-    EFI_DEVICE_PATH_PROTOCOL end;
-} VENDOR_MEDIA_PATH;
-
-static VENDOR_MEDIA_PATH make_vendor_path(void)
-{
-    VENDOR_MEDIA_PATH p;
-    p.vendor.Type = MEDIA_DEVICE_PATH;
-    p.vendor.SubType = MEDIA_VENDOR_DP;
-    p.vendor.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL) + sizeof(EFI_GUID);
-    p.vendor.Length[1] = 0;
-    p.guid = vendor_guid;
-    p.end.Type = END_DEVICE_PATH_TYPE;
-    p.end.SubType = END_ENTIRE_DEVICE_PATH_SUBTYPE;
-    p.end.Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL);
-    p.end.Length[1] = 0;
-    return p;
-}
-
 static VENDOR_MEDIA_PATH installed_path;
 
 static EFI_STATUS EFIAPI dummy_load_file(EFI_LOAD_FILE2_PROTOCOL *This,
@@ -316,11 +294,12 @@ static void test_configuration_table(void)
 
 static void test_locate_device_path(void)
 {
-    VENDOR_MEDIA_PATH query = make_vendor_path();
+    VENDOR_MEDIA_PATH query;
     EFI_DEVICE_PATH_PROTOCOL *dp;
     EFI_HANDLE dev = NULL, h = NULL;
     EFI_STATUS status;
 
+    make_vendor_media_path(&query, &vendor_guid);
     dp = &query.vendor;
     status = gBS->LocateDevicePath(&load_file2_guid, &dp, &dev);
     CHECK_STATUS(status, EFI_NOT_FOUND, L"LocateDevicePath: LOAD_FILE2 on a made-up vendor path -> EFI_NOT_FOUND");
@@ -328,7 +307,7 @@ static void test_locate_device_path(void)
     CHECK_STATUS(status, EFI_INVALID_PARAMETER, L"LocateDevicePath: NULL DevicePath -> EFI_INVALID_PARAMETER");
 
     /* The way Linux finds its initrd: a handle with the vendor path and LOAD_FILE2. */
-    installed_path = make_vendor_path();
+    make_vendor_media_path(&installed_path, &vendor_guid);
     status = gBS->InstallMultipleProtocolInterfaces(&h, &device_path_guid, &installed_path,
                                                     &load_file2_guid, &load_file2, NULL);
     if (!CHECK_STATUS(status, EFI_SUCCESS, L"InstallMultipleProtocolInterfaces: DEVICE_PATH + LOAD_FILE2"))

@@ -14,15 +14,6 @@ static EFI_GUID dpu_guid = EFI_DEVICE_PATH_UTILITIES_PROTOCOL_GUID;
 static EFI_UNICODE_COLLATION_PROTOCOL *uc;
 static EFI_DEVICE_PATH_UTILITIES_PROTOCOL *dpu;
 
-static int strcmp8(const CHAR8 *a, const CHAR8 *b)
-{
-    while (*a && *a == *b) {
-        a++;
-        b++;
-    }
-    return (int)(UINT8)*a - (int)(UINT8)*b;
-}
-
 /* The CHAR16 characters of s as 4-digit hex numbers, for info lines. */
 static void print_units(const CHAR16 *s)
 {
