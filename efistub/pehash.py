@@ -16,6 +16,7 @@ import hashlib
 from construct import ConstructError, Int16ul, Int32ul
 
 from .layouts import pe
+from .layouts.efi import offset_of
 
 
 class NotPeImage(ValueError):
@@ -63,7 +64,7 @@ def hashed_ranges(data: bytes) -> list[slice]:
         fields = layout.parse(data[optional:optional + layout.sizeof()])
     except (ConstructError, KeyError):
         raise BadPeImage("no PE32 or PE32+ optional header") from None
-    checksum = optional + _offset_of(layout, "CheckSum")
+    checksum = optional + offset_of(layout, "CheckSum")
     directories = optional + layout.sizeof()
     security = directories + pe.DIRECTORY_SECURITY * pe.DataDirectory.sizeof()
     end_of_headers = fields.SizeOfHeaders
@@ -99,12 +100,3 @@ def hashed_ranges(data: bytes) -> list[slice]:
         if len(data) > hashed + certificate_size:
             ranges.append(slice(hashed, len(data) - certificate_size))
     return ranges
-
-
-def _offset_of(layout, name: str) -> int:
-    offset = 0
-    for sub in layout.subcons:
-        if sub.name == name:
-            return offset
-        offset += sub.sizeof()
-    raise KeyError(name)

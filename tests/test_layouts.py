@@ -10,16 +10,7 @@ import pytest
 from construct import Int8ul, Int16ul, Int32ul, Int64ul
 
 from efistub.layouts import efi, linux
-from efistub.layouts.efi import c_struct, layouts
-
-
-def offset_of(struct, name: str) -> int:
-    offset = 0
-    for sc in struct.subcons:
-        if sc.name == name:
-            return offset
-        offset += sc.sizeof()
-    raise KeyError(name)
+from efistub.layouts.efi import c_struct, layouts, offset_of
 
 
 def offsets(struct) -> dict[str, int]:

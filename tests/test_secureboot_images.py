@@ -22,11 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from conftest import corpus_file
 from efistub import guids, pehash, secureboot, varstore
 from efistub.guids import IMAGE_SECURITY_DATABASE
+from efistub.layouts.efi import offset_of
 from efistub.machine import Machine
 from efistub.variables import BOOTSERVICE_ACCESS, NON_VOLATILE, VariableStore
 from pe_builder import SECTION_ALIGN, code_image
 from secureboot_fixtures import OWNER, Key, enroll, esl, ovmf_secure_boot
-from test_varstore import GUESTS, LA, OVMF, offset_of
+from test_varstore import GUESTS, LA, OVMF
 
 NV_BS = NON_VOLATILE | BOOTSERVICE_ACCESS  # shim's MokList and SbatLevel: no runtime access
 SHIM = "x86_64/shimx64.efi"  # shim 16.1, Debian's shim-unsigned

@@ -22,6 +22,7 @@ from efistub import varstore
 from efistub.errors import InputError
 from efistub.guids import GLOBAL_VARIABLE, Guid
 from efistub.layouts import efi
+from efistub.layouts.efi import offset_of
 from efistub.machine import Machine
 from efistub.status import Status
 from efistub.variables import BOOTSERVICE_ACCESS, NON_VOLATILE, RUNTIME_ACCESS, VariableStore
@@ -49,15 +50,6 @@ def fingerprint(path: Path) -> tuple:
 
 
 # -- guests: one runtime service call ----------------------------------------------------------------
-
-def offset_of(struct, name: str) -> int:
-    offset = 0
-    for sc in struct.subcons:
-        if sc.name == name:
-            return offset
-        offset += sc.sizeof()
-    raise KeyError(name)
-
 
 LA = efi.layouts(8)
 ARGUMENT_REGISTERS = ("rcx", "rdx", "r8", "r9")  # MS x64; the fifth argument goes to [rsp+0x20]

@@ -21,7 +21,7 @@ PAGE_SIZE = 4096
 MAX_ALIGNMENT = 8  # UINT64 is 8-aligned also on IA32 (EDK2 builds with -malign-double, or MSVC)
 
 
-# -- the alignment helper ------------------------------------------------------------------------
+# -- the layout helpers -------------------------------------------------------------------------
 
 def alignment_of(subcon: Construct) -> int:
     """The C alignment of a field: min(size, 8) for integers, the largest member's for a
@@ -36,6 +36,16 @@ def alignment_of(subcon: Construct) -> int:
     if isinstance(subcon, Subconstruct):  # a named field, an array: as its contents
         return alignment_of(subcon.subcon)
     raise TypeError(f"no C alignment known for {subcon!r}; build it with c_struct or set c_alignment")
+
+
+def offset_of(struct: Struct, name: str) -> int:
+    """The byte offset of the field ``name`` in ``struct`` (its padding included, for a ``c_struct``)."""
+    offset = 0
+    for sub in struct.subcons:
+        if sub.name == name:
+            return offset
+        offset += sub.sizeof()
+    raise KeyError(name)
 
 
 def c_struct(*fields: Construct) -> Struct:
