@@ -302,7 +302,8 @@ def LoadImage(fw, boot_policy, parent, path, source, size, handle_ptr):
 def refusal(fw, verdict: image_verification.Verdict) -> str:
     """Why Secure Boot refused an image, in one line."""
     status = Status.name_of(verdict.status(fw.options.image_policy))
-    return f"Secure Boot refused it ({status}): {verdict.reason}; sha256 {verdict.digests['sha256'].hex()}"
+    algorithm = image_verification.REPORTED_HASH
+    return f"Secure Boot refused it ({status}): {verdict.reason}; {algorithm} {verdict.digests[algorithm].hex()}"
 
 
 def load_bytes(fw, data: bytes, parent: int, device: int, file_nodes: list | None, machine: int,
