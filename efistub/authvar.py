@@ -155,7 +155,7 @@ class Write:
 
     @property
     def timestamp(self):
-        return layout.TimeWithPads.parse(self.data[:layout.AUTHENTICATION_2_TIMESTAMP])
+        return layout.VariableAuthentication2.TimeStamp.parse(self.data[:layout.AUTHENTICATION_2_TIMESTAMP])
 
     def _key_database_attributes(self) -> None:
         if not self.attributes & NON_VOLATILE or not self.attributes & AT:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from efistub import guids, secureboot, varstore
 from efistub.guids import CERT_DB, GLOBAL_VARIABLE, IMAGE_SECURITY_DATABASE, Guid
+from efistub.layouts import efi
 from efistub.layouts import secureboot as layout
 from efistub.machine import Machine
 from efistub.variables import EfiTime, VariableStore
@@ -46,8 +47,8 @@ MICROSOFT_STORES = [OVMF / "OVMF_VARS_4M.ms.fd", Path("/usr/share/AAVMF/AAVMF_VA
 def timestamp(when: datetime | tuple) -> bytes:
     fields = tuple(when) if isinstance(when, tuple) else (when.year, when.month, when.day, when.hour, when.minute,
                                                           when.second)
-    return layout.TimeWithPads.build(dict(zip(("Year", "Month", "Day", "Hour", "Minute", "Second"), fields),
-                                          Pad1=0, Nanosecond=0, TimeZone=0, Daylight=0, Pad2=0))
+    return efi.Time.build(dict(zip(("Year", "Month", "Day", "Hour", "Minute", "Second"), fields),
+                               Pad1=0, Nanosecond=0, TimeZone=0, Daylight=0, Pad2=0))
 
 
 def authenticated(name: str, guid: Guid, attributes: int, payload: bytes, signer: Key | None, when,

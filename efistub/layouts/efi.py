@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 
 from construct import (
-    Bytes, Construct, FormatField, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct,
+    Bytes, Construct, Default, FormatField, Int8ul, Int16sl, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct,
     Subconstruct,
 )
 
@@ -170,6 +170,7 @@ DEVICE_PATH_UTILITIES = ("GetDevicePathSize", "DuplicateDevicePath", "AppendDevi
 DEVICE_PATH_TO_TEXT = ("ConvertDeviceNodeToText", "ConvertDevicePathToText")
 DEVICE_PATH_FROM_TEXT = ("ConvertTextToDeviceNode", "ConvertTextToDevicePath")
 
+# EFI_TIME (§8.3), its Pad1 and Pad2 named: an authentication descriptor's TimeStamp must have them 0
 Time = c_struct(
     "Year" / Int16ul,
     "Month" / Int8ul,
@@ -177,9 +178,11 @@ Time = c_struct(
     "Hour" / Int8ul,
     "Minute" / Int8ul,
     "Second" / Int8ul,
+    "Pad1" / Default(Int8ul, 0),
     "Nanosecond" / Int32ul,
     "TimeZone" / Int16sl,
     "Daylight" / Int8ul,
+    "Pad2" / Default(Int8ul, 0),
 )
 UNSPECIFIED_TIMEZONE = 0x07FF
 

@@ -7,26 +7,9 @@ Everything is packed and little-endian, as the spec and EDK2 declare these struc
 
 from __future__ import annotations
 
-from construct import Bytes, Int8ul, Int16sl, Int16ul, Int32ul, Struct
+from construct import Bytes, Int16ul, Int32ul, Struct
 
 from .efi import Time
-
-# EFI_TIME as the spec declares it, Pad1 and Pad2 included: an authentication descriptor's
-# TimeStamp must have them, Nanosecond, TimeZone and Daylight zero.
-TimeWithPads = Struct(
-    "Year" / Int16ul,
-    "Month" / Int8ul,
-    "Day" / Int8ul,
-    "Hour" / Int8ul,
-    "Minute" / Int8ul,
-    "Second" / Int8ul,
-    "Pad1" / Int8ul,
-    "Nanosecond" / Int32ul,
-    "TimeZone" / Int16sl,
-    "Daylight" / Int8ul,
-    "Pad2" / Int8ul,
-)
-assert TimeWithPads.sizeof() == Time.sizeof()
 
 # WIN_CERTIFICATE (§32.2.4): dwLength counts the whole certificate, this header included.
 WinCertificate = Struct(
@@ -53,10 +36,10 @@ WinCertificateUefiGuid = Struct(
 # EFI_VARIABLE_AUTHENTICATION_2: the TimeStamp, then the certificate; the variable's new value
 # follows the certificate.
 VariableAuthentication2 = Struct(
-    "TimeStamp" / TimeWithPads,
+    "TimeStamp" / Time,  # EFI_TIME: Pad1, Nanosecond, TimeZone, Daylight and Pad2 must be 0
     "AuthInfo" / WinCertificateUefiGuid,
 )
-AUTHENTICATION_2_TIMESTAMP = TimeWithPads.sizeof()  # where AuthInfo starts (OFFSET_OF(..., AuthInfo))
+AUTHENTICATION_2_TIMESTAMP = Time.sizeof()  # where AuthInfo starts (OFFSET_OF(..., AuthInfo))
 
 # EFI_SIGNATURE_LIST: this header, SignatureHeaderSize bytes of header, then signatures of
 # SignatureSize bytes each (EFI_SIGNATURE_DATA: the owner's GUID, then the signature).
