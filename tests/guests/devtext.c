@@ -297,17 +297,6 @@ static void test_known_path(void)
                 L"ConvertTextToDevicePath: \\EFI\\BOOT\\BOOTX64.EFI is one file path node and End");
 }
 
-/* dst = a followed by b, at most `size` characters with the NUL */
-static void cat16(CHAR16 *dst, UINTN size, const CHAR16 *a, const CHAR16 *b)
-{
-    UINTN n = 0;
-    for (; *a && n + 1 < size; a++)
-        dst[n++] = *a;
-    for (; *b && n + 1 < size; b++)
-        dst[n++] = *b;
-    dst[n] = 0;
-}
-
 static void test_nodes(void)
 {
     UINTN i, length;

@@ -988,33 +988,6 @@ static UINTN device_path_prefix(const EFI_DEVICE_PATH_PROTOCOL *dp)
     return 0;
 }
 
-/* The device's path without its End node + a MEDIA_FILEPATH node + End, in pool memory. */
-static EFI_DEVICE_PATH_PROTOCOL *file_device_path(const EFI_DEVICE_PATH_PROTOCOL *dp, UINTN prefix,
-                                                  const CHAR16 *name)
-{
-    UINTN name_size = (strlen16(name) + 1) * sizeof(CHAR16);
-    UINTN node_size = sizeof(EFI_DEVICE_PATH_PROTOCOL) + name_size;
-    UINT8 *p = NULL;
-    EFI_DEVICE_PATH_PROTOCOL *node;
-
-    if (gBS->AllocatePool(EfiLoaderData, prefix + node_size + sizeof(EFI_DEVICE_PATH_PROTOCOL), (VOID **)&p) !=
-        EFI_SUCCESS)
-        return NULL;
-    memcpy(p, dp, prefix);
-    node = (EFI_DEVICE_PATH_PROTOCOL *)(p + prefix);
-    node->Type = MEDIA_DEVICE_PATH;
-    node->SubType = MEDIA_FILEPATH_DP;
-    node->Length[0] = (UINT8)(node_size & 0xFF);
-    node->Length[1] = (UINT8)(node_size >> 8);
-    memcpy(p + prefix + sizeof(EFI_DEVICE_PATH_PROTOCOL), name, name_size);
-    node = (EFI_DEVICE_PATH_PROTOCOL *)(p + prefix + node_size);
-    node->Type = END_DEVICE_PATH_TYPE;
-    node->SubType = END_ENTIRE_DEVICE_PATH_SUBTYPE;
-    node->Length[0] = sizeof(EFI_DEVICE_PATH_PROTOCOL);
-    node->Length[1] = 0;
-    return (EFI_DEVICE_PATH_PROTOCOL *)p;
-}
-
 static void test_load_image(void)
 {
     EFI_DEVICE_PATH_PROTOCOL *dp = NULL, *path;
@@ -1032,7 +1005,7 @@ static void test_load_image(void)
     if (!CHECK(prefix > 0, L"the DeviceHandle's device path has nodes before its End node"))
         return;
 
-    path = file_device_path(dp, prefix, L"\\files\\child.efi");
+    path = dp_append_file_node(dp, prefix, L"\\files\\child.efi");
     if (!CHECK(path != NULL, L"AllocatePool: the device path of \\files\\child.efi"))
         return;
     s = gBS->LoadImage(FALSE, gImage, path, NULL, 0, &child);
@@ -1066,7 +1039,7 @@ static void test_load_image(void)
     }
     gBS->FreePool(path);
 
-    path = file_device_path(dp, prefix, L"\\files\\missing.efi");
+    path = dp_append_file_node(dp, prefix, L"\\files\\missing.efi");
     if (!path)
         return;
     child = NULL;

@@ -78,6 +78,17 @@ static int strcmp16(const CHAR16 *a, const CHAR16 *b)
     return (int)*a - (int)*b;
 }
 
+/* dst = a followed by b, at most `size` characters with the NUL */
+static void cat16(CHAR16 *dst, UINTN size, const CHAR16 *a, const CHAR16 *b)
+{
+    UINTN n = 0;
+    for (; *a && n + 1 < size; a++)
+        dst[n++] = *a;
+    for (; *b && n + 1 < size; b++)
+        dst[n++] = *b;
+    dst[n] = 0;
+}
+
 /* An ASCII (CHAR8) string comparison, as strcmp. */
 static int strcmp8(const CHAR8 *a, const CHAR8 *b)
 {
@@ -125,6 +136,26 @@ static void dp_set_node(EFI_DEVICE_PATH_PROTOCOL *node, UINT8 type, UINT8 subtyp
     node->SubType = subtype;
     node->Length[0] = (UINT8)(length & 0xff);
     node->Length[1] = (UINT8)(length >> 8);
+}
+
+/* The first `prefix` bytes of the device path dp (its nodes before End), a file path node with
+   name, and End: a new path in pool memory, or NULL. */
+static EFI_DEVICE_PATH_PROTOCOL *dp_append_file_node(const EFI_DEVICE_PATH_PROTOCOL *dp, UINTN prefix,
+                                                     const CHAR16 *name)
+{
+    UINTN name_size = (strlen16(name) + 1) * sizeof(CHAR16);
+    UINTN node_size = sizeof(EFI_DEVICE_PATH_PROTOCOL) + name_size;
+    UINT8 *p = NULL;
+
+    if (gBS->AllocatePool(EfiLoaderData, prefix + node_size + sizeof(EFI_DEVICE_PATH_PROTOCOL), (VOID **)&p) !=
+        EFI_SUCCESS)
+        return NULL;
+    memcpy(p, dp, prefix);
+    dp_set_node((EFI_DEVICE_PATH_PROTOCOL *)(p + prefix), MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP, node_size);
+    memcpy(p + prefix + sizeof(EFI_DEVICE_PATH_PROTOCOL), name, name_size);
+    dp_set_node((EFI_DEVICE_PATH_PROTOCOL *)(p + prefix + node_size), END_DEVICE_PATH_TYPE,
+                END_ENTIRE_DEVICE_PATH_SUBTYPE, sizeof(EFI_DEVICE_PATH_PROTOCOL));
+    return (EFI_DEVICE_PATH_PROTOCOL *)p;
 }
 
 /* A vendor-defined media device path: one node with its GUID, then the End node. */

@@ -109,35 +109,14 @@ static void uninstall_initrd(EFI_HANDLE h)
 /* The device's path with a file path node for \EFI\efistub\<name>.efi appended. */
 static EFI_DEVICE_PATH_PROTOCOL *file_path(EFI_DEVICE_PATH_PROTOCOL *dev, const CHAR16 *name)
 {
-    static const CHAR16 dir[] = L"\\EFI\\efistub\\";
-    static const CHAR16 ext[] = L".efi";
-    UINTN dev_len = dp_path_size(dev), path_chars, node, i;
-    UINT8 *buf;
-    CHAR16 *p;
-    EFI_DEVICE_PATH_PROTOCOL *fp, *end;
+    CHAR16 dir_name[64], file[72];
+    UINTN size = dp_path_size(dev);
 
-    if (!dev_len)
+    if (!size)
         return NULL;
-    dev_len -= sizeof(EFI_DEVICE_PATH_PROTOCOL); /* without its End node: the file node comes there */
-    path_chars = strlen16(dir) + strlen16(name) + strlen16(ext) + 1;
-    node = sizeof(EFI_DEVICE_PATH_PROTOCOL) + path_chars * sizeof(CHAR16);
-    if (gBS->AllocatePool(EfiLoaderData, dev_len + node + sizeof(EFI_DEVICE_PATH_PROTOCOL),
-                          (VOID **)&buf) != EFI_SUCCESS)
-        return NULL;
-    gBS->CopyMem(buf, dev, dev_len);
-    fp = (EFI_DEVICE_PATH_PROTOCOL *)(buf + dev_len);
-    dp_set_node(fp, MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP, node);
-    p = (CHAR16 *)((UINT8 *)fp + sizeof(EFI_DEVICE_PATH_PROTOCOL));
-    for (i = 0; dir[i]; i++)
-        *p++ = dir[i];
-    for (i = 0; name[i]; i++)
-        *p++ = name[i];
-    for (i = 0; ext[i]; i++)
-        *p++ = ext[i];
-    *p = 0;
-    end = (EFI_DEVICE_PATH_PROTOCOL *)((UINT8 *)fp + node);
-    dp_set_node(end, END_DEVICE_PATH_TYPE, END_ENTIRE_DEVICE_PATH_SUBTYPE, sizeof(EFI_DEVICE_PATH_PROTOCOL));
-    return (EFI_DEVICE_PATH_PROTOCOL *)buf;
+    cat16(dir_name, 64, L"\\EFI\\efistub\\", name);
+    cat16(file, 72, dir_name, L".efi");
+    return dp_append_file_node(dev, size - sizeof(EFI_DEVICE_PATH_PROTOCOL), file);
 }
 
 EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
