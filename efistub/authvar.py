@@ -24,21 +24,23 @@ Functions here know no guest memory: ``set_variable`` reads the data through a c
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from construct import ConstructError
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import guids, secureboot
 from .errors import EfiError
 from .guids import GLOBAL_VARIABLE, IMAGE_SECURITY_DATABASE, Guid
 from .layouts import secureboot as layout
-from .pkcs7 import Pkcs7Error, SignedData
 from .status import Status
 from .variables import (APPEND_WRITE, ATTRIBUTES_MASK, AUTHENTICATED_WRITE_ACCESS, BOOTSERVICE_ACCESS,
                         HARDWARE_ERROR_RECORD, NON_VOLATILE, RUNTIME_ACCESS,
                         TIME_BASED_AUTHENTICATED_WRITE_ACCESS, EfiTime, VariableStore, no_room, time_key, too_large)
+
+if TYPE_CHECKING:  # cryptography and the PKCS#7 parser are imported where a signed write is checked
+    from cryptography import x509
+
+    from .pkcs7 import SignedData
 
 AT = TIME_BASED_AUTHENTICATED_WRITE_ACCESS
 AW = AUTHENTICATED_WRITE_ACCESS
@@ -221,6 +223,8 @@ class Write:
         if info.Hdr.wCertificateType != layout.WIN_CERT_TYPE_EFI_GUID or \
                 Guid.from_bytes(info.CertType) != guids.CERT_TYPE_PKCS7:
             raise self._violation("AuthInfo is not a WIN_CERTIFICATE_UEFI_GUID of EFI_CERT_TYPE_PKCS7_GUID")
+        from .pkcs7 import Pkcs7Error, SignedData
+
         try:
             signed = SignedData(self.data[DESCRIPTOR:self.start])
         except Pkcs7Error as e:
@@ -260,6 +264,8 @@ class Write:
             enrolled = secureboot.signature_lists(pk.data)[0].signatures[0].data
         except (secureboot.SignatureListError, IndexError):
             raise self._violation("PK holds no signature to check with") from None
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         if signer.public_bytes(Encoding.DER) != enrolled:
             raise self._violation(f"signed by {_name(signer)}, not by the PK")
         if not signed.verify(content, signer):
@@ -401,6 +407,8 @@ def _show(timestamp) -> str:
 
 
 def _name(certificate: x509.Certificate) -> str:
+    from cryptography import x509
+
     names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return f"CN={names[0].value}" if names else certificate.subject.rfc4514_string() or "a certificate without a name"
 
@@ -410,6 +418,8 @@ def _name(certificate: x509.Certificate) -> str:
 def _signer_digest(signer: x509.Certificate, algorithm: str) -> bytes:
     """CalculatePrivAuthVarSignChainSHADigest: the digest of the signer's common name and the
     top-level certificate's tbsCertificate (EDK2's top-level certificate is the signer's)."""
+    from cryptography import x509
+
     names = signer.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     if not names:
         raise EfiError(Status.EFI_SECURITY_VIOLATION, "the signer's certificate has no common name (EDK2 needs one "
@@ -420,6 +430,8 @@ def _signer_digest(signer: x509.Certificate, algorithm: str) -> bytes:
 def _certificate_stack(certificates: list[x509.Certificate]) -> bytes:
     """Pkcs7GetSigners' certificate stack (UINT8 count, then UINT32 length and DER of each), which
     EDK2's older certdb kept."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     out = bytes([len(certificates)])
     for certificate in certificates:
         der = certificate.public_bytes(Encoding.DER)

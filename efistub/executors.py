@@ -16,15 +16,12 @@ An executor is a context manager; leaving it stops its workers (or its own clust
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import os
 import signal
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from typing import Callable, Iterator
 
 from .errors import InputError
@@ -130,6 +127,8 @@ class ProcessExecutor:
     def __init__(self, jobs: int | None = None, task: Callable = run_task):
         self.jobs = jobs or os.cpu_count() or 1
         self.task = task
+        import multiprocessing  # here: the command line imports this module for EXECUTORS alone
+
         self._context = multiprocessing.get_context("spawn")  # fresh interpreters: no engine state inherited
         self._waiting: deque = deque()  # (key, args) not given to a worker yet
         self._idle: list[_Worker] = []
@@ -155,6 +154,8 @@ class ProcessExecutor:
 
     def finished(self) -> Iterator[tuple[str, dict | Crash]]:
         """(key, result or Crash) as tasks finish, until none is left, those submitted meanwhile included."""
+        from multiprocessing.connection import wait
+
         while self._waiting or self._busy:
             self._give()
             ready = set(wait([w.conn for w in self._busy] + [w.process.sentinel for w in self._busy]))
@@ -197,6 +198,8 @@ def require_dask():
 def local_cluster(jobs: int | None = None):
     """A LocalCluster of ``jobs`` worker processes with one thread each, whose scheduler marks a task
     crashed at the first death of its worker (the scan decides about retries), quiet on stderr."""
+    import logging
+
     import dask
 
     distributed = require_dask()

@@ -35,14 +35,18 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from . import guids, pehash, pkcs7, secureboot
+from . import guids, pehash, secureboot
 from .errors import InputError
 from .guids import Guid
 from .layouts import secureboot as layout
 from .status import Status
+
+if TYPE_CHECKING:  # cryptography and the PKCS#7 parser are imported where a signature is read
+    from cryptography import x509
+
+    from . import pkcs7
 
 # EDK2's mHash, with the signature types of their image hashes in db and dbx
 IMAGE_HASHES = {"sha1": guids.CERT_SHA1, "sha256": guids.CERT_SHA256, "sha384": guids.CERT_SHA384,
@@ -314,6 +318,8 @@ def _algorithm_of(entry: Entry) -> str:
 @functools.lru_cache(maxsize=256)
 def _authenticode(der: bytes) -> pkcs7.Authenticode | str:
     """The parsed signature, or why it is none."""
+    from . import pkcs7
+
     try:
         return pkcs7.Authenticode(der)
     except pkcs7.Pkcs7Error as e:
@@ -322,6 +328,8 @@ def _authenticode(der: bytes) -> pkcs7.Authenticode | str:
 
 @functools.lru_cache(maxsize=1024)
 def _certificate(der: bytes) -> x509.Certificate | None:
+    from cryptography import x509
+
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError:

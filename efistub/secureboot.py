@@ -21,9 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING
 
 from . import guids
 from .errors import InputError
@@ -31,6 +29,9 @@ from .guids import GLOBAL_VARIABLE, IMAGE_SECURITY_DATABASE, Guid
 from .layouts import secureboot as layout
 from .variables import (BOOTSERVICE_ACCESS, NON_VOLATILE, RUNTIME_ACCESS, TIME_BASED_AUTHENTICATED_WRITE_ACCESS,
                         VariableStore)
+
+if TYPE_CHECKING:  # cryptography is imported where a certificate is read: a run without Secure Boot needs none
+    from cryptography import x509
 
 BS_RT = BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 NV_BS = NON_VOLATILE | BOOTSERVICE_ACCESS
@@ -104,6 +105,8 @@ class SignatureList:
         """The list's certificates, for an X.509 list (DER that does not parse is left out)."""
         if self.type != guids.CERT_X509:
             return []
+        from cryptography import x509
+
         out = []
         for signature in self.signatures:
             try:
@@ -166,6 +169,9 @@ def format_problem(name: str, guid: Guid, data: bytes) -> str | None:
         if size is not None and item.signature_size - layout.SIGNATURE_OWNER != size or item.header:
             return f"{name}: list {index} ({item.type_name}) has signatures of {item.signature_size} bytes or a header"
         if item.type == guids.CERT_X509 and item.signatures and item.signatures[0].data:
+            from cryptography import x509
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
             try:
                 key = x509.load_der_x509_certificate(item.signatures[0].data).public_key()
             except ValueError as e:

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 from construct import ConstructError
 
 from .errors import InputError
 from .layouts import tpm2
+
+if TYPE_CHECKING:
+    import socket
 
 PCR_COUNT = 24
 DRTM_PCRS = range(17, 23)  # reset to all ones at TPM2_Startup on a PC client platform
@@ -193,6 +193,10 @@ class SwTpm:
     kind = "swtpm"
 
     def __init__(self):
+        import shutil  # these here: a run with efistub's model TPM starts no process and opens no socket
+        import subprocess
+        import tempfile
+
         program = shutil.which("swtpm")
         if program is None:
             raise InputError("--tpm swtpm", "swtpm is not installed (Debian package swtpm)")
@@ -215,6 +219,8 @@ class SwTpm:
         self.max_response = properties.get(tpm2.PT_MAX_RESPONSE_SIZE, MAX_BUFFER)
 
     def _connect(self, path: str) -> socket.socket:
+        import socket
+
         deadline = time.monotonic() + SWTPM_START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -308,6 +314,9 @@ class SwTpm:
 
 def _stop_swtpm(process, folder: str) -> None:
     """End the swtpm this run started (by its own handle) and remove its state folder."""
+    import shutil
+    import subprocess
+
     if process.poll() is None:
         process.terminate()
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
-from xml.sax.saxutils import quoteattr
 
 TARGET_XML = "target.xml"
 EFISTUB_FEATURE = "org.efistub.system"  # the system registers: efistub's own feature
@@ -64,6 +63,8 @@ class GdbTarget:
 
     def description(self) -> str:
         """The target description gdb reads: every feature in one document."""
+        from xml.sax.saxutils import quoteattr  # here: it imports urllib, http and ssl, which a run without gdb needs not
+
         lines = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
                  f"  <architecture>{self.architecture}</architecture>"]
         number = 0

@@ -16,7 +16,6 @@ or has no NUL by then, ends the run as a fault (interface.fault_on_bad_memory).
 from __future__ import annotations
 
 from .. import device_path, guids
-from ..device_path_text import parse_node, parse_path
 from ..errors import EfiError
 from ..layouts import efi
 from ..memory import MemoryType
@@ -45,6 +44,8 @@ def ConvertTextToDeviceNode(fw, address):
     text = _text(fw, address) if address else ""
     if not text:
         return 0
+    from ..device_path_text import parse_node  # its table of node forms is built on the first conversion
+
     try:
         node = parse_node(text)
     except ValueError as e:
@@ -58,6 +59,8 @@ def ConvertTextToDevicePath(fw, address):
     text = _text(fw, address) if address else ""
     if not text:
         return 0
+    from ..device_path_text import parse_path
+
     try:
         nodes = parse_path(text)
     except ValueError as e:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from .. import device_path, guids
 from ..device_path import Node
-from ..device_path_text import node_text, path_text
 from ..errors import EfiError, GuestMemoryError
 from ..layouts import efi
 from ..memory import MemoryType, ucs2
@@ -47,6 +46,8 @@ def ConvertDeviceNodeToText(fw, node, display_only, allow_shortcuts):
     if header.Length < HEADER.sizeof():
         return Result(0, note=f"a node of length {header.Length}")
     data = fw.mem.read(node + HEADER.sizeof(), header.Length - HEADER.sizeof())
+    from ..device_path_text import node_text  # its table of node forms is built on the first conversion
+
     return new_string(fw, node_text(Node(header.Type, header.SubType, data), display_only, allow_shortcuts))
 
 
@@ -62,6 +63,8 @@ def ConvertDevicePathToText(fw, path, display_only, allow_shortcuts):
         raise GuestMemoryError(path, device_path.MAX_PATH_SIZE, "find the End node of a device path in") from None
     if nodes is None:
         return Result(0, note="not a valid device path")
+    from ..device_path_text import path_text
+
     return new_string(fw, path_text(nodes, display_only, allow_shortcuts))
 
 
