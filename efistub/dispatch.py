@@ -29,19 +29,71 @@ from .status import Status, to_guest
 INJECTED = "failure injected by Machine.inject"
 
 
-@dataclass
 class Call:
-    seq: int
-    service: str
-    args: dict
-    status: str | None = None  # status name; None for services that return no status
-    value: int | None = None  # the return value of services that return one (RaiseTPL)
-    note: str | None = None
-    unimplemented: bool = False
-    violation: bool = False  # a boot service called after ExitBootServices
-    native_before: int = 0  # calls handled in C before this one (native dispatch only)
-    caller: int | None = None  # the call's return address in the guest
-    image: int | None = None  # the index in the report's chain of images of the image that made the call
+    """The record of one service call.
+
+    Its arguments are kept as the call left them (the decoded values, with what they point
+    at in guest memory read at the call: Service.capture) and rendered for the report only
+    when ``args`` is first read, as the records of C-handled calls are.
+    """
+
+    __slots__ = ("seq", "service", "status", "value", "note", "unimplemented", "violation", "native_before",
+                 "caller", "image", "_args", "_kept")
+
+    def __init__(self, seq: int, service: str, args: dict | None = None, status: str | None = None,
+                 value: int | None = None, note: str | None = None, unimplemented: bool = False,
+                 violation: bool = False, native_before: int = 0, caller: int | None = None,
+                 image: int | None = None, *, kept=None):
+        self.seq, self.service = seq, service
+        self.status = status  # status name; None for services that return no status
+        self.value = value  # the return value of services that return one (RaiseTPL)
+        self.note = note
+        self.unimplemented = unimplemented
+        self.violation = violation  # a boot service called after ExitBootServices
+        self.native_before = native_before  # calls handled in C before this one (native dispatch only)
+        self.caller = caller  # the call's return address in the guest
+        self.image = image  # the index in the report's chain of images of the image that made the call
+        # the rendered arguments, or None while ``kept`` = (service, kept values, more) waits: more is a
+        # list of dicts, or of callables that give one, that join the arguments in order
+        self._args, self._kept = (args if args is not None or kept is not None else {}), kept
+
+    @property
+    def args(self) -> dict:
+        if self._kept is not None:
+            svc, values, more = self._kept
+            args = svc.show_args(values)
+            for extra in more:
+                args.update(extra() if callable(extra) else extra)
+            self._args, self._kept = args, None
+        return self._args
+
+    @args.setter
+    def args(self, value: dict) -> None:
+        self._args, self._kept = value, None
+
+    def add_args(self, extra) -> None:
+        """Arguments only the service or its variable arguments give: a dict, or a callable that gives
+        one when the report is made."""
+        if self._kept is not None:
+            self._kept[2].append(extra)
+        else:
+            self._args.update(extra() if callable(extra) else extra)
+
+    def __getstate__(self):  # a pickled record (a forked run's report) carries its rendered arguments
+        return {name: getattr(self, name) for name in self.__slots__ if name not in ("_args", "_kept")} | \
+            {"_args": self.args, "_kept": None}
+
+    def __setstate__(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def __eq__(self, other):
+        if not isinstance(other, Call):
+            return NotImplemented
+        return self.__getstate__() == other.__getstate__()
+
+    def __repr__(self) -> str:
+        return f"Call(seq={self.seq}, service={self.service!r}, args={self.args!r}, status={self.status!r})"
 
     def as_dict(self) -> dict:
         out: dict[str, Any] = {"seq": self.seq, "service": self.service, "args": self.args, "status": self.status}
@@ -131,15 +183,19 @@ class Dispatcher:
     _merged: tuple = ((), 0, [])
 
     def __post_init__(self):
-        # Per slot: one decoder per argument, and where its slots start.
+        # Per slot: one decoder per argument and where its slots start, the slot count, and whether the
+        # decoded values are the slots themselves (every argument one slot that needs no decoding).
         self._plans = []
+        top = 1 << (8 * self.width)
         for svc in self.services:
-            plan, first = [], 0
+            plan, first, same = [], 0, True
             for _, kind in svc.args:
                 n = self.slots_of(kind.size)
-                plan.append((kind.decoder(self.width), first, n))
+                decoder = kind.decoder(self.width)
+                plan.append((decoder, first, n))
+                same = same and n == 1 and self.width == 8 and decoder(top - 1) == top - 1 and decoder(1) == 1
                 first += n
-            self._plans.append((tuple(plan), first))
+            self._plans.append((tuple(plan), first, same))
 
     @property
     def return_slot(self) -> int:
@@ -150,7 +206,9 @@ class Dispatcher:
         return self._plans[slot][1] if slot < len(self.services) else 1
 
     def decode(self, slot: int, raw: list[int]) -> list:
-        plan, _ = self._plans[slot]
+        plan, count, same = self._plans[slot]
+        if same and len(raw) == count:  # masks that keep every bit of a 64-bit slot
+            return raw
         if self.width == 8:
             return [decode(r) for (decode, _, _), r in zip(plan, raw)]
         bits = 8 * self.width
@@ -192,9 +250,9 @@ class Dispatcher:
         svc = self.services[slot]
         fw.mem.forget()
         values = self.decode(slot, raw)
-        record = Call(len(self._python_calls), svc.name, svc.show_args(fw, values), caller=caller)
-        if self.native is not None:
-            record.native_before = self.native.count()
+        kept = svc.capture(fw, values)  # what the arguments point at in guest memory, read now
+        record = Call(len(self._python_calls), svc.name, caller=caller, kept=(svc, kept, []),
+                      native_before=0 if self.native is None else self.native.count())
         self._python_calls.append(record)
         for observer in self.observers:
             observer(record, "before")
@@ -212,7 +270,7 @@ class Dispatcher:
         if injection is not None and injection.fires():
             record.note = INJECTED
             return self._complete(Frame(None, record, svc), injection.status)
-        if not svc.implemented:
+        if svc.function is None:  # not implemented
             record.unimplemented = True
             return self._complete(Frame(None, record, svc), svc.absent)
         try:
@@ -220,7 +278,7 @@ class Dispatcher:
             if svc.varargs is not None:  # decoded here, so the record shows them even when the call fails
                 first = self._plans[slot][1]
                 extra = (svc.varargs.decode(fw, lambda i: vararg(first + i)),)
-                record.args.update(svc.varargs.show(fw, extra[0]))
+                record.add_args(lambda show=svc.varargs.show, value=extra[0]: show(value))
             returned = svc.function(fw, *values, *extra)
         except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
             return self._failed(Frame(None, record, svc), e)
@@ -315,7 +373,7 @@ class Dispatcher:
                 if returned.note:
                     record.note = returned.note
                 if returned.details:
-                    record.args.update(returned.details)
+                    record.add_args(returned.details)
             returned = returned.value
         result = Status.EFI_SUCCESS if returned is None else int(returned)
         if record is not None:

@@ -18,7 +18,8 @@ class Guid(uuid.UUID):
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Guid":
-        raw = bytes(raw)
+        if type(raw) is not bytes:
+            raw = bytes(raw)
         guid = _BY_BYTES.get(raw)
         if guid is None:
             guid = _BY_BYTES[raw] = cls(bytes_le=raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -208,11 +209,14 @@ class PageAllocator:
 
 
 class GuestMemory:
-    """Reads and writes guest RAM through the CPU engine; every failure is a GuestMemoryError.
+    """Reads and writes guest RAM; every failure is a GuestMemoryError.
 
-    It calls libunicorn's uc_mem_read/uc_mem_write directly with a reused buffer:
-    the binding's own methods allocate twice per access, and services make many
-    small accesses.
+    Guest RAM lies in host buffers of ours (``host_pointer``: the platform maps each
+    range of RAM from one with mem_map_ptr), so a read inside them is a slice of the
+    buffer, with no call into the engine. Every other read, and every write, calls
+    libunicorn's uc_mem_read/uc_mem_write directly with a reused buffer (the binding's
+    own methods allocate twice per access). Writes go through the engine so that it
+    drops any code it translated from the bytes written.
     """
 
     SMALL = 4096
@@ -231,15 +235,38 @@ class GuestMemory:
         self._read = binding.uclib.uc_mem_read
         self._write = binding.uclib.uc_mem_write
         self._buffer = ctypes.create_string_buffer(self.SMALL)
-        # Strings and GUIDs read during one service call: the dispatcher shows the arguments
-        # and the service reads them again. Cleared by forget() and by every write.
-        self._memo: dict = {}
+        # (start, end, buffer) of each range of RAM the engine maps from host memory of ours, and the
+        # ctypes views that give their addresses (a buffer cannot be freed while one exists)
+        self._host: list[tuple[int, int, mmap.mmap]] = []
+        self._views: dict[int, ctypes.Array] = {}  # by the range's start
+        # GUIDs (by address) and UCS-2 strings (by address and limit) read during one service call:
+        # the record keeps the arguments and the service reads them again. Cleared by forget() and
+        # by every write.
+        self._guids: dict[int, Guid] = {}
+        self._strings: dict[tuple[int, int], str] = {}
+
+    def host_pointer(self, address: int) -> int:
+        """The host address of guest RAM at ``address``, in a private anonymous mapping (copied on write
+        by a fork, like the engine's own RAM) that holds all of the range of ``ram`` it lies in; the
+        caller maps all of that range from it (``uc.mem_map_ptr``) before the next read."""
+        for start, end, buffer in self._host:
+            if start <= address < end:
+                break
+        else:
+            start, end = next((s, e) for s, e in self.ram if s <= address < e)
+            buffer = mmap.mmap(-1, end - start, flags=mmap.MAP_PRIVATE)
+            self._host.append((start, end, buffer))
+            self._views[start] = ctypes.c_char.from_buffer(buffer)
+        return ctypes.addressof(self._views[start]) + address - start
 
     def read(self, address: int, size: int) -> bytes:
         if size < 0 or address <= 0:
             raise GuestMemoryError(address, size, "read")
         if size == 0:
             return b""
+        for start, end, buffer in self._host:
+            if start <= address and address + size <= end:
+                return buffer[address - start:address - start + size]
         if size > self.SMALL:
             self.check(address, size, "read")  # before any host buffer of that size is made
         buffer = self._buffer if size <= self.SMALL else ctypes.create_string_buffer(size)
@@ -256,8 +283,9 @@ class GuestMemory:
             return
         if not isinstance(data, bytes):
             data = (ctypes.c_char * size).from_buffer(data)
-        if self._memo:
-            self._memo.clear()
+        if self._guids or self._strings:
+            self._guids.clear()
+            self._strings.clear()
         if self._write(self._handle, address, data, size):
             raise GuestMemoryError(address, size, "write")
 
@@ -321,10 +349,9 @@ class GuestMemory:
         self.write(a, self._uintn.pack(v & self._uintn_mask))
 
     def read_guid(self, a: int) -> Guid:
-        key = ("guid", a)
-        guid = self._memo.get(key)
+        guid = self._guids.get(a)
         if guid is None:
-            guid = self._memo[key] = Guid.from_bytes(self.read(a, Guid.SIZE))
+            guid = self._guids[a] = Guid.from_bytes(self.read(a, Guid.SIZE))
         return guid
 
     def write_guid(self, a: int, guid: Guid) -> None:
@@ -332,10 +359,10 @@ class GuestMemory:
 
     def read_ucs2(self, a: int, limit: int = 1 << 16) -> str:
         """A NUL-terminated UCS-2 string of at most ``limit`` characters."""
-        key = ("ucs2", a, limit)
-        text = self._memo.get(key)
+        key = (a, limit)
+        text = self._strings.get(key)
         if text is None:
-            text = self._memo[key] = self._read_terminated(a, limit, 2).decode("utf-16-le", errors="replace")
+            text = self._strings[key] = self._read_terminated(a, limit, 2).decode("utf-16-le", errors="replace")
         return text
 
     def read_ascii(self, a: int, limit: int = 1 << 12) -> str:
@@ -344,6 +371,9 @@ class GuestMemory:
 
     def _read_terminated(self, a: int, limit: int, unit: int) -> bytes:
         """The bytes before the first NUL character of ``unit`` bytes, at most ``limit`` characters."""
+        found = self._find_terminated(a, limit, unit)
+        if found is not None:
+            return found
         out = b""
         nul = bytes(unit)
         chunk = 128
@@ -363,9 +393,30 @@ class GuestMemory:
             out += data
         raise GuestMemoryError(a, limit * unit, "find the end of a string")
 
+    def _find_terminated(self, a: int, limit: int, unit: int) -> bytes | None:
+        """_read_terminated's answer when the string ends inside a host buffer, found there at once;
+        None otherwise (the reads in pieces then give the answer or the error)."""
+        if a <= 0:
+            return None
+        piece = 128  # _read_terminated reads in pieces of this size: the same bytes count here
+        for start, end, buffer in self._host:
+            if start <= a < end:
+                first = a - start
+                window = min(end - start, first + -(-limit * unit // piece) * piece)
+                nul = b"\0\0" if unit == 2 else bytes(unit)
+                at = buffer.find(nul, first, window)
+                while at >= 0 and (at - first) % unit:
+                    at = buffer.find(nul, at + 1, window)
+                if at < 0 or first + (at - first) // piece * piece + piece > end - start:
+                    return None
+                return buffer[first:at]
+        return None
+
     def forget(self) -> None:
         """Drop remembered strings and GUIDs: guest code may have changed memory since."""
-        self._memo.clear()
+        if self._guids or self._strings:
+            self._guids.clear()
+            self._strings.clear()
 
     def write_ucs2(self, a: int, text: str) -> None:
         self.write(a, ucs2(text))

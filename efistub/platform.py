@@ -33,11 +33,13 @@ RAM_CHUNK = 64 << 20
 MAX_ADDRESS = 0xFFFFFFFFFFFFFFFF
 
 
-def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> None:
-    """Map [start, end) read-write without execute, except the ``special`` (start, end, perms) ranges.
+def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]], host=None) -> None:
+    """Map [start, end) read-write without execute, except the ``special`` (start, end, perms) ranges;
+    from host memory at ``host(address)`` when given (GuestMemory.host_pointer), else the engine's own.
 
     Plain RAM is mapped in pieces of at most RAM_CHUNK, so that a later change of
-    permissions (execute granted on an image) splits, and so copies, one piece only.
+    permissions (execute granted on an image) splits one piece only (and copies it, for
+    memory of the engine's own).
     """
     cuts = sorted({start, end} | {b for s, e, _ in special for b in (s, e)})
     perms_at = {s: p for s, _, p in special}
@@ -45,7 +47,10 @@ def map_ram(uc, start: int, end: int, special: list[tuple[int, int, int]]) -> No
         perms = perms_at.get(lo, UC_PROT_READ | UC_PROT_WRITE)
         while lo < hi:
             top = min(hi, (lo // RAM_CHUNK + 1) * RAM_CHUNK)
-            uc.mem_map(lo, top - lo, perms)
+            if host is None:
+                uc.mem_map(lo, top - lo, perms)
+            else:
+                uc.mem_map_ptr(lo, top - lo, perms, host(lo))
             lo = top
 
 
@@ -93,7 +98,7 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
         start = (base + rva) // PAGE_SIZE * PAGE_SIZE
         executable.append((start, -(-(base + rva + size) // PAGE_SIZE) * PAGE_SIZE, UC_PROT_ALL))
     for start, end in mapped:
-        map_ram(uc, start, end, [r for r in executable if start <= r[0] < end])
+        map_ram(uc, start, end, [r for r in executable if start <= r[0] < end], fw.mem.host_pointer)
 
     arch.prepare_cpu(uc, fw)
     fw.probes = Probes(uc, fw.mem, arch)

@@ -17,40 +17,63 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 from .errors import EfiError, GuestMemoryError
 from .status import Status, from_guest as status_from_guest
 
-def _plain(fw, value):
+def _plain(value):
     return value
 
 
-def _guid(fw, address):
+def _unreadable(address: int) -> str:
+    return f"<unreadable 0x{address:x}>"
+
+
+# What a record keeps of an argument that points into guest memory is read at the call (the guest may
+# change that memory later) and rendered with the report: a Guid, or the text read; the reads are the
+# ones the service itself makes (GuestMemory remembers them for the call).
+def _capture_guid(fw, address):
     if not address:
         return None
     try:
-        return fw.mem.read_guid(address).name
+        return fw.mem.read_guid(address)
     except GuestMemoryError:
-        return f"<unreadable 0x{address:x}>"
+        return _unreadable(address)
 
 
-def _string(fw, address):
+def _show_guid(guid):
+    return guid if guid is None or isinstance(guid, str) else guid.name
+
+
+SHOWN_STRING = 512  # a CHAR16 * longer than this (in characters, its NUL included) is shown as unreadable
+
+
+def _capture_string(fw, address):
     if not address:
         return None
     try:
-        return fw.mem.read_ucs2(address, limit=512)
+        text = fw.mem.read_ucs2(address)
     except GuestMemoryError:
-        return f"<unreadable 0x{address:x}>"
+        return address, None
+    return address, text
 
 
-def _ascii(fw, address):
+def _show_string(captured):
+    if captured is None:
+        return None
+    address, text = captured
+    return text if text is not None and len(text) < SHOWN_STRING else _unreadable(address)
+
+
+def _capture_ascii(fw, address):
     if not address:
         return None
     try:
         return fw.mem.read_ascii(address, limit=256)
     except GuestMemoryError:
-        return f"<unreadable 0x{address:x}>"
+        return _unreadable(address)
 
 
 def _unsigned(bits: int | None):
@@ -79,7 +102,10 @@ class ArgType:
     name: str
     size: int | None  # bytes; None: a UINTN, pointer or handle, as wide as the guest's pointers
     decoder: Callable[[int], Callable[[int], Any]]  # width -> (raw value -> what the service receives)
-    show: Callable[[Any, Any], Any]  # (firmware, decoded value) -> JSON value
+    show: Callable[[Any], Any]  # what the record keeps -> JSON value (when the report is made)
+    # (firmware, decoded value) -> what the record keeps of guest memory the value points at, read at the
+    # call; None: the record keeps the decoded value
+    capture: Callable[[Any, Any], Any] | None = None
 
 
 UINTN = ArgType("UINTN", None, _unsigned(None), _plain)
@@ -92,20 +118,21 @@ BOOLEAN = ArgType("BOOLEAN", 1, _boolean, _plain)
 POINTER = ArgType("POINTER", None, _unsigned(None), _plain)  # any guest pointer, in or out
 HANDLE = POINTER
 EVENT = POINTER
-GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _guid)
-STRING = ArgType("CHAR16 *", None, _unsigned(None), _string)
-ASCII = ArgType("CHAR8 *", None, _unsigned(None), _ascii)
-STATUS = ArgType("EFI_STATUS", None, _status, lambda fw, v: Status.name_of(v))
+GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _show_guid, _capture_guid)
+STRING = ArgType("CHAR16 *", None, _unsigned(None), _show_string, _capture_string)
+ASCII = ArgType("CHAR8 *", None, _unsigned(None), _plain, _capture_ascii)
+STATUS = ArgType("EFI_STATUS", None, _status, Status.name_of)
 
 
 @dataclass(frozen=True)
 class VarArgs:
     """The variable arguments after the declared ones, decoded by the dispatcher:
     ``decode(fw, slot)`` gives the value the service receives, ``slot(i)`` reading the
-    i-th slot after the declared arguments; ``show(fw, value)`` the report's entries."""
+    i-th slot after the declared arguments; ``show(value)`` the report's entries (when the
+    report is made: the value holds what they need)."""
 
     decode: Callable[[Any, Callable[[int], int]], Any]
-    show: Callable[[Any, Any], dict]
+    show: Callable[[Any], dict]
 
 
 MAX_VARARG_PAIRS = 128
@@ -122,12 +149,12 @@ def _decode_pairs(fw, slot):
 
 
 # (EFI_GUID *, VOID *) pairs ended by a NULL GUID: (Un)InstallMultipleProtocolInterfaces
-GUID_INTERFACE_PAIRS = VarArgs(_decode_pairs, lambda fw, pairs: {"Protocols": [g.name for g, _ in pairs]})
+GUID_INTERFACE_PAIRS = VarArgs(_decode_pairs, lambda pairs: {"Protocols": [g.name for g, _ in pairs]})
 
 
 def enum_arg(cls: type[enum.IntEnum], width: int = 32) -> ArgType:
     """An enumerated value; shown by name when it has one."""
-    def show(fw, value):
+    def show(value):
         try:
             return cls(value).name
         except ValueError:
@@ -155,8 +182,24 @@ class Service:
     def implemented(self) -> bool:
         return self.function is not None
 
-    def show_args(self, fw, values) -> dict:
-        return {name: kind.show(fw, value) for (name, kind), value in zip(self.args, values)}
+    @cached_property
+    def _captures(self) -> tuple:
+        return tuple((i, kind.capture) for i, (_, kind) in enumerate(self.args) if kind.capture is not None)
+
+    def capture(self, fw, values: list) -> list:
+        """What a record keeps of the decoded ``values``: the values, with what they point at in guest
+        memory read now (``ArgType.capture``)."""
+        if not self._captures:
+            return values
+        kept = list(values)
+        for i, capture in self._captures:
+            if i < len(kept):
+                kept[i] = capture(fw, kept[i])
+        return kept
+
+    def show_args(self, kept) -> dict:
+        """The report's arguments from what a record kept (``capture``)."""
+        return {name: kind.show(value) for (name, kind), value in zip(self.args, kept)}
 
 
 REGISTRY: dict[str, Service] = {}

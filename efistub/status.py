@@ -55,10 +55,8 @@ class Status(enum.IntEnum):
     @classmethod
     def name_of(cls, value: int) -> str:
         """The spec name of a status, or its hex value when it has none."""
-        try:
-            return cls(value).name
-        except ValueError:
-            return f"0x{value:016x}"
+        name = _NAMES.get(value)
+        return name if name is not None else f"0x{value:016x}"
 
     @classmethod
     def parse(cls, value: "str | int | Status") -> "Status":
@@ -78,6 +76,9 @@ class Status(enum.IntEnum):
     @property
     def is_error(self) -> bool:
         return bool(self & ERROR_BIT)
+
+
+_NAMES = {int(status): status.name for status in Status}  # name_of, without making an enum member
 
 
 def to_guest(value: int, width: int) -> int:

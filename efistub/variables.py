@@ -119,7 +119,7 @@ class VariableStore:
         return len(self._vars)
 
     def get(self, name: str, guid: "Guid | str") -> Variable | None:
-        return self._vars.get((name, Guid(str(guid))))
+        return self._vars.get((name, guid if type(guid) is Guid else Guid(str(guid))))
 
     def set(self, name: str, guid: "Guid | str", attributes: int = NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS,
             data: bytes = b"", timestamp: datetime | EfiTime | None = None) -> Variable:

@@ -135,7 +135,7 @@ class NativeDispatch:
             r = t.records[i]
             svc = self.services[r.slot]
             values = dispatcher.decode(r.slot, [r.args[k] for k in range(len(svc.args))])
-            record = Call(0, svc.name, svc.show_args(dispatcher.fw, values), caller=r.caller)
+            record = Call(0, svc.name, caller=r.caller, kept=(svc, svc.capture(dispatcher.fw, values), []))
             if r.flags & (READ_FAILED | WRITE_FAILED):
                 access = "read" if r.flags & READ_FAILED else "write"
                 Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
@@ -163,7 +163,7 @@ if lib is not None:
                 self.dispatcher.fw.request_stop("fault", reason=f"CPU exception {args[0]}")
                 self.uc.emu_stop()
                 return 0
-            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, [args[i] for i in range(count)])
+            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, ffi.unpack(args, count))
             return 0 if result is None else result
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",
