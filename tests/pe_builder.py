@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from efistub.layouts import pe
+from efistub.layouts import efi, pe
+from efistub.layouts.efi import offset_of
 
 FILE_ALIGN = 0x200
 SECTION_ALIGN = 0x1000
@@ -127,6 +128,18 @@ def code_image(code: bytes, data: bytes = b"", **kwargs) -> bytes:
     if data:
         sections.append((".data", data, DATA))
     return build_pe(sections, **kwargs)
+
+
+def printing_image(text: str) -> bytes:
+    """An x86_64 image that prints ``text`` on ConOut and returns EFI_SUCCESS."""
+    x64 = efi.layouts(8)
+    code = (bytes.fromhex("4883ec28")  # sub rsp, 0x28
+            + bytes.fromhex("488b4a") + bytes([offset_of(x64.SystemTable, "ConOut")])  # mov rcx, [rdx+ConOut]
+            + bytes.fromhex("488d150a000000")  # lea rdx, [rip+10]: the string after the code
+            + bytes.fromhex("ff51") + bytes([offset_of(x64.SimpleTextOutput, "OutputString")])  # call [rcx+..]
+            + bytes.fromhex("31c04883c428c3")  # xor eax, eax; add rsp, 0x28; ret
+            + (text + "\0").encode("utf-16-le"))
+    return code_image(code)
 
 
 def build_pe32(sections: list[tuple[str, bytes, int]], **kwargs) -> bytes:

@@ -40,7 +40,7 @@ from efistub.memory import MemoryType, ucs2
 from efistub.protocols import simple_file_system as sfs
 from efistub.services import image as images
 from efistub.status import Status
-from pe_builder import code_image
+from pe_builder import printing_image
 from test_files import files_esp
 from test_volume import no_hang
 
@@ -488,17 +488,6 @@ HOSTILE_TEXT = ("\x1b[2J\x1b[H"  # clear the screen, cursor home
                 "\x9d8;;http://example.invalid\x9c"  # C1 OSC 8 hyperlink, C1 ST
                 "\x7f\x1b"  # DEL, a lone ESC
                 "efistub")
-
-
-def printing_image(text: str) -> bytes:
-    """An x86_64 image that prints ``text`` on ConOut and returns EFI_SUCCESS."""
-    code = (bytes.fromhex("4883ec28")          # sub rsp, 0x28
-            + bytes.fromhex("488b4a40")        # mov rcx, [rdx+0x40]  ConOut
-            + bytes.fromhex("488d150a000000")  # lea rdx, [rip+10]    the string after the code
-            + bytes.fromhex("ff5108")          # call [rcx+8]         OutputString
-            + bytes.fromhex("31c04883c428c3")  # xor eax, eax; add rsp, 0x28; ret
-            + (text + "\0").encode("utf-16-le"))
-    return code_image(code)
 
 
 def assert_no_controls(text: str, allowed: str = "\n") -> None:
