@@ -38,34 +38,31 @@ def _new(fw, data: bytes):
         return Result(0, note=f"no pool for {len(data)} bytes: {e.note or e.status}")
 
 
-@service("DevicePathFromText.ConvertTextToDeviceNode", returns="value", TextDeviceNode=STRING)
-@fault_on_bad_memory(PREFIX)
-def ConvertTextToDeviceNode(fw, address):
+def _convert(fw, address: int, path: bool):
+    """The text at ``address`` as a device path (``path``) or as one node, in a new pool allocation:
+    0 for NULL or empty text, and for text that does not read (the note says why)."""
     text = _text(fw, address) if address else ""
     if not text:
         return 0
-    from ..device_path_text import parse_node  # its table of node forms is built on the first conversion
+    from .. import device_path_text  # its table of node forms is built on the first conversion
 
     try:
-        node = parse_node(text)
+        parsed = device_path_text.parse_path(text) if path else device_path_text.parse_node(text)
     except ValueError as e:
         return Result(0, note=str(e))
-    return _new(fw, node.to_bytes())
+    return _new(fw, device_path.encode(parsed) if path else parsed.to_bytes())
+
+
+@service("DevicePathFromText.ConvertTextToDeviceNode", returns="value", TextDeviceNode=STRING)
+@fault_on_bad_memory(PREFIX)
+def ConvertTextToDeviceNode(fw, address):
+    return _convert(fw, address, path=False)
 
 
 @service("DevicePathFromText.ConvertTextToDevicePath", returns="value", TextDevicePath=STRING)
 @fault_on_bad_memory(PREFIX)
 def ConvertTextToDevicePath(fw, address):
-    text = _text(fw, address) if address else ""
-    if not text:
-        return 0
-    from ..device_path_text import parse_path
-
-    try:
-        nodes = parse_path(text)
-    except ValueError as e:
-        return Result(0, note=str(e))
-    return _new(fw, device_path.encode(nodes))
+    return _convert(fw, address, path=True)
 
 
 def install(fw) -> int:
