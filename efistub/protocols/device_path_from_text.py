@@ -16,11 +16,9 @@ or has no NUL by then, ends the run as a fault (interface.fault_on_bad_memory).
 from __future__ import annotations
 
 from .. import device_path, guids
-from ..errors import EfiError
 from ..layouts import efi
-from ..memory import MemoryType
 from ..registry import STRING, Result, service
-from .interface import fault_on_bad_memory, make_interface
+from .interface import fault_on_bad_memory, make_interface, new_pool
 from .unicode_collation import units
 
 PREFIX = "DevicePathFromText"
@@ -29,13 +27,6 @@ MAX_TEXT = 1 << 18  # characters: the text of a 64 KiB device path of hex data, 
 
 def _text(fw, address: int) -> str:
     return "".join(map(chr, units(fw.mem, address, limit=MAX_TEXT)))
-
-
-def _new(fw, data: bytes):
-    try:
-        return fw.store(MemoryType.EfiBootServicesData, data)
-    except EfiError as e:
-        return Result(0, note=f"no pool for {len(data)} bytes: {e.note or e.status}")
 
 
 def _convert(fw, address: int, path: bool):
@@ -50,7 +41,7 @@ def _convert(fw, address: int, path: bool):
         parsed = device_path_text.parse_path(text) if path else device_path_text.parse_node(text)
     except ValueError as e:
         return Result(0, note=str(e))
-    return _new(fw, device_path.encode(parsed) if path else parsed.to_bytes())
+    return new_pool(fw, device_path.encode(parsed) if path else parsed.to_bytes())
 
 
 @service("DevicePathFromText.ConvertTextToDeviceNode", returns="value", TextDeviceNode=STRING)

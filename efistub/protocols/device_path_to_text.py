@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from .. import device_path, guids
 from ..device_path import Node
-from ..errors import EfiError, GuestMemoryError
+from ..errors import GuestMemoryError
 from ..layouts import efi
-from ..memory import MemoryType, ucs2
+from ..memory import ucs2
 from ..registry import BOOLEAN, POINTER, Result, service
-from .interface import fault_on_bad_memory, make_interface
+from .interface import fault_on_bad_memory, make_interface, new_pool
 
 PREFIX = "DevicePathToText"
 HEADER = device_path.HEADER
@@ -29,11 +29,7 @@ MAX_SHOWN = 512  # characters of the text a report's call shows
 def new_string(fw, text: str):
     """``text`` as a NUL-terminated CHAR16 string in new pool memory (the report's call shows it as Text),
     or NULL (with a note) when there is no pool for it."""
-    data = ucs2(text)
-    try:
-        return Result(fw.store(MemoryType.EfiBootServicesData, data), details={"Text": text[:MAX_SHOWN]})
-    except EfiError as e:
-        return Result(0, note=f"no pool for {len(data)} bytes: {e.note or e.status}")
+    return new_pool(fw, ucs2(text), Text=text[:MAX_SHOWN])
 
 
 @service("DevicePathToText.ConvertDeviceNodeToText", returns="value", DeviceNode=POINTER, DisplayOnly=BOOLEAN,

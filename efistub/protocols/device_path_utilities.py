@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from .. import device_path, guids
 from ..device_path import Node
-from ..errors import EfiError, GuestMemoryError
+from ..errors import GuestMemoryError
 from ..layouts import efi
-from ..memory import MemoryType
 from ..registry import POINTER, UINT8, UINT16, Result, service
-from .interface import fault_on_bad_memory, make_interface
+from .interface import fault_on_bad_memory, make_interface, new_pool
 
 PREFIX = "DevicePathUtilities"
 HEADER = device_path.HEADER
@@ -35,16 +34,8 @@ def _read(fw, address: int) -> list[Node] | None:
         raise GuestMemoryError(address, device_path.MAX_PATH_SIZE, "find the End node of a device path in") from None
 
 
-def _new(fw, data: bytes):
-    """A pool allocation holding ``data``, or NULL (with a note) when there is no memory for it."""
-    try:
-        return fw.store(MemoryType.EfiBootServicesData, data)
-    except EfiError as e:
-        return Result(0, note=f"no pool for {len(data)} bytes: {e.note or e.status}")
-
-
 def _new_path(fw, nodes: list[Node] | None):
-    return 0 if nodes is None else _new(fw, device_path.encode(nodes))
+    return 0 if nodes is None else new_pool(fw, device_path.encode(nodes))
 
 
 def _node(fw, address: int) -> list[Node] | None:
@@ -136,7 +127,7 @@ def IsDevicePathMultiInstance(fw, path):
 def CreateDeviceNode(fw, node_type, node_subtype, length):
     if length < HEADER.sizeof():
         return 0
-    return _new(fw, Node(node_type, node_subtype, bytes(length - HEADER.sizeof())).to_bytes())
+    return new_pool(fw, Node(node_type, node_subtype, bytes(length - HEADER.sizeof())).to_bytes())
 
 
 def install(fw) -> int:

@@ -1,11 +1,12 @@
 """A protocol's structure in guest memory, every function member pointing at its stub; and what
-a protocol function without a status does with guest memory it cannot use."""
+a protocol function without a status does with guest memory it cannot use, and when it has no
+pool for what it returns."""
 
 from __future__ import annotations
 
 import functools
 
-from ..errors import GuestMemoryError
+from ..errors import EfiError, GuestMemoryError
 from ..memory import MemoryType
 from ..registry import Result
 
@@ -33,3 +34,14 @@ def fault_on_bad_memory(prefix: str):
                 return Result(0, note=f"bad guest pointer: {error}")
         return run
     return wrap
+
+
+def new_pool(fw, data: bytes, **details):
+    """For a protocol function that returns a pointer, not a status: ``data`` in a new pool allocation
+    of EfiBootServicesData (the caller's to FreePool), or NULL with a note when there is no pool for
+    it. ``details`` are shown with the report's call."""
+    try:
+        address = fw.store(MemoryType.EfiBootServicesData, data)
+    except EfiError as e:
+        return Result(0, note=f"no pool for {len(data)} bytes: {e.note or e.status}")
+    return Result(address, details=details) if details else address
