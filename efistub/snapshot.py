@@ -464,7 +464,36 @@ class Fork:
     error: str | None = None  # why there is no report
 
 
-class ForkAt:
+class PoolSession:
+    """What the sessions that fork copies of a run from a Pool at its calls share (ForkAt and
+    sweep.Sweep): in a forked copy ``child`` is where its result goes."""
+
+    child: int | None = None
+    pool: Pool | None = None
+
+    in_child = property(lambda self: self.child is not None)
+
+    def child_failed(self) -> None:
+        child_failed(self.child)
+
+    def _forks_here(self) -> bool:
+        """At a call: whether this run may fork there (not in a forked copy, which forks no further);
+        the copies that finished meanwhile are collected."""
+        if self.child is not None:
+            return False
+        self._collect(self.pool.poll())
+        return True
+
+    def _collect(self, done) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            self.pool.kill_all()
+            self.pool.close()
+
+
+class ForkAt(PoolSession):
     """Machine.fork_at: fork at chosen calls, each copy failing its call with a status."""
 
     def __init__(self):
@@ -475,11 +504,6 @@ class ForkAt:
         self.child: int | None = None  # in a forked copy: where its report goes
         self.pool: Pool | None = None
         self.machine = None
-
-    in_child = property(lambda self: self.child is not None)
-
-    def child_failed(self) -> None:
-        child_failed(self.child)
 
     def add(self, seq: int, status) -> None:
         if seq < 0:
@@ -492,9 +516,8 @@ class ForkAt:
         machine.platform.dispatcher.snapshot = self._at_call
 
     def _at_call(self, record, slot: int):
-        if self.child is not None:
+        if not self._forks_here():
             return None
-        self._collect(self.pool.poll())
         dispatcher = self.machine.platform.dispatcher
         seq = call_number(dispatcher, record)
         svc = dispatcher.services[slot]
@@ -537,8 +560,3 @@ class ForkAt:
                     fork.error = f"the run ended after {len(report.calls)} calls, before call {fork.seq}"
         machine.forks = self.forks
         return report
-
-    def abort(self) -> None:
-        if self.pool is not None:
-            self.pool.kill_all()
-            self.pool.close()

@@ -279,7 +279,7 @@ def _parse_statuses(statuses) -> tuple[Status, ...] | None:
     return parsed
 
 
-class Sweep:
+class Sweep(snapshot.PoolSession):
     """The snapshot session of Machine.sweep (Machine._session)."""
 
     def __init__(self, machine, statuses=None, services=None, jobs: int | None = None, progress=None):
@@ -318,11 +318,6 @@ class Sweep:
         self.baseline_facts: dict | None = None
         self.started = time.perf_counter()
 
-    in_child = property(lambda self: self.child is not None)
-
-    def child_failed(self) -> None:
-        snapshot.child_failed(self.child)
-
     def _wanted(self, svc: Service) -> tuple[Status, ...]:
         if svc.returns != "status" or (self.services is not None and svc.name not in self.services):
             return ()
@@ -334,9 +329,8 @@ class Sweep:
         machine.platform.dispatcher.snapshot = self._at_call
 
     def _at_call(self, record, slot: int):
-        if self.child is not None:
+        if not self._forks_here():
             return None
-        self._collect(self.pool.poll())
         dispatcher = self.machine.platform.dispatcher
         svc = dispatcher.services[slot]
         wanted = self._wanted(svc)
@@ -396,11 +390,6 @@ class Sweep:
         self.pool.close()
         self._say(final=True)
         return report
-
-    def abort(self) -> None:
-        if self.pool is not None:
-            self.pool.kill_all()
-            self.pool.close()
 
     def result(self, baseline) -> SweepResult:
         if baseline.outcome in ("fault", "error", "timeout") and not baseline.calls:
