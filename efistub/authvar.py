@@ -33,9 +33,9 @@ from .errors import EfiError
 from .guids import GLOBAL_VARIABLE, IMAGE_SECURITY_DATABASE, Guid
 from .layouts import secureboot as layout
 from .status import Status
-from .variables import (APPEND_WRITE, ATTRIBUTES_MASK, AUTHENTICATED_WRITE_ACCESS, BOOTSERVICE_ACCESS,
-                        HARDWARE_ERROR_RECORD, NON_VOLATILE, RUNTIME_ACCESS,
-                        TIME_BASED_AUTHENTICATED_WRITE_ACCESS, EfiTime, VariableStore, no_room, time_key, too_large)
+from .variables import (APPEND_WRITE, ATTRIBUTES_MASK, AUTHENTICATED_WRITE_ACCESS, BS_RT, HARDWARE_ERROR_RECORD,
+                        NON_VOLATILE, RUNTIME_ACCESS, TIME_BASED_AUTHENTICATED_WRITE_ACCESS, EfiTime, VariableStore,
+                        no_room, time_key, too_large)
 
 if TYPE_CHECKING:  # cryptography and the PKCS#7 parser are imported where a signed write is checked
     from cryptography import x509
@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # cryptography and the PKCS#7 parser are imported where a sig
 
 AT = TIME_BASED_AUTHENTICATED_WRITE_ACCESS
 AW = AUTHENTICATED_WRITE_ACCESS
-BS_RT = BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 DESCRIPTOR = layout.VariableAuthentication2.sizeof()  # OFFSET_OF_AUTHINFO2_CERT_DATA: the smallest DataSize
 CERTIFICATE_HEADER = layout.WinCertificateUefiGuid.sizeof()  # OFFSET_OF(WIN_CERTIFICATE_UEFI_GUID, CertData)
 SIGNER_DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}  # EDK2's mHashInfo

@@ -27,13 +27,11 @@ from . import guids
 from .errors import InputError
 from .guids import GLOBAL_VARIABLE, IMAGE_SECURITY_DATABASE, Guid
 from .layouts import secureboot as layout
-from .variables import (BOOTSERVICE_ACCESS, NON_VOLATILE, RUNTIME_ACCESS, TIME_BASED_AUTHENTICATED_WRITE_ACCESS,
-                        VariableStore)
+from .variables import BOOTSERVICE_ACCESS, BS_RT, NON_VOLATILE, TIME_BASED_AUTHENTICATED_WRITE_ACCESS, VariableStore
 
 if TYPE_CHECKING:  # cryptography is imported where a certificate is read: a run without Secure Boot needs none
     from cryptography import x509
 
-BS_RT = BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 NV_BS = NON_VOLATILE | BOOTSERVICE_ACCESS
 NV_BS_RT_AT = NON_VOLATILE | BS_RT | TIME_BASED_AUTHENTICATED_WRITE_ACCESS
 

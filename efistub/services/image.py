@@ -29,6 +29,7 @@ from ..protocols import loaded_image, tcg2
 from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, Result, service
 from ..status import ERROR_BIT, Status, from_guest as status_from_guest
 from ..tables import update_system_table
+from ..variables import BS_RT
 
 CHILD_STACK = 128 << 10
   # each started image gets a stack of its own
@@ -190,7 +191,7 @@ def boot(fw, fallback: LoadedImage, stack: int):
     fw.request_stop("exit", status=done.status, exit_data=exit_text(fw, done), returned=not done.exited)
 
 
-BOOT_CURRENT_ATTRIBUTES = 0x6  # BOOTSERVICE_ACCESS | RUNTIME_ACCESS, volatile (UEFI 2.10 §3.3)
+BOOT_CURRENT_ATTRIBUTES = BS_RT  # volatile (UEFI 2.10 §3.3)
 LOAD_OPTION_ACTIVE = 0x1
 
 
