@@ -158,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     eng = sub.add_parser("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
                          description="The fast engine is libunicorn built from the installed unicorn release with "
                                      "efistub's patch that keeps guest stores to memory without execute on the fast "
-                                     "path. efistub uses it when it is built and matches the unicorn binding.")
+                                     "path. pip install builds it (once per unicorn version and patch, in the "
+                                     "cache folder; EFISTUB_ENGINE_BUILD=0 skips that), and efistub uses it when it "
+                                     "is built and matches the unicorn binding.")
     eng_sub = eng.add_subparsers(dest="engine_command", required=True)
-    build = eng_sub.add_parser("build", help="download unicorn's source with pip, patch, build (cmake), self-test, "
-                                             "install in the cache folder")
+    build = eng_sub.add_parser("build", help="build it again: download unicorn's source with pip, patch, build "
+                                             "(cmake), self-test, install in the cache folder")
     build.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel compile jobs (default: cores)")
     eng_sub.add_parser("status", help="say which engine a run would use and why")
     eng_sub.add_parser("remove", help="delete the fast engine")
@@ -176,9 +178,9 @@ def add_image_options(parser: argparse.ArgumentParser, image: bool = True) -> No
                                                            "architecture)")
     RunOptions.add_arguments(parser)
     parser.add_argument("--engine", choices=("fast", "stock"),
-                        help="the unicorn library: the fast engine built by 'efistub engine build' (the default "
-                             "when it is built) or the stock one of the unicorn wheel; EFISTUB_ENGINE sets the "
-                             "default")
+                        help="the unicorn library: the fast engine that pip install or 'efistub engine build' "
+                             "builds (the default when it is built) or the stock one of the unicorn wheel; "
+                             "EFISTUB_ENGINE sets the default")
 
 
 def add_debug_options(parser: argparse.ArgumentParser) -> None:
@@ -240,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import engine
 
         try:
-            engine.activate(args.engine)
+            choice = engine.activate(args.engine)
         except ValueError as e:
             raise InputError("--engine", str(e)) from None
+        _say_if_stock_fallback(choice, args.engine)
         if args.engine:
             os.environ["EFISTUB_ENGINE"] = args.engine  # worker processes of minimize and scan follow it
         _say_if_python_fallback(args.dispatch)
@@ -465,6 +468,13 @@ class _ScanProgress:
             self.stream.write("\n")
             self.stream.flush()
         self.drawn = False
+
+
+def _say_if_stock_fallback(choice, requested: str | None) -> None:
+    """Say once, on stderr, when the stock engine runs because the fast one is not there, why, and what builds it."""
+    if requested is None and not os.environ.get("EFISTUB_ENGINE") and choice.engine == "stock":
+        print(f"efistub: note: running on the stock unicorn engine, several times slower than the fast one: "
+              f"{choice.reason} (docs/engine.md)", file=sys.stderr)
 
 
 def _say_if_python_fallback(requested: str | None) -> None:

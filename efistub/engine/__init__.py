@@ -1,7 +1,8 @@
 """Which unicorn engine a run uses: the stock library of the unicorn wheel, or the fast one.
 
 The fast engine is libunicorn built from the same unicorn release with our patch
-(fast-store.patch, see docs/engine.md) by ``efistub engine build``. The unicorn
+(fast-store.patch, see docs/engine.md), by ``pip install`` (install.py) or by
+``efistub engine build`` (build.py). The unicorn
 binding loads libunicorn.so.2 from the folder named by LIBUNICORN_PATH when
 ``unicorn`` is first imported, so ``activate()`` must run before that import.
 """
@@ -17,6 +18,14 @@ from pathlib import Path
 
 LIBRARY = "libunicorn.so.2"
 MANIFEST = "engine.json"
+FAILED = "build-failed.txt"  # why the build at install failed, in the engine's folder until a build succeeds
+PATCH = Path(__file__).with_name("fast-store.patch")
+
+
+def patch_sha256() -> str:
+    import hashlib
+
+    return hashlib.sha256(PATCH.read_bytes()).hexdigest()
 
 
 def cache_root() -> Path:
@@ -57,7 +66,11 @@ def built_engine() -> tuple[Path | None, str]:
     folder = engine_dir(version)
     manifest = folder / MANIFEST
     if not (folder / LIBRARY).is_file() or not manifest.is_file():
-        return None, f"no fast engine is built for unicorn {version} (run: efistub engine build)"
+        try:
+            failed = f"; its build at install failed: {(folder / FAILED).read_text().strip()}"
+        except OSError:
+            failed = ""
+        return None, f"no fast engine is built for unicorn {version}{failed} (run: efistub engine build)"
     try:
         info = json.loads(manifest.read_text())
     except (OSError, ValueError) as e:
@@ -66,7 +79,10 @@ def built_engine() -> tuple[Path | None, str]:
         return None, f"the fast engine was built for unicorn {info.get('unicorn_version')}, the binding is {version}"
     if not info.get("selftest", {}).get("passed"):
         return None, "the fast engine did not pass its self-test"
-    return folder, f"fast engine for unicorn {version} at {folder}"
+    why = f"fast engine for unicorn {version} at {folder}"
+    if info.get("patch_sha256") != patch_sha256():
+        why += " (built from another fast-store.patch; efistub engine build rebuilds it)"
+    return folder, why
 
 
 # LIBUNICORN_PATH as efistub found it. activate() records its own setting in MARKER, so a

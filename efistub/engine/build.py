@@ -3,14 +3,17 @@
 Steps: download the source distribution of the installed unicorn version with pip,
 apply fast-store.patch, build libunicorn for x86, aarch64 and riscv64 with cmake,
 self-test it in a separate process, and install it in the cache folder. Nothing of
-unicorn's source is kept.
+unicorn's source is kept. ``pip install`` runs the same build (install.py), and reuses
+an engine already built for the same unicorn version and patch.
 """
 
 from __future__ import annotations
 
-import hashlib
+import collections
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,10 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import LIBRARY, MANIFEST, MARKER, binding_version, engine_dir
+from . import LIBRARY, MANIFEST, MARKER, PATCH, binding_version, cache_root, engine_dir, patch_sha256
 
-PATCH = Path(__file__).with_name("fast-store.patch")
 ARCHES = "x86;aarch64;riscv"
+# A compile step's progress as ninja ("[12/345] Building C object ...") or make ("[ 40%] Building ...") prints it.
+PROGRESS = re.compile(r"^\[\s*(?:(\d+)/(\d+)|(\d+)%)\]")
 
 
 class EngineError(Exception):
@@ -37,11 +41,23 @@ def _need(tool: str, install: str) -> str:
 
 
 def _run(command: list[str], cwd: Path, log, what: str, env: dict | None = None) -> None:
+    """Run a build step; log its progress in steps of 10 % when it prints ninja's or make's counters."""
     log(f"{what}: {' '.join(command)}")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise EngineError(f"{what} failed (exit {result.returncode}):\n{tail}")
+    tail: collections.deque[str] = collections.deque(maxlen=15)
+    shown = 0
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as process:
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            counter = PROGRESS.match(line)
+            if counter:
+                done, total, percent = counter.groups()
+                percent = int(percent) if percent is not None else 100 * int(done) // max(int(total), 1)
+                if percent // 10 > shown // 10:
+                    shown = percent
+                    log(f"{what}: {percent // 10 * 10}%")
+    if process.returncode != 0:
+        raise EngineError(f"{what} failed (exit {process.returncode}):\n" + "\n".join(tail))
 
 
 def _compiler() -> str:
@@ -65,6 +81,10 @@ def self_test(library_dir: Path) -> dict:
     """Run the self-test against the library in ``library_dir`` in a fresh process."""
     env = {k: v for k, v in os.environ.items() if k not in ("EFISTUB_ENGINE", MARKER)}
     env["LIBUNICORN_PATH"] = str(library_dir)
+    # efistub's own folder first: at install (install.py), efistub is not installed yet; the rest of
+    # PYTHONPATH stays, for pip's build environment holds the unicorn binding there.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[2]),
+                                                      os.environ.get("PYTHONPATH"))))
     result = subprocess.run([sys.executable, "-m", "efistub.engine.selftest"], env=env, capture_output=True,
                             text=True, timeout=600)
     if result.returncode != 0:
@@ -75,11 +95,48 @@ def self_test(library_dir: Path) -> dict:
     return report
 
 
-def build(jobs: int | None = None, log=lambda message: None) -> Path:
-    """Build and install the fast engine; return its folder."""
+def cached(version: str | None = None) -> Path | None:
+    """The fast engine already built for this unicorn version from this patch, self-tested; else None."""
+    folder = engine_dir(version or binding_version())
+    try:
+        info = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if ((folder / LIBRARY).is_file() and info.get("unicorn_version") == (version or binding_version())
+            and info.get("patch_sha256") == patch_sha256() and info.get("selftest", {}).get("passed")):
+        return folder
+    return None
+
+
+@contextlib.contextmanager
+def _locked():
+    """One build at a time per cache folder (two installs, or an install and efistub engine build)."""
+    import fcntl
+
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build(jobs: int | None = None, log=lambda message: None, reuse: bool = False) -> Path:
+    """Build and install the fast engine; return its folder.
+
+    With ``reuse``, an engine already built for the same unicorn version and patch is kept (``cached``).
+    """
     version = binding_version()
     if version is None:
         raise EngineError("the unicorn Python package is not installed")
+    with _locked():
+        if reuse and (folder := cached(version)) is not None:
+            log(f"reusing the fast engine at {folder}, built for unicorn {version} from this patch")
+            return folder
+        return _build(version, jobs, log)
+
+
+def _build(version: str, jobs: int | None, log) -> Path:
+    """Download, patch, compile, self-test and install (the cache folder is locked)."""
     cmake = _need("cmake", "`pip install cmake` or `apt-get install cmake`")
     compiler = _compiler()
     ninja = shutil.which("ninja")
@@ -120,7 +177,7 @@ def build(jobs: int | None = None, log=lambda message: None) -> Path:
             raise EngineError(f"the new engine failed its self-test: {failed or 'stores are not faster than loads'}")
         manifest = {
             "unicorn_version": version,
-            "patch_sha256": hashlib.sha256(PATCH.read_bytes()).hexdigest(),
+            "patch_sha256": patch_sha256(),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": round(time.monotonic() - started, 1),
             "selftest": report,
