@@ -27,17 +27,33 @@ MANIFEST = "manifest.json"
 MERGE_GAP = 64 << 10  # zero stretches shorter than this stay inside a segment
 SCAN_CHUNK = 1 << 20
 ZERO_PAGE = bytes(PAGE_SIZE)
+WRITE_CHUNK = 4 << 20  # a segment is written and hashed in pieces of this size (no copy of all of it)
+ZERO_GAP = memoryview(bytes(MERGE_GAP))  # the zeros between two runs of RAM in a segment (each gap is shorter)
+CHECK_CHUNK = 1 << 20  # a segment file is read back into a buffer of this size to check its SHA-256
 
 
 @dataclass
 class Segment:
     start: int
-    data: bytes
+    size: int
     types: list[str]  # the memory types of the map runs it covers
+    runs: list[tuple[int, int]]  # the [lo, hi) stretches of RAM it holds; the rest of it is zero
 
     @property
     def file(self) -> str:
         return f"segment-{self.start:016x}.bin"
+
+    def chunks(self, mem):
+        """The segment's bytes in pieces of at most WRITE_CHUNK: RAM read run by run, zeros between runs."""
+        at = self.start
+        for lo, hi in self.runs:
+            if at < lo:
+                yield ZERO_GAP[:lo - at]
+                at = lo
+            while at < hi:
+                step = min(hi - at, WRITE_CHUNK)
+                yield mem.read(at, step)
+                at += step
 
 
 @dataclass
@@ -73,7 +89,8 @@ def nonzero_runs(mem, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def segments_of(fw) -> list[Segment]:
-    """The RAM the hand-off needs, as the memory map at the hand-off gives it out."""
+    """The RAM the hand-off needs, as the memory map at the hand-off gives it out (where its bytes are:
+    nothing is read yet)."""
     out: list[Segment] = []
     for start, end, memory_type in fw.pages.runs():
         if memory_type in (FREE, HOLE):
@@ -82,15 +99,26 @@ def segments_of(fw) -> list[Segment]:
         for lo, hi in (r for ram_lo, ram_hi in fw.mem.ram  # page 0 is not served RAM: never saved
                        if max(start, ram_lo) < min(end, ram_hi)
                        for r in nonzero_runs(fw.mem, max(start, ram_lo), min(end, ram_hi))):
-            if out and lo - (out[-1].start + len(out[-1].data)) < MERGE_GAP:
+            if out and lo - (out[-1].start + out[-1].size) < MERGE_GAP:
                 last = out[-1]
-                gap = lo - (last.start + len(last.data))
-                last.data += bytes(gap) + fw.mem.read(lo, hi - lo)
+                last.runs.append((lo, hi))
+                last.size = hi - last.start
                 if name not in last.types:
                     last.types.append(name)
             else:
-                out.append(Segment(lo, fw.mem.read(lo, hi - lo), [name]))
+                out.append(Segment(lo, hi - lo, [name], [(lo, hi)]))
     return out
+
+
+def write_segment(mem, segment: Segment, path: Path) -> str:
+    """Write the segment's bytes into the new file ``path`` piece by piece, hashing each piece as it
+    goes out; its SHA-256 (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for piece in segment.chunks(mem):
+            digest.update(piece)
+            f.write(piece)
+    return digest.hexdigest()
 
 
 def save(platform, report, folder: str | os.PathLike) -> dict:
@@ -107,9 +135,8 @@ def save(platform, report, folder: str | os.PathLike) -> dict:
     segments = segments_of(fw)
     entries = []
     for seg in segments:
-        (folder / seg.file).write_bytes(seg.data)
-        entries.append({"file": seg.file, "start": seg.start, "size": len(seg.data), "types": seg.types,
-                        "sha256": hashlib.sha256(seg.data).hexdigest()})
+        sha256 = write_segment(fw.mem, seg, folder / seg.file)
+        entries.append({"file": seg.file, "start": seg.start, "size": seg.size, "types": seg.types, "sha256": sha256})
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -146,6 +173,22 @@ def boot_arguments(handoff: dict) -> dict:
     return out
 
 
+def file_matches(path: Path, size: int, sha256: str) -> bool:
+    """Whether the file holds ``size`` bytes whose SHA-256 is ``sha256`` (hex): the size first (a file of
+    another size is not read), then the bytes, read once into one reused buffer and hashed as they come."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHECK_CHUNK)
+    view = memoryview(buffer)
+    read = 0
+    with open(path, "rb", buffering=0) as f:
+        if os.fstat(f.fileno()).st_size != size:
+            return False
+        while count := f.readinto(buffer):
+            digest.update(view[:count])
+            read += count
+    return read == size and digest.hexdigest() == sha256
+
+
 def load(folder: str | os.PathLike) -> HandoffState:
     """A saved hand-off, checked: InputError (one line) for anything missing, foreign or changed."""
     folder = Path(folder)
@@ -169,10 +212,10 @@ def load(folder: str | os.PathLike) -> HandoffState:
         if Path(seg["file"]).name != seg["file"]:
             raise InputError(str(path), f"segment file {seg['file']!r} is not a plain name in the folder")
         try:
-            data = file.read_bytes()
+            matches = file_matches(file, seg["size"], seg["sha256"])
         except OSError as e:
             raise InputError(str(file), f"missing or unreadable segment: {e.strerror or e}") from None
-        if len(data) != seg["size"] or hashlib.sha256(data).hexdigest() != seg["sha256"]:
+        if not matches:
             raise InputError(str(file), "does not match its size and SHA-256 in the manifest: changed since it "
                                         "was saved")
     return HandoffState(folder, manifest)

@@ -62,8 +62,16 @@ def test_x86_64_saves_paging_and_a_gdt_like_ovmfs(tmp_path):
     assert gdt[8:16] == bytes.fromhex("ffff0000009aaf00")  # the 64-bit code segment at selector 0x08
 
 
+def flip_last_byte(path):
+    """The same size, one bit of the last byte changed: only the SHA-256 can tell."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(data)
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda folder, m: (folder / m["segments"][0]["file"]).write_bytes(b"x"), "does not match its size and SHA-256"),
+    (lambda folder, m: flip_last_byte(folder / m["segments"][-1]["file"]), "does not match its size and SHA-256"),
     (lambda folder, m: (folder / m["segments"][0]["file"]).unlink(), "missing or unreadable segment"),
     (lambda folder, m: (folder / MANIFEST).write_text(json.dumps({**m, "version": 99})), "version 99"),
     (lambda folder, m: (folder / MANIFEST).write_text(json.dumps({**m, "format": "x"})), "is not an efistub-handoff"),
@@ -71,7 +79,7 @@ def test_x86_64_saves_paging_and_a_gdt_like_ovmfs(tmp_path):
     (lambda folder, m: (folder / MANIFEST).unlink(), "no manifest.json"),
     (lambda folder, m: (folder / MANIFEST).write_text(json.dumps(
         {**m, "segments": [{**m["segments"][0], "file": "../x.bin"}]})), "not a plain name"),
-], ids=["tampered", "missing-segment", "version", "format", "broken-json", "no-manifest", "escaping-name"])
+], ids=["tampered", "same-size", "missing-segment", "version", "format", "broken-json", "no-manifest", "escaping-name"])
 def test_a_changed_folder_is_refused(tmp_path, change, problem):
     _, _, folder, manifest = saved(tmp_path)
     change(folder, manifest)

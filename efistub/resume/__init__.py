@@ -63,6 +63,7 @@ def run_qemu(argv: list[str], until: str | None, timeout: float, console=None) -
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = bytearray()
+    marker = until.encode() if until is not None else None
     reason = "QEMU exited"
     try:
         with selectors.DefaultSelector() as selector:
@@ -80,7 +81,7 @@ def run_qemu(argv: list[str], until: str | None, timeout: float, console=None) -
                 seen += chunk
                 if console is not None:
                     console(chunk.decode("utf-8", errors="replace"))
-                if until is not None and until.encode() in seen:
+                if marker is not None and marker in seen[-(len(chunk) + len(marker) - 1):]:  # the new text
                     reason = f"{until!r} seen"
                     break
     finally:
