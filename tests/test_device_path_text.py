@@ -5,20 +5,17 @@ OVMF and AAVMF gave for real paths, and hostile text gives ValueError (the proto
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
+from direct_calls import call, finished_run, put
 from efistub import device_path
 from efistub import device_path_text as dpt
 from efistub.device_path import Node
-from efistub.machine import Machine
-from efistub.memory import MemoryType, ucs2
+from efistub.memory import ucs2
 from efistub.protocols import device_path_from_text as from_text
 from efistub.protocols import device_path_to_text as to_text
-from efistub.registry import Result
 
-GUESTS = Path(__file__).parent / "guests"
 G = "6F0F8A1C-5B7E-4B1E-9A43-65666973747A"
 
 # One text of every form that reads, in its canonical form (what node_text writes for the node it reads).
@@ -291,24 +288,7 @@ def test_hostile_text_is_refused_quickly(text):
 
 @pytest.fixture(scope="module")
 def fw():
-    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"))
-    machine.run()
-    yield machine.fw
-
-
-def call(fw, function, *args):
-    """Call a protocol function as the dispatcher would; (value, note, fault reason or None)."""
-    fw.stop = None
-    result = function(fw, *args)
-    reason = fw.stop.details["reason"] if fw.stop is not None else None
-    fw.stop = None
-    if isinstance(result, Result):
-        return result.value, result.note, reason
-    return result, None, reason
-
-
-def put(fw, data: bytes) -> int:
-    return fw.store(MemoryType.EfiBootServicesData, data)
+    yield finished_run().fw  # the machine, and with it the engine that holds guest memory, lives until the end
 
 
 def test_the_protocols_are_installed_in_every_run(fw):

@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import corpus_file
+from direct_calls import finished_run
 from efistub import arch, cli
 from efistub.errors import EfiError, InputError
 from efistub.layouts import pe
@@ -388,9 +389,7 @@ def test_data_directories_pointing_anywhere(image, count, directories):
 @pytest.fixture(scope="module")
 def fw():
     """The firmware of a finished run (small RAM), for loading children into it."""
-    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"), memory=128 << 20)
-    machine.run()
-    yield machine.fw  # the machine, and with it the engine that holds guest memory, lives until the end
+    yield finished_run(memory=128 << 20).fw  # the machine, and with it the engine that holds guest memory, lives until the end
 
 
 def free_pages(fw) -> int:

@@ -5,41 +5,29 @@ EDK2's corner cases of device paths."""
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
+import direct_calls
+from direct_calls import finished_run, put
 from efistub import device_path
 from efistub.device_path import Node
 from efistub.layouts import efi
-from efistub.machine import Machine
 from efistub.memory import MemoryType
 from efistub.protocols import device_path_utilities as dpu
 from efistub.protocols import unicode_collation as uc
-from efistub.registry import Result
-
-GUESTS = Path(__file__).parent / "guests"
 
 
 @pytest.fixture(scope="module")
 def fw():
     """The firmware of a finished run: its memory and pools, for calling the functions directly."""
-    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"))
-    machine.run()
-    yield machine.fw  # the machine, and with it the engine that holds guest memory, lives until the end
-
-
-def put(fw, data: bytes) -> int:
-    return fw.store(MemoryType.EfiBootServicesData, data)
+    yield finished_run().fw  # the machine, and with it the engine that holds guest memory, lives until the end
 
 
 def call(fw, function, *args):
-    """Call a protocol function as the dispatcher would; (value, fault reason or None)."""
-    fw.stop = None
-    result = function(fw, *args)
-    reason = fw.stop.details["reason"] if fw.stop is not None else None
-    fw.stop = None
-    return (result.value if isinstance(result, Result) else result), reason
+    """A protocol function's (value, fault reason or None), called as the dispatcher would."""
+    value, _, reason = direct_calls.call(fw, function, *args)
+    return value, reason
 
 
 # -- MetaiMatch against EDK2's algorithm ------------------------------------------------------------

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from conftest import corpus_file
+from direct_calls import finished_run, put
 from efistub import eventlog
 from efistub.eventlog import Event, EventLog
 from efistub.firmware import DeterministicRandom
 from efistub.layouts import tcg, tpm2
 from efistub.machine import Machine
-from efistub.memory import MemoryType, ucs2
+from efistub.memory import ucs2
 from efistub.pehash import BadPeImage, NotPeImage, image_hash
 from efistub.protocols import tcg2 as p
 from efistub.registry import Result
@@ -231,21 +232,11 @@ def test_what_is_not_a_pe_image():
 
 # -- EFI_TCG2_PROTOCOL, called directly ------------------------------------------------------------
 
-def finished_run(**options):
-    machine = Machine(str(GUESTS / "x86_64" / "hello.efi"), **options)
-    machine.run()
-    return machine
-
-
 @pytest.fixture
 def fw():
     """A fresh finished run per test (the protocol's state changes); its machine lives while the test runs."""
     machine = finished_run()
     yield machine.fw
-
-
-def put(fw, data: bytes) -> int:
-    return fw.store(MemoryType.EfiBootServicesData, data)
 
 
 def status(result) -> int:
