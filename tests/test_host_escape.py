@@ -42,7 +42,7 @@ from efistub.services import image as images
 from efistub.status import Status
 from pe_builder import printing_image
 from test_files import files_esp
-from test_volume import no_hang
+from test_volume import assert_inside, no_hang, spy_on_host_paths
 
 GUESTS = Path(__file__).parent / "guests"
 SECRET = b"host secret outside the ESP\n"
@@ -181,27 +181,7 @@ def world(tmp_path):
 @pytest.fixture
 def host_spy(monkeypatch):
     """Record every host path the os module is asked about while the test runs."""
-    touched: list[str] = []
-    for name in ("lstat", "stat", "listdir", "readlink", "open", "mkdir", "rmdir", "unlink", "rename", "chmod",
-                 "utime", "statvfs", "scandir", "link", "symlink", "mkfifo", "mknod", "truncate", "replace"):
-        original = getattr(os, name, None)
-        if original is None:
-            continue
-
-        def spy(path, *args, _original=original, **kwargs):
-            if isinstance(path, (str, bytes, os.PathLike)):
-                touched.append(os.fsdecode(path))
-            return _original(path, *args, **kwargs)
-
-        monkeypatch.setattr(os, name, spy)
-    return touched
-
-
-def assert_inside(touched: list[str], esp: Path) -> None:
-    paths = list(touched)  # before realpath, which the spy sees too
-    root = os.path.realpath(esp)
-    stray = [p for p in paths if p != root and not p.startswith(root + os.sep)]
-    assert stray == [], stray
+    return spy_on_host_paths(monkeypatch)
 
 
 # --- EFI_FILE_PROTOCOL.Open: every spelling of a way out --------------------------------------

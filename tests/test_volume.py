@@ -345,13 +345,17 @@ def test_exponential_symlinks_are_cut_short(tree, ro):
     assert time.monotonic() - start < 5
 
 
-def test_the_host_outside_the_root_is_never_touched(links, monkeypatch):
-    v = HostVolume(str(links), writable=True)
-    root = os.path.realpath(links)
-    touched = []
-    for name in ("lstat", "stat", "listdir", "readlink", "open", "mkdir", "rmdir", "unlink", "rename",
-                 "chmod", "utime", "statvfs", "scandir"):
-        original = getattr(os, name)
+HOST_PATH_FUNCTIONS = ("lstat", "stat", "listdir", "readlink", "open", "mkdir", "rmdir", "unlink", "rename", "chmod",
+                       "utime", "statvfs", "scandir", "link", "symlink", "mkfifo", "mknod", "truncate", "replace")
+
+
+def spy_on_host_paths(monkeypatch) -> list[str]:
+    """Record every host path the os module is asked about (until ``monkeypatch`` is undone)."""
+    touched: list[str] = []
+    for name in HOST_PATH_FUNCTIONS:
+        original = getattr(os, name, None)
+        if original is None:
+            continue
 
         def spy(path, *args, _original=original, **kwargs):
             if isinstance(path, (str, bytes, os.PathLike)):
@@ -359,6 +363,20 @@ def test_the_host_outside_the_root_is_never_touched(links, monkeypatch):
             return _original(path, *args, **kwargs)
 
         monkeypatch.setattr(os, name, spy)
+    return touched
+
+
+def assert_inside(touched: list[str], root: Path) -> None:
+    """Every path in ``touched`` is ``root`` or below it."""
+    paths = list(touched)  # before realpath, which the spy sees too
+    real = os.path.realpath(root)
+    stray = [p for p in paths if p != real and not p.startswith(real + os.sep)]
+    assert stray == [], stray
+
+
+def test_the_host_outside_the_root_is_never_touched(links, monkeypatch):
+    v = HostVolume(str(links), writable=True)
+    touched = spy_on_host_paths(monkeypatch)
     attempts = [
         (v.resolve, "\\EFI\\BOOT", "..\\..\\..\\outside\\secret"),
         (v.resolve, "\\", "\\..\\outside"),
@@ -376,8 +394,7 @@ def test_the_host_outside_the_root_is_never_touched(links, monkeypatch):
     v.info()
     monkeypatch.undo()
     assert touched
-    stray = [p for p in touched if p != root and not p.startswith(root + os.sep)]
-    assert stray == []
+    assert_inside(touched, links)
     assert sorted(os.listdir(links.parent / "outside")) == ["dir", "secret"]
 
 
