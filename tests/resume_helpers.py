@@ -13,10 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from efistub import resume
 from efistub.handoff_state import MANIFEST, save
 from efistub.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
+TRAMPOLINES = Path(resume.__file__).parent / "trampolines"  # the packaged resume trampolines and their sources
 HANDOFF_MARKER = 0xEF15700B  # handoff.efi passes it in its first argument register to the loop it hands off to
 INIT_MARKER = "EFI-CORPUS-INITRD: busybox init reached"
 REGISTER_WAIT = 60.0  # seconds QEMU may take to reach the entry (TCG, a loaded CI machine)
@@ -35,6 +39,19 @@ def one_line_error(result, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("efistub: error: ") and "Traceback" not in result.stderr
     assert fragment in lines[0], lines[0]
+
+
+def rebuilt_trampoline(arch: str, tmp_path: Path) -> bytes:
+    """The resume trampoline of ``arch``, built again from its source by a copy of its build.sh (skips without
+    clang and llvm-objcopy)."""
+    if not (shutil.which("clang") and shutil.which("llvm-objcopy")):
+        pytest.skip("clang and llvm-objcopy are not installed (apt-get install clang llvm)")
+    copy = tmp_path / "trampolines"
+    copy.mkdir()
+    for name in ("build.sh", f"{arch}.S"):
+        shutil.copy2(TRAMPOLINES / name, copy / name)
+    subprocess.run(["bash", str(copy / "build.sh"), arch], check=True, capture_output=True, timeout=120)
+    return (copy / f"{arch}.bin").read_bytes()
 
 
 def save_handoff(arch: str, folder: Path) -> Path:
