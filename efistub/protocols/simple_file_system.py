@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from .. import device_path, guids
 from ..errors import EfiError
@@ -18,8 +19,10 @@ from ..layouts import efi
 from ..memory import MemoryType, ucs2
 from ..registry import GUID_PTR, POINTER, STRING, UINT64, UINTN, declare, service
 from ..status import Status
-from ..volume import Entry, HostVolume, VolumeError
 from .interface import make_interface
+
+if TYPE_CHECKING:  # efistub.volume is imported where a run has a volume (--esp, a FAT disk)
+    from ..volume import Entry
 
 MAX_NAME = 1024  # characters of a file name the guest may pass
 BLOCK = 512
@@ -127,6 +130,8 @@ def Open(fw, this, new_handle, name_ptr, mode, attributes):
     path = volume.resolve(directory, name)
     if mode & efi.FILE_MODE_WRITE and volume.read_only:
         return Status.EFI_WRITE_PROTECTED
+    from ..volume import VolumeError
+
     try:
         volume.stat(path)
     except VolumeError as e:
@@ -161,6 +166,8 @@ def Delete(fw, this):
     f = close(fw, this)  # Delete closes the handle whatever happens
     if f.volume.read_only or not f.mode & efi.FILE_MODE_WRITE or f.path == "\\":
         return Status.EFI_WARN_DELETE_FAILURE
+    from ..volume import VolumeError
+
     try:
         f.volume.delete(f.path)
     except VolumeError:
@@ -336,6 +343,7 @@ def install(fw) -> int | None:
     if fw.options.esp is None:
         return None
     from ..disk import esp_disk_from_folder
+    from ..volume import HostVolume
     from .block_io import install_disk
 
     volume = HostVolume(fw.options.esp, writable=fw.options.esp_writable)
