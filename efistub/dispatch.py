@@ -57,6 +57,17 @@ class Call:
         # list of dicts, or of callables that give one, that join the arguments in order
         self._args, self._kept = (args if args is not None or kept is not None else {}), kept
 
+    @classmethod
+    def pending(cls, seq: int, service, kept: list, caller: int | None, native_before: int) -> "Call":
+        """The record of a call being made to ``service`` (a registry.Service), its arguments ``kept``
+        (Service.capture) to be rendered later: __init__'s work without its keyword arguments."""
+        call = cls.__new__(cls)
+        call.seq, call.service, call.caller, call.native_before = seq, service.name, caller, native_before
+        call.status = call.value = call.note = call.image = call._args = None
+        call.unimplemented = call.violation = False
+        call._kept = (service, kept, [])
+        return call
+
     @property
     def args(self) -> dict:
         if self._kept is not None:
@@ -244,15 +255,16 @@ class Dispatcher:
     def call(self, slot: int, raw: list[int], vararg: Callable[[int], int], caller: int | None = None) -> int | None:
         """Run the service in ``slot``; return the value for the guest's return register, or None
         when a Transfer is pending (the run loop then sets the CPU up)."""
-        if slot == self.return_slot:
+        services = self.services
+        if slot == len(services):  # the return slot
             return self.returned(raw[0] if raw else 0)
         fw = self.fw
-        svc = self.services[slot]
+        svc = services[slot]
         fw.mem.forget()
         values = self.decode(slot, raw)
         kept = svc.capture(fw, values)  # what the arguments point at in guest memory, read now
-        record = Call(len(self._python_calls), svc.name, caller=caller, kept=(svc, kept, []),
-                      native_before=0 if self.native is None else self.native.count())
+        record = Call.pending(len(self._python_calls), svc, kept, caller,
+                              0 if self.native is None else self.native.count())
         self._python_calls.append(record)
         for observer in self.observers:
             observer(record, "before")
@@ -274,12 +286,13 @@ class Dispatcher:
             record.unimplemented = True
             return self._complete(Frame(None, record, svc), svc.absent)
         try:
-            extra = ()
-            if svc.varargs is not None:  # decoded here, so the record shows them even when the call fails
+            if svc.varargs is None:
+                returned = svc.function(fw, *values)
+            else:  # decoded here, so the record shows them even when the call fails
                 first = self._plans[slot][1]
-                extra = (svc.varargs.decode(fw, lambda i: vararg(first + i)),)
-                record.add_args(lambda show=svc.varargs.show, value=extra[0]: show(value))
-            returned = svc.function(fw, *values, *extra)
+                extra = svc.varargs.decode(fw, lambda i: vararg(first + i))
+                record.add_args(lambda show=svc.varargs.show, value=extra: show(value))
+                returned = svc.function(fw, *values, extra)
         except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
             return self._failed(Frame(None, record, svc), e)
         if isinstance(returned, GeneratorType):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import enum
 import mmap
@@ -362,7 +363,7 @@ class GuestMemory:
         key = (a, limit)
         text = self._strings.get(key)
         if text is None:
-            text = self._strings[key] = self._read_terminated(a, limit, 2).decode("utf-16-le", errors="replace")
+            text = self._strings[key] = _utf16(self._read_terminated(a, limit, 2), "replace", True)[0]
         return text
 
     def read_ascii(self, a: int, limit: int = 1 << 12) -> str:
@@ -371,12 +372,18 @@ class GuestMemory:
 
     def _read_terminated(self, a: int, limit: int, unit: int) -> bytes:
         """The bytes before the first NUL character of ``unit`` bytes, at most ``limit`` characters."""
-        found = self._find_terminated(a, limit, unit)
-        if found is not None:
-            return found
+        piece = 128  # guest memory is read in pieces of this size (beyond the last, nothing counts)
+        for start, end, buffer in self._host:  # in a host buffer: found there at once
+            if start <= a < end:  # start > 0: page 0 is never in a host buffer
+                first, size = a - start, end - start
+                window = first + (limit * unit + piece - 1) // piece * piece
+                at = _find_nul(buffer, first, size if window > size else window, unit)
+                if at >= 0 and at + piece - (at - first) % piece <= size:
+                    return buffer[first:at]
+                break  # near the end of RAM, or no end: the reads below give the answer or the error
         out = b""
         nul = bytes(unit)
-        chunk = 128
+        chunk = piece
         while len(out) < limit * unit:
             try:
                 data = self.read(a + len(out), chunk)
@@ -393,25 +400,6 @@ class GuestMemory:
             out += data
         raise GuestMemoryError(a, limit * unit, "find the end of a string")
 
-    def _find_terminated(self, a: int, limit: int, unit: int) -> bytes | None:
-        """_read_terminated's answer when the string ends inside a host buffer, found there at once;
-        None otherwise (the reads in pieces then give the answer or the error)."""
-        if a <= 0:
-            return None
-        piece = 128  # _read_terminated reads in pieces of this size: the same bytes count here
-        for start, end, buffer in self._host:
-            if start <= a < end:
-                first = a - start
-                window = min(end - start, first + -(-limit * unit // piece) * piece)
-                nul = b"\0\0" if unit == 2 else bytes(unit)
-                at = buffer.find(nul, first, window)
-                while at >= 0 and (at - first) % unit:
-                    at = buffer.find(nul, at + 1, window)
-                if at < 0 or first + (at - first) // piece * piece + piece > end - start:
-                    return None
-                return buffer[first:at]
-        return None
-
     def forget(self) -> None:
         """Drop remembered strings and GUIDs: guest code may have changed memory since."""
         if self._guids or self._strings:
@@ -426,6 +414,28 @@ class GuestMemory:
 
     def write_struct(self, layout, a: int, value: dict) -> None:
         self.write(a, layout.build(value))
+
+
+def _find_nul(buffer, first: int, window: int, unit: int) -> int:
+    """The offset in ``buffer`` of the first NUL character of ``unit`` bytes (1 or 2) in [first, window),
+    at a whole number of characters from ``first``; -1 if there is none."""
+    nul = b"\0\0" if unit == 2 else b"\0"
+    top = first
+    while top < window:  # a KiB at a time: most strings are short
+        bottom, top = top, top + 1024
+        if top > window:
+            top = window
+        at = buffer.find(nul, bottom, top)
+        while at >= 0 and unit == 2 and (at - first) & 1:  # the high byte of a character, then a NUL?
+            if at + 2 < top and buffer[at + 2] == 0:
+                return at + 1
+            at = buffer.find(nul, at + 1, top)
+        if at >= 0:
+            return at
+    return -1
+
+
+_utf16 = codecs.utf_16_le_decode  # bytes.decode("utf-16-le", errors="replace") without the codec look-up
 
 
 def ucs2(text: str) -> bytes:

@@ -56,15 +56,8 @@ def _capture_string(fw, address):
     try:
         text = fw.mem.read_ucs2(address)
     except GuestMemoryError:
-        return address, None
-    return address, text
-
-
-def _show_string(captured):
-    if captured is None:
-        return None
-    address, text = captured
-    return text if text is not None and len(text) < SHOWN_STRING else _unreadable(address)
+        return _unreadable(address)
+    return text if len(text) < SHOWN_STRING else _unreadable(address)
 
 
 def _capture_ascii(fw, address):
@@ -119,7 +112,7 @@ POINTER = ArgType("POINTER", None, _unsigned(None), _plain)  # any guest pointer
 HANDLE = POINTER
 EVENT = POINTER
 GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _show_guid, _capture_guid)
-STRING = ArgType("CHAR16 *", None, _unsigned(None), _show_string, _capture_string)
+STRING = ArgType("CHAR16 *", None, _unsigned(None), _plain, _capture_string)
 ASCII = ArgType("CHAR8 *", None, _unsigned(None), _plain, _capture_ascii)
 STATUS = ArgType("EFI_STATUS", None, _status, Status.name_of)
 

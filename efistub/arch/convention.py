@@ -62,10 +62,16 @@ class CallingConvention:
         """The first ``count`` argument slots of the call being made; unreadable stack slots read as 0
         (the native trampoline does the same, and services reject the NULL)."""
         registers = self.arg_registers
-        values = [uc.reg_read(r) for r in registers[:count]]
-        if count > len(registers):
-            stack = uc.reg_read(self.sp) + self.stack_args_offset
-            n = count - len(registers)
+        sp = uc.reg_read(self.sp) if count > len(registers) else 0
+        return self.slots_from([uc.reg_read(r) for r in registers[:count]], sp, mem, count)
+
+    def slots_from(self, registers: list[int], sp: int, mem, count: int) -> list[int]:
+        """read_slots from the values of the argument registers (``registers``, at least ``count`` of
+        them or all) and of SP, already read."""
+        values = list(registers[:count])
+        if count > len(self.arg_registers):
+            stack = sp + self.stack_args_offset
+            n = count - len(self.arg_registers)
             try:
                 raw = mem.read(stack, n * self.width)
             except Exception:

@@ -135,7 +135,7 @@ class NativeDispatch:
             r = t.records[i]
             svc = self.services[r.slot]
             values = dispatcher.decode(r.slot, [r.args[k] for k in range(len(svc.args))])
-            record = Call(0, svc.name, caller=r.caller, kept=(svc, svc.capture(dispatcher.fw, values), []))
+            record = Call.pending(0, svc, svc.capture(dispatcher.fw, values), r.caller, 0)
             if r.flags & (READ_FAILED | WRITE_FAILED):
                 access = "read" if r.flags & READ_FAILED else "write"
                 Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
