@@ -50,6 +50,13 @@ MARKS = "efistub-startup-marks "  # the line the phased process ends its stderr 
 PHASED = r"""
 import sys, time, os, json
 marks = {"started": time.perf_counter()}
+cpu = {}  # the process's CPU time (user + system) at each mark
+
+def mark(name, keep_first=False):
+    if keep_first and name in marks:
+        return
+    marks[name] = time.perf_counter()
+    cpu[name] = time.process_time()
 
 class _Timer:
     def find_spec(self, name, path, target=None):
@@ -63,24 +70,24 @@ class _Timer:
             exec_module(module)
             run = module.RunLoop.run
             def timed_run(self):
-                marks.setdefault("first_instruction", time.perf_counter())
+                mark("first_instruction", keep_first=True)
                 try:
                     return run(self)
                 finally:
-                    marks["run_loop_end"] = time.perf_counter()
+                    mark("run_loop_end")
             module.RunLoop.run = timed_run
         spec.loader.exec_module = patched
         return spec
 
 sys.meta_path.insert(0, _Timer())
 import efistub.cli as cli
-marks["cli_imported"] = time.perf_counter()
+mark("cli_imported")
 main = cli.main
 
 def timed_main(argv=None):
     rc = main(argv)
-    marks["main_returned"] = time.perf_counter()
-    sys.stderr.write("\n" + MARKS + json.dumps(marks) + "\n")
+    mark("main_returned")
+    sys.stderr.write("\n" + MARKS + json.dumps({"wall": marks, "cpu": cpu}) + "\n")
     return rc
 
 cli.main = timed_main
@@ -113,16 +120,22 @@ def with_cpu(command: list[str], env: dict) -> dict:
 
 
 def phases(run: dict) -> dict:
-    """The phase durations of a phased run, from its marks and the parent's clock."""
+    """The phase durations of a phased run (wall, and CPU with a _cpu suffix), from its marks and the
+    parent's clock and rusage."""
     line = next((l for l in reversed(run["err"].splitlines()) if l.startswith(MARKS)), None)
     if line is None:
         raise SystemExit(f"the phased run left no marks (exit {run['returncode']}):\n{run['err'][-2000:]}")
-    m = json.loads(line[len(MARKS):])
-    first = m.get("first_instruction", m["main_returned"])
-    loop_end = m.get("run_loop_end", first)
-    return {"to_cli_imported_s": m["cli_imported"] - run["start"], "to_first_instruction_s": first - run["start"],
-            "guest_run_s": loop_end - first, "report_and_output_s": m["main_returned"] - loop_end,
-            "shutdown_s": run["end"] - m["main_returned"], "whole_s": run["wall_s"]}
+    out = {}
+    marks = json.loads(line[len(MARKS):])
+    for clock, start, end, suffix in (("wall", run["start"], run["end"], ""), ("cpu", 0.0, run["cpu_s"], "_cpu")):
+        m = marks[clock]
+        first = m.get("first_instruction", m["main_returned"])
+        loop_end = m.get("run_loop_end", first)
+        out.update({"to_cli_imported_s" + suffix: m["cli_imported"] - start,
+                    "to_first_instruction_s" + suffix: first - start, "guest_run_s" + suffix: loop_end - first,
+                    "report_and_output_s" + suffix: m["main_returned"] - loop_end,
+                    "shutdown_s" + suffix: end - m["main_returned"], "whole_s" + suffix: end - start})
+    return out
 
 
 def main() -> int:
@@ -179,9 +192,9 @@ def main() -> int:
         "run": {"wall_s": median("run", "wall_s"), "cpu_s": median("run", "cpu_s"),
                 "rss_mib": max(r["rss_mib"] for r in results["run"]),
                 "exit": sorted({r["returncode"] for r in results["run"]})},
-        "phases": {key: median("phased", key) for key in ("to_cli_imported_s", "to_first_instruction_s",
-                                                          "guest_run_s", "report_and_output_s", "shutdown_s",
-                                                          "whole_s")},
+        "phases": {key + suffix: median("phased", key + suffix)
+                   for key in ("to_cli_imported_s", "to_first_instruction_s", "guest_run_s", "report_and_output_s",
+                               "shutdown_s", "whole_s") for suffix in ("", "_cpu")},
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -199,12 +212,13 @@ def main() -> int:
           f"ms) | {ms(out['import_efistub_cli']['import_s'])} | {ms(out['import_efistub_cli']['cpu_s'])} (process) |")
     print(f"| `efistub run` whole process (exit {', '.join(map(str, out['run']['exit']))}, peak RSS "
           f"{out['run']['rss_mib']:.0f} MiB) | {ms(out['run']['wall_s'])} | {ms(out['run']['cpu_s'])} |")
-    print(f"| phases: to `efistub.cli` imported | {ms(p['to_cli_imported_s'])} | |")
-    print(f"| to the first guest instruction | {ms(p['to_first_instruction_s'])} | |")
-    print(f"| the guest's run (the run loop) | {ms(p['guest_run_s'])} | |")
-    print(f"| the report, the summary, the output | {ms(p['report_and_output_s'])} | |")
-    print(f"| the end of the process, to it reaped | {ms(p['shutdown_s'])} | |")
-    print(f"| the phased process, whole | {ms(p['whole_s'])} | |")
+    for key, what in (("to_cli_imported_s", "phases: from the start to `efistub.cli` imported"),
+                      ("to_first_instruction_s", "from the start to the first guest instruction"),
+                      ("guest_run_s", "the guest's run (the run loop)"),
+                      ("report_and_output_s", "the report, the summary, the output"),
+                      ("shutdown_s", "the end of the process, to it reaped"),
+                      ("whole_s", "the phased process, whole")):
+        print(f"| {what} | {ms(p[key])} | {ms(p[key + '_cpu'])} |")
     return 0
 
 

@@ -17,15 +17,38 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 SCAN_PROGRESS_WIDTH = 30  # characters of the scan's progress bar
 SCAN_PROGRESS_STEPS = 20  # without a terminal, the progress bar is printed at each twentieth of the scan
 SWEEP_QUIET_S = 2.0  # a sweep says how far it is once it has taken this long
-def build_parser() -> argparse.ArgumentParser:
+
+
+class _NotBuilt:
+    """The options of a subcommand the command line does not use: taken and dropped (build_parser)."""
+
+    def add_argument(self, *args, **kwargs) -> None:
+        return None
+
+    def add_subparsers(self, **kwargs) -> "_NotBuilt":
+        return self
+
+    def add_parser(self, *args, **kwargs) -> "_NotBuilt":
+        return self
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With ``command``, the options of that subcommand alone are built; every other
+    subcommand is there with its help (``efistub --help`` lists them all), its options are not: building
+    all of them costs every run milliseconds. Without ``command`` (or one that is no subcommand), all."""
     parser = argparse.ArgumentParser(
         prog="efistub",
         description="Run an EFI image (such as a Linux kernel's EFI stub) on emulated firmware and "
                     "report what it did.",
     )
     parser.add_argument("--version", action="version", version=f"efistub {__import__('efistub').__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser(
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    def add_command(name: str, **kwargs):
+        subparser = subparsers.add_parser(name, **kwargs)
+        return subparser if command is None or name == command else _NotBuilt()
+
+    run = add_command(
         "run", help="run an EFI image to its hand-off, exit, reset, fault or timeout",
         description="Run IMAGE headless. The guest's console output is printed as it happens, then a "
                     "summary. Exit code: 0 for a hand-off to a kernel or an Exit with EFI_SUCCESS, 1 for "
@@ -43,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
     add_debug_options(run)
 
-    boot = sub.add_parser(
+    boot = add_command(
         "boot", help="boot from an ESP as firmware does without boot options",
         description="Run the removable-media boot file of the ESP, \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI, "
                     "BOOTRISCV64.EFI, BOOTIA32.EFI), with the ESP as its device, to its hand-off, exit, reset, "
@@ -57,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--trace", action="store_true", help="print each service call as it happens (stderr)")
     add_debug_options(boot)
 
-    check = sub.add_parser(
+    check = add_command(
         "check", help="run an image and check it against a policy (for CI)",
         description="Run IMAGE and check that it stays inside the policy: every service, protocol, configuration "
                     "table and variable it uses is allowed, and it reaches the expected outcome. Exit 0 when it "
@@ -66,20 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--policy", required=True, metavar="FILE", help="the policy (TOML; see docs/ci.md)")
     check.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
 
-    policy = sub.add_parser("policy", help="write the policy a run of IMAGE needs (TOML, to stdout)",
-                            description="Run IMAGE and print, as TOML, the policy that allows exactly what the run "
-                                        "used: a starting point for 'efistub check'.")
+    policy = add_command("policy", help="write the policy a run of IMAGE needs (TOML, to stdout)",
+                         description="Run IMAGE and print, as TOML, the policy that allows exactly what the run "
+                                     "used: a starting point for 'efistub check'.")
     add_image_options(policy)
 
-    diff = sub.add_parser("diff", help="what changed between two JSON reports",
-                          description="Compare two reports written by --json: services, protocols, configuration "
-                                      "tables and variables added or gone, counts and statuses that changed, "
-                                      "outcome and hand-off differences. Exit 0 when nothing changed, 1 otherwise.")
+    diff = add_command("diff", help="what changed between two JSON reports",
+                       description="Compare two reports written by --json: services, protocols, configuration "
+                                   "tables and variables added or gone, counts and statuses that changed, "
+                                   "outcome and hand-off differences. Exit 0 when nothing changed, 1 otherwise.")
     diff.add_argument("old", metavar="OLD.json")
     diff.add_argument("new", metavar="NEW.json")
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
 
-    minimize = sub.add_parser(
+    minimize = add_command(
         "minimize", help="find the smallest set of boot and runtime services an image needs",
         description="Delta debugging over repeated runs: the smallest set of implemented services with which "
                     "IMAGE still reaches the outcome of a full run, every other service answering as an absent "
@@ -93,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "copies of earlier runs forked where they diverge (the default; docs/sweep.md)")
     minimize.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
 
-    sweep = sub.add_parser(
+    sweep = add_command(
         "sweep", help="fail every service call of a run in turn, each in a copy of the run forked at that call",
         description="Run IMAGE once (the baseline); at each service call it makes, fork the run once per status "
                     "and fail that call with it in the copy, which runs to its own outcome. Prints one row per "
@@ -113,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="forked runs at a time (default: cores)")
     sweep.add_argument("--json", metavar="FILE", help="write the rows as JSON to FILE ('-' for stdout)")
 
-    scan = sub.add_parser(
+    scan = add_command(
         "scan", help="run every EFI image below a folder and tabulate the outcomes",
         description="Run every EFI image below DIR as tasks, in worker processes here or on a Dask cluster (the PE "
                     "machine field picks each image's architecture), and print one table: each image's outcome and "
@@ -140,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "map OUT.png (matplotlib)")
     scan.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
 
-    resume = sub.add_parser(
+    resume = add_command(
         "resume", help="boot a hand-off saved by run --save-handoff in QEMU, without UEFI firmware",
         description="Boot the machine state saved by 'efistub run KERNEL --save-handoff DIR' in QEMU (TCG) on the "
                     "board it was saved on: QEMU loads the saved RAM and starts efistub's resume trampoline, which "
@@ -155,18 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--print-command", action="store_true",
                         help="print the QEMU command line instead of running it")
 
-    eng = sub.add_parser("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
-                         description="The fast engine is libunicorn built from the installed unicorn release with "
-                                     "efistub's patch that keeps guest stores to memory without execute on the fast "
-                                     "path. pip install builds it (once per unicorn version and patch, in the "
-                                     "cache folder; EFISTUB_ENGINE_BUILD=0 skips that), and efistub uses it when it "
-                                     "is built and matches the unicorn binding.")
+    eng = add_command("engine", help="build, check or remove the fast unicorn engine (docs/engine.md)",
+                      description="The fast engine is libunicorn built from the installed unicorn release with "
+                                  "efistub's patch that keeps guest stores to memory without execute on the fast "
+                                  "path. pip install builds it (once per unicorn version and patch, in the "
+                                  "cache folder; EFISTUB_ENGINE_BUILD=0 skips that), and efistub uses it when it "
+                                  "is built and matches the unicorn binding.")
     eng_sub = eng.add_subparsers(dest="engine_command", required=True)
     build = eng_sub.add_parser("build", help="build it again: download unicorn's source with pip, patch, build "
                                              "(cmake), self-test, install in the cache folder")
     build.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel compile jobs (default: cores)")
     eng_sub.add_parser("status", help="say which engine a run would use and why")
     eng_sub.add_parser("remove", help="delete the fast engine")
+    if command is not None and command not in subparsers.choices:  # no subcommand: argparse says so, with all
+        return build_parser()
     return parser
 
 
@@ -231,7 +256,8 @@ def machine_options(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         if args.command == "engine":
             return _engine(args)

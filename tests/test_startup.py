@@ -150,3 +150,19 @@ def test_other_commands_end_the_ordinary_way(tmp_path):
     result = program(tmp_path, "diff", str(report), str(report))
     assert result.returncode == 0
     assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "teardown").read_text() == "ran"
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "image.efi", "--keys", "\\r", "--json", "-", "--mem", "512M"], ["boot", "--esp", "esp", "--arch", "x86_64"],
+    ["check", "image.efi", "--policy", "p.toml"], ["diff", "a.json", "b.json", "--json"], ["sweep", "image.efi"],
+    ["scan", "folder", "--jobs", "2"], ["resume", "folder", "--until", "login"], ["engine", "status"],
+], ids=lambda argv: argv[0])
+def test_the_command_line_builds_only_the_subcommand_it_runs_and_parses_it_as_the_whole_one(argv):
+    from efistub.cli import build_parser
+
+    assert vars(build_parser(argv[0]).parse_args(argv)) == vars(build_parser().parse_args(argv))
+    one, whole = build_parser(argv[0])._subparsers._group_actions[0], build_parser()._subparsers._group_actions[0]
+    assert one.choices.keys() == whole.choices.keys()  # every subcommand is listed, with its help
+    assert one.choices[argv[0]].format_help() == whole.choices[argv[0]].format_help()
+    others = [name for name in one.choices if name != argv[0]]
+    assert all(len(one.choices[name]._actions) == 1 for name in others)  # -h alone: their options are not built
