@@ -1,8 +1,10 @@
-"""Builds small synthetic PE32+ and PE32 images for tests of the loader and of fault handling."""
+"""Builds small synthetic PE32+ and PE32 images for tests of the loader and of fault handling, and UKIs
+from a real stub and its sections (objcopy)."""
 
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 from efistub.layouts import efi, pe
 from efistub.layouts.efi import offset_of
@@ -140,6 +142,38 @@ def printing_image(text: str) -> bytes:
             + bytes.fromhex("31c04883c428c3")  # xor eax, eax; add rsp, 0x28; ret
             + (text + "\0").encode("utf-16-le"))
     return code_image(code)
+
+
+def objcopy() -> str:
+    """binutils' objcopy (the test skips without it)."""
+    import shutil
+
+    import pytest
+
+    tool = shutil.which("objcopy")
+    if tool is None:
+        pytest.skip("objcopy (binutils) is not installed: cannot build a UKI")
+    return tool
+
+
+def ukify(stub: Path, sections: dict[str, Path], out: Path) -> Path:
+    """A UKI at ``out``: ``stub`` (systemd-stub) with ``sections`` (name -> file) added after its own, at its
+    section alignment, as ukify lays them out (objcopy)."""
+    import os
+    import subprocess
+
+    from efistub.loader import read_image
+
+    image = read_image(str(stub))
+    align = image.section_alignment
+    rva = -(-image.size_of_image // align) * align
+    args = [objcopy()]
+    for name, path in sections.items():
+        args += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={image.image_base + rva:#x}",
+                 "--set-section-flags", f"{name}=data,readonly"]
+        rva += -(-os.path.getsize(path) // align) * align
+    subprocess.run(args + [str(stub), str(out)], check=True, capture_output=True)
+    return out
 
 
 def build_pe32(sections: list[tuple[str, bytes, int]], **kwargs) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import corpus_file
 from efistub.machine import Machine
+from pe_builder import ukify
 
 GUESTS = Path(__file__).parent / "guests"
 ENTRY_OPTIONS = "console=ttyS0 rdinit=/init efistub-entry"
@@ -130,31 +131,15 @@ UKI_CMDLINE = "console=ttyS0 rdinit=/init efistub-uki"
 def make_uki(corpus, out: Path) -> Path:
     """A UKI from the corpus systemd-stub, the 6.12 kernel, the busybox initrd and a .cmdline, as
     ukify lays one out: the sections after the stub's, at its section alignment (objcopy)."""
-    import os
-
-    from efistub.loader import read_image
-
-    objcopy = shutil.which("objcopy")
-    if objcopy is None:
-        pytest.skip("objcopy (binutils) is not installed: cannot build a UKI")
     stub = corpus_file(corpus, "x86_64/257.13-1~deb13u1_linuxx64.efi.stub")
     parts = out.parent / "uki-parts"
     parts.mkdir()
     (parts / "osrel").write_text('ID=efistub\nNAME="efistub test"\n')
     (parts / "cmdline").write_text(UKI_CMDLINE)
-    sections = [(".osrel", parts / "osrel"), (".cmdline", parts / "cmdline"),
-                (".linux", corpus_file(corpus, "x86_64/vmlinuz-6.12.117+deb13-amd64")),
-                (".initrd", corpus_file(corpus, "initrd/initrd-busybox.cpio.gz"))]
-    image = read_image(str(stub))
-    align = image.section_alignment
-    rva = -(-image.size_of_image // align) * align
-    args = [objcopy]
-    for name, path in sections:
-        args += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={image.image_base + rva:#x}",
-                 "--set-section-flags", f"{name}=data,readonly"]
-        rva += -(-os.path.getsize(path) // align) * align
-    subprocess.run(args + [str(stub), str(out)], check=True, capture_output=True)
-    return out
+    sections = {".osrel": parts / "osrel", ".cmdline": parts / "cmdline",
+                ".linux": corpus_file(corpus, "x86_64/vmlinuz-6.12.117+deb13-amd64"),
+                ".initrd": corpus_file(corpus, "initrd/initrd-busybox.cpio.gz")}
+    return ukify(stub, sections, out)
 
 
 def assert_uki_handoff(machine, report, initrd: bytes):

@@ -34,6 +34,7 @@ from efistub.protocols import tcg2 as p
 from efistub.registry import Result
 from efistub.status import Status
 from efistub.tpm import ModelTpm, extend
+from pe_builder import objcopy, ukify
 
 GUESTS = Path(__file__).parent / "guests"
 KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
@@ -519,38 +520,23 @@ UKI_OSREL = 'ID=efistub\nNAME="efistub test"\n'
 
 
 def build_uki(corpus, folder: Path, keep_sbat: bool = False) -> tuple[Path, dict]:
-    """A UKI as tests/test_boot.py's make_uki lays one out, from the stub without its .sbat section:
-    systemd-stub 257 measures .sbat into PCR 11, and systemd-measure 252 (Debian 12) knows no .sbat
-    (it knows .linux, .osrel, .cmdline, .initrd, .splash, .dtb and .pcrpkey). The UKI has exactly the
-    sections both know: .osrel, .cmdline, .linux, .initrd."""
-    from efistub.loader import read_image
-
-    objcopy = shutil.which("objcopy")
-    if objcopy is None:
-        pytest.skip("objcopy (binutils) is not installed: cannot build a UKI")
+    """A UKI as pe_builder.ukify lays one out (as for test_boot.py's), from the stub without its .sbat
+    section: systemd-stub 257 measures .sbat into PCR 11, and systemd-measure 252 (Debian 12) knows no
+    .sbat (it knows .linux, .osrel, .cmdline, .initrd, .splash, .dtb and .pcrpkey). The UKI has exactly
+    the sections both know: .osrel, .cmdline, .linux, .initrd."""
     folder.mkdir()
     stub = folder / "stub.efi"
     original = corpus_file(corpus, "x86_64/257.13-1~deb13u1_linuxx64.efi.stub")
     if keep_sbat:
         shutil.copy(original, stub)
     else:
-        subprocess.run([objcopy, "--remove-section", ".sbat", str(original), str(stub)], check=True,
+        subprocess.run([objcopy(), "--remove-section", ".sbat", str(original), str(stub)], check=True,
                        capture_output=True)
     (folder / "osrel").write_text(UKI_OSREL)
     (folder / "cmdline").write_text(UKI_CMDLINE)
     parts = {".osrel": folder / "osrel", ".cmdline": folder / "cmdline", ".linux": corpus_file(corpus, KERNEL),
              ".initrd": corpus_file(corpus, INITRD)}
-    image = read_image(str(stub))
-    align = image.section_alignment
-    rva = -(-image.size_of_image // align) * align
-    args = [objcopy]
-    for name, path in parts.items():
-        args += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={image.image_base + rva:#x}",
-                 "--set-section-flags", f"{name}=data,readonly"]
-        rva += -(-os.path.getsize(path) // align) * align
-    uki = folder / "uki.efi"
-    subprocess.run(args + [str(stub), str(uki)], check=True, capture_output=True)
-    return uki, parts
+    return ukify(stub, parts, folder / "uki.efi"), parts
 
 
 def predicted_pcr11(parts: dict) -> str:
