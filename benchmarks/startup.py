@@ -12,7 +12,11 @@ alternating within each round:
   clock this script reads too): to `efistub.cli` imported; to the first guest instruction
   (the run loop starts: arguments parsed, image read, machine assembled); the guest's run;
   to `main()` returned (the report, the summary, the output); to the process reaped (the end
-  of the process: efistub.cli.entry's exit, the kernel freeing the process's memory).
+  of the process: efistub.cli.entry's exit, the kernel freeing the process's memory). Each
+  phase's CPU time comes from the process's own CPU clock at those points (and wait4's total);
+- with --save-handoff, the runs save their hand-off (a new folder each, removed after), and
+  `efistub resume DIR --print-command` on the first one is timed too: the SHA-256 check of the
+  segments and the QEMU command line, all the work efistub resume does before QEMU starts.
 
 By default the processes use a bytecode cache of their own (PYTHONPYCACHEPREFIX in a
 temporary folder, written by a first run that is not counted), as an installed efistub has
@@ -20,7 +24,8 @@ its .pyc files; --compile makes every process compile efistub's sources again
 (PYTHONDONTWRITEBYTECODE=1 and an empty cache), as an editable install in an environment
 that sets PYTHONDONTWRITEBYTECODE does.
 
-    python3 benchmarks/startup.py [--corpus DIR] [--repeat N] [--image FILE] [--args TEXT] [--compile] [--json]
+    python3 benchmarks/startup.py [--corpus DIR] [--repeat N] [--image FILE] [--args TEXT] [--compile]
+                                  [--save-handoff] [--json]
 
 The default image is the corpus's x86_64/HelloWorld.efi with --keys '\\r'. For a kernel:
     python3 benchmarks/startup.py --image ../shared/corpus/x86_64/vmlinuz-6.12.117+deb13-amd64 --args ''
@@ -32,6 +37,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,6 +152,10 @@ def main() -> int:
     parser.add_argument("--args", default=None, help=f"efistub run's options (default with HelloWorld: "
                                                      f"{DEFAULT_ARGS})")
     parser.add_argument("--compile", action="store_true", help="every process compiles efistub's sources again")
+    parser.add_argument("--save-handoff", action="store_true",
+                        help="the runs save their hand-off (--save-handoff into a new folder each), and one more row "
+                             "times `efistub resume DIR --print-command`: the check of the saved segments and the "
+                             "QEMU command line, all of efistub resume's own work before QEMU starts")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
     image = Path(args.image) if args.image else Path(args.corpus) / DEFAULT_IMAGE
@@ -160,25 +170,50 @@ def main() -> int:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     py = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="efistub-startup-"))
+    saved = work / "saved"  # the hand-off efistub resume checks (--save-handoff): the first run's
+    counter = iter(range(1 << 30))
+
+    def handoff_folder() -> list[str]:
+        return ["--save-handoff", str(work / f"run-{next(counter)}")] if args.save_handoff else []
+
     commands = {
-        "floor": [py, "-c", "pass"],
-        "import": [py, "-c", IMPORT],
-        "run": [py, "-m", "efistub", "run", str(image), *run_args],
-        "phased": [py, "-c", PHASED, "run", str(image), *run_args],
+        "floor": lambda: [py, "-c", "pass"],
+        "import": lambda: [py, "-c", IMPORT],
+        "run": lambda: [py, "-m", "efistub", "run", str(image), *run_args, *handoff_folder()],
+        "phased": lambda: [py, "-c", PHASED, "run", str(image), *run_args, *handoff_folder()],
     }
-    for command in commands.values():  # a first run of each, not counted: the bytecode cache is written
-        timed(command, env)
+    if args.save_handoff:
+        commands["resume"] = lambda: [py, "-m", "efistub", "resume", str(saved), "--print-command"]
+
+    def tidy() -> None:  # the saved folders of the runs, and the work folders --print-command leaves
+        for folder in work.glob("run-*"):
+            if not saved.exists():
+                folder.rename(saved)
+            else:
+                shutil.rmtree(folder)
+        for folder in Path(tempfile.gettempdir()).glob("efistub-resume-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    for name, command in commands.items():  # a first run of each, not counted: the bytecode cache is written
+        timed(command(), env)
+        tidy()
     results: dict[str, list] = {name: [] for name in commands}
     load = [os.getloadavg()[0]]
     for _ in range(args.repeat):
         for name, command in commands.items():
-            run = with_cpu(command, env)
+            run = with_cpu(command(), env)
+            tidy()
             if name == "import":
                 run["import_s"] = float(run["out"].strip().splitlines()[-1])
             if name == "phased":
                 run.update(phases(run))
+            if name == "resume" and run["returncode"] != 0:
+                raise SystemExit(f"efistub resume failed: {run['err'][-2000:]}")
             results[name].append(run)
         load.append(os.getloadavg()[0])
+    shutil.rmtree(work)
+    shutil.rmtree(cache)
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
@@ -192,6 +227,8 @@ def main() -> int:
         "run": {"wall_s": median("run", "wall_s"), "cpu_s": median("run", "cpu_s"),
                 "rss_mib": max(r["rss_mib"] for r in results["run"]),
                 "exit": sorted({r["returncode"] for r in results["run"]})},
+        "resume": {"wall_s": median("resume", "wall_s"), "cpu_s": median("resume", "cpu_s")} if args.save_handoff
+        else None,
         "phases": {key + suffix: median("phased", key + suffix)
                    for key in ("to_cli_imported_s", "to_first_instruction_s", "guest_run_s", "report_and_output_s",
                                "shutdown_s", "whole_s") for suffix in ("", "_cpu")},
@@ -212,6 +249,9 @@ def main() -> int:
           f"ms) | {ms(out['import_efistub_cli']['import_s'])} | {ms(out['import_efistub_cli']['cpu_s'])} (process) |")
     print(f"| `efistub run` whole process (exit {', '.join(map(str, out['run']['exit']))}, peak RSS "
           f"{out['run']['rss_mib']:.0f} MiB) | {ms(out['run']['wall_s'])} | {ms(out['run']['cpu_s'])} |")
+    if out["resume"]:
+        print(f"| `efistub resume DIR --print-command` (the check, the QEMU command line) | "
+              f"{ms(out['resume']['wall_s'])} | {ms(out['resume']['cpu_s'])} |")
     for key, what in (("to_cli_imported_s", "phases: from the start to `efistub.cli` imported"),
                       ("to_first_instruction_s", "from the start to the first guest instruction"),
                       ("guest_run_s", "the guest's run (the run loop)"),

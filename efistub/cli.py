@@ -805,14 +805,14 @@ def summary(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-FAST_EXIT_COMMANDS = ("run", "boot")  # whose process ends at once when they are done (entry)
+FAST_EXIT_COMMANDS = ("run", "boot", "resume")  # whose process ends at once when they are done (entry)
 
 
 def entry() -> None:
     """The program ``efistub`` (the console script, ``python -m efistub``): ``main()`` on sys.argv,
     then the end of the process.
 
-    After ``run`` and ``boot`` the process ends as the interpreter ends it (other threads waited
+    After ``run``, ``boot`` and ``resume`` the process ends as the interpreter ends it (other threads waited
     for, the exit handlers run: a swtpm stopped and its folder removed, the trampoline released;
     the output flushed), but then at once (os._exit), without tearing the interpreter down object
     by object: every file of the run is closed by then, and that teardown (modules, the firmware's

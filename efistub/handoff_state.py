@@ -25,9 +25,9 @@ FORMAT = "efistub-handoff"
 VERSION = 1
 MANIFEST = "manifest.json"
 MERGE_GAP = 64 << 10  # zero stretches shorter than this stay inside a segment
-SCAN_CHUNK = 1 << 20
+SCAN_CHUNK = 256 << 10  # RAM is read in pieces of this size (small enough to reuse the same memory)
 ZERO_PAGE = bytes(PAGE_SIZE)
-WRITE_CHUNK = 4 << 20  # a segment is written and hashed in pieces of this size (no copy of all of it)
+WRITE_CHUNK = 256 << 10  # a segment is written and hashed in pieces of this size (no copy of all of it)
 ZERO_GAP = memoryview(bytes(MERGE_GAP))  # the zeros between two runs of RAM in a segment (each gap is shorter)
 CHECK_CHUNK = 1 << 20  # a segment file is read back into a buffer of this size to check its SHA-256
 
