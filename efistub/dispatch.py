@@ -38,12 +38,12 @@ class Call:
     """
 
     __slots__ = ("seq", "service", "status", "value", "note", "unimplemented", "violation", "native_before",
-                 "caller", "image", "_args", "_kept")
+                 "caller", "image", "_args", "_svc", "_kept", "_more")
 
     def __init__(self, seq: int, service: str, args: dict | None = None, status: str | None = None,
                  value: int | None = None, note: str | None = None, unimplemented: bool = False,
                  violation: bool = False, native_before: int = 0, caller: int | None = None,
-                 image: int | None = None, *, kept=None):
+                 image: int | None = None):
         self.seq, self.service = seq, service
         self.status = status  # status name; None for services that return no status
         self.value = value  # the return value of services that return one (RaiseTPL)
@@ -53,9 +53,10 @@ class Call:
         self.native_before = native_before  # calls handled in C before this one (native dispatch only)
         self.caller = caller  # the call's return address in the guest
         self.image = image  # the index in the report's chain of images of the image that made the call
-        # the rendered arguments, or None while ``kept`` = (service, kept values, more) waits: more is a
-        # list of dicts, or of callables that give one, that join the arguments in order
-        self._args, self._kept = (args if args is not None or kept is not None else {}), kept
+        self._args = {} if args is None else args
+        # Until rendered: the registry.Service, the values it kept (Service.capture), and None or a list
+        # of more arguments (dicts, or callables that give one) that join them in order.
+        self._svc = self._kept = self._more = None
 
     @classmethod
     def pending(cls, seq: int, service, kept: list, caller: int | None, native_before: int) -> "Call":
@@ -63,36 +64,44 @@ class Call:
         (Service.capture) to be rendered later: __init__'s work without its keyword arguments."""
         call = cls.__new__(cls)
         call.seq, call.service, call.caller, call.native_before = seq, service.name, caller, native_before
-        call.status = call.value = call.note = call.image = call._args = None
+        call.status = call.value = call.note = call.image = call._args = call._more = None
         call.unimplemented = call.violation = False
-        call._kept = (service, kept, [])
+        call._svc, call._kept = service, kept
         return call
 
     @property
+    def rendered(self) -> bool:
+        """Whether ``args`` has been rendered (it is, the first time it is read)."""
+        return self._svc is None
+
+    @property
     def args(self) -> dict:
-        if self._kept is not None:
-            svc, values, more = self._kept
-            args = svc.show_args(values)
-            for extra in more:
+        if self._svc is not None:
+            args = self._svc.show_args(self._kept)
+            for extra in self._more or ():
                 args.update(extra() if callable(extra) else extra)
-            self._args, self._kept = args, None
+            self._args, self._svc = args, None
+            self._kept = self._more = None
         return self._args
 
     @args.setter
     def args(self, value: dict) -> None:
-        self._args, self._kept = value, None
+        self._args, self._svc = value, None
+        self._kept = self._more = None
 
     def add_args(self, extra) -> None:
         """Arguments only the service or its variable arguments give: a dict, or a callable that gives
         one when the report is made."""
-        if self._kept is not None:
-            self._kept[2].append(extra)
-        else:
+        if self._svc is None:
             self._args.update(extra() if callable(extra) else extra)
+        elif self._more is None:
+            self._more = [extra]
+        else:
+            self._more.append(extra)
 
     def __getstate__(self):  # a pickled record (a forked run's report) carries its rendered arguments
-        return {name: getattr(self, name) for name in self.__slots__ if name not in ("_args", "_kept")} | \
-            {"_args": self.args, "_kept": None}
+        args = self.args
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_args"} | {"_args": args}
 
     def __setstate__(self, state):
         for name, value in state.items():
@@ -393,7 +402,9 @@ class Dispatcher:
             self.finish(record, svc, result)
         if svc is None:  # the firmware's own code: its caller's registers stay as they were
             return None
-        return to_guest(result, self.width) if svc.returns == "status" else result
+        if svc.returns != "status" or self.width == 8:  # a 64-bit guest sees a status as it is
+            return result
+        return to_guest(result, self.width)
 
     def take_transfer(self) -> Transfer | None:
         transfer, self.transfer = self.transfer, None

@@ -221,6 +221,7 @@ class GuestMemory:
     """
 
     SMALL = 4096
+    SHORT = 256  # read_ucs2 decodes this many bytes at once: a NUL character there ends a short string
 
     CHUNK = 1 << 20  # bulk operations work in pieces of this size (as the C trampoline does)
 
@@ -363,6 +364,15 @@ class GuestMemory:
         key = (a, limit)
         text = self._strings.get(key)
         if text is None:
+            if limit >= self.SHORT // 2:  # a short string in a host buffer: decoded at once, cut at its NUL
+                for start, end, buffer in self._host:
+                    if start <= a and a + self.SHORT <= end:
+                        text = _utf16(buffer[a - start:a - start + self.SHORT], "replace", True)[0]
+                        nul = text.find("\0")
+                        if nul >= 0:
+                            text = self._strings[key] = text[:nul]
+                            return text
+                        break
             text = self._strings[key] = _utf16(self._read_terminated(a, limit, 2), "replace", True)[0]
         return text
 
@@ -377,7 +387,20 @@ class GuestMemory:
             if start <= a < end:  # start > 0: page 0 is never in a host buffer
                 first, size = a - start, end - start
                 window = first + (limit * unit + piece - 1) // piece * piece
-                at = _find_nul(buffer, first, size if window > size else window, unit)
+                if window > size:
+                    window = size
+                nul = b"\0\0" if unit == 2 else b"\0"
+                at, top = -1, first
+                while at < 0 and top < window:  # a KiB at a time: most strings are short
+                    bottom, top = top, top + 1024
+                    if top > window:
+                        top = window
+                    at = buffer.find(nul, bottom, top)
+                    while at >= 0 and unit == 2 and (at - first) & 1:  # a character's high byte, then a NUL?
+                        if at + 2 < top and buffer[at + 2] == 0:
+                            at += 1
+                            break
+                        at = buffer.find(nul, at + 1, top)
                 if at >= 0 and at + piece - (at - first) % piece <= size:
                     return buffer[first:at]
                 break  # near the end of RAM, or no end: the reads below give the answer or the error
@@ -414,25 +437,6 @@ class GuestMemory:
 
     def write_struct(self, layout, a: int, value: dict) -> None:
         self.write(a, layout.build(value))
-
-
-def _find_nul(buffer, first: int, window: int, unit: int) -> int:
-    """The offset in ``buffer`` of the first NUL character of ``unit`` bytes (1 or 2) in [first, window),
-    at a whole number of characters from ``first``; -1 if there is none."""
-    nul = b"\0\0" if unit == 2 else b"\0"
-    top = first
-    while top < window:  # a KiB at a time: most strings are short
-        bottom, top = top, top + 1024
-        if top > window:
-            top = window
-        at = buffer.find(nul, bottom, top)
-        while at >= 0 and unit == 2 and (at - first) & 1:  # the high byte of a character, then a NUL?
-            if at + 2 < top and buffer[at + 2] == 0:
-                return at + 1
-            at = buffer.find(nul, at + 1, top)
-        if at >= 0:
-            return at
-    return -1
 
 
 _utf16 = codecs.utf_16_le_decode  # bytes.decode("utf-16-le", errors="replace") without the codec look-up
