@@ -20,9 +20,9 @@ alternating within each round:
 
 By default the processes use a bytecode cache of their own (PYTHONPYCACHEPREFIX in a
 temporary folder, written by a first run that is not counted), as an installed efistub has
-its .pyc files; --compile makes every process compile efistub's sources again
-(PYTHONDONTWRITEBYTECODE=1 and an empty cache), as an editable install in an environment
-that sets PYTHONDONTWRITEBYTECODE does.
+its .pyc files; --compile makes every process compile efistub's sources again, as an editable
+install does in an environment that sets PYTHONDONTWRITEBYTECODE=1 (this one does): the
+variable is set, and the source tree must hold no __pycache__ folders.
 
     python3 benchmarks/startup.py [--corpus DIR] [--repeat N] [--image FILE] [--args TEXT] [--compile]
                                   [--save-handoff] [--json]
@@ -163,10 +163,11 @@ def main() -> int:
         parser.error(f"{image}: no such file (--corpus DIR or --image FILE)")
     run_args = shlex.split(args.args if args.args is not None else (DEFAULT_ARGS if not args.image else ""))
     cache = tempfile.mkdtemp(prefix="efistub-startup-pyc-")
-    env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
-    if args.compile:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if args.compile:  # the interpreter's own .pyc files as installed, efistub's compiled again by every process
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTHONPYCACHEPREFIX", None)
     else:
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     py = sys.executable
