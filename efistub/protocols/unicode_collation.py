@@ -229,7 +229,8 @@ def StrUpr(fw, this, string):
 @service("UnicodeCollation.FatToStr", returns="void", This=POINTER, FatSize=UINTN, Fat=POINTER, String=POINTER)
 @fault_on_bad_memory(PREFIX)
 def FatToStr(fw, this, fat_size, fat, string):
-    name = list(itertools.islice(units(fw.mem, fat, unit=1), fat_size)) if fat_size else []
+    # a FatSize beyond any string (up to 2^64 - 1) reads to the NUL, as a smaller one does
+    name = list(itertools.islice(units(fw.mem, fat, unit=1), min(fat_size, MAX_STRING))) if fat_size else []
     fw.mem.write(string, struct.pack(f"<{len(name) + 1}H", *name, 0))
 
 
