@@ -36,10 +36,11 @@ def keys(tmp_path_factory):
 
 
 # Modules whose subject does not change with the engine or the dispatch path (QEMU and OVMF
-# interop, crypto, scans through Dask, loader fuzzing): .ci/run runs the suite once per engine and
+# interop, crypto, scans through Dask, loader fuzzing; service fuzzing compares both dispatch paths
+# within its one pass): .ci/run runs the suite once per engine and
 # dispatch path, and sets EFISTUB_REPEAT_PASS=1 for every pass after the first, where these skip.
 ONCE_MODULES = {"test_resume", "test_resume_fdt", "test_secureboot", "test_scan_dask", "test_fuzz_loader",
-                "test_soak"}
+                "test_fuzz_services", "test_soak"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,7 +20,7 @@ for tool in "$CLANG" "$LLD_LINK"; do
 done
 
 PROGRAMS=(${PROGRAMS:-hello memory protocols misc variables reloc exit bench handoff needs
-           events ebs image hostile ports files textutil hii keys devtext authvar})
+           events ebs image hostile ports files textutil hii keys devtext authvar fuzz})
 CFLAGS_COMMON=(-ffreestanding -fshort-wchar -nostdlib -fno-stack-protector -fno-builtin
                -O2 -Wall -Wextra -Werror -Wno-unused-function)
 
