@@ -165,6 +165,12 @@ def test_a_failed_build_of_any_kind_gives_a_one_line_notice(cache, monkeypatch):
     monkeypatch.setattr(builder, "_build", broken)
     notice = install.at_install()
     assert "\n" not in notice and "(No space left on device)" in notice
+    # The whole message stays in the engine's folder, and the status points there for the rest.
+    kept = engine.engine_dir() / engine.FAILED
+    assert kept.read_text() == "No space left on device\nand more\n"
+    reason = engine.choose().reason
+    assert "its build at install failed: No space left on device (the build's last lines: " in reason
+    assert str(kept) in reason and "and more" not in reason
 
 
 def test_the_skip_variable_builds_nothing(cache, fake_build, monkeypatch):

@@ -67,7 +67,10 @@ def built_engine() -> tuple[Path | None, str]:
     manifest = folder / MANIFEST
     if not (folder / LIBRARY).is_file() or not manifest.is_file():
         try:
-            failed = f"; its build at install failed: {(folder / FAILED).read_text().strip()}"
+            reason = (folder / FAILED).read_text().strip().splitlines()
+            failed = f"; its build at install failed: {reason[0] if reason else 'no reason kept'}"
+            if len(reason) > 1:
+                failed += f" (the build's last lines: {folder / FAILED})"
         except OSError:
             failed = ""
         return None, f"no fast engine is built for unicorn {version}{failed} (run: efistub engine build)"

@@ -34,20 +34,22 @@ def at_install(build=None, log=lambda message: None) -> str:
     try:
         folder = build(log=log, reuse=True)
     except Exception as e:  # noqa: BLE001 - no failure of the engine's build may fail the install
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _remember_failure(reason)
+        message = str(e).strip() or type(e).__name__
+        reason = message.splitlines()[0]
+        _remember_failure(message)
         return (f"efistub: the fast engine was not built ({reason}); efistub runs on the stock engine until "
                 "`efistub engine build` builds it")
     return f"efistub: built the fast engine at {folder}"
 
 
-def _remember_failure(reason: str) -> None:
+def _remember_failure(message: str) -> None:
+    """Keep the whole message (its first line is the reason, then the failed step's last lines)."""
     version = binding_version()
     if version is None:  # no unicorn, no engine folder to keep it in
         return
     try:
         folder = engine_dir(version)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / FAILED).write_text(reason + "\n")
+        (folder / FAILED).write_text(message + "\n")
     except OSError:  # a cache folder that cannot be written: the notice of the install is all there is
         pass
