@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 from .guids import Guid
 from .layouts import efi
-from .memory import ucs2
+from .memory import ucs2, ucs2_text
 
 HEADER = efi.DevicePathHeader
 MAX_NODES = 64  # nodes read() and decode() take, End included
@@ -55,7 +55,7 @@ class Node:
     @property
     def path_name(self) -> str:
         """A file path node's name."""
-        return self.data.decode("utf-16-le", errors="replace").split("\0", 1)[0]
+        return ucs2_text(self.data)
 
 
 END = Node(efi.DEVICE_PATH_END, efi.END_ENTIRE, b"")

@@ -446,6 +446,13 @@ class GuestMemory:
 _utf16 = codecs.utf_16_le_decode  # bytes.decode("utf-16-le", errors="replace") without the codec look-up
 
 
+def ucs2_text(raw: bytes) -> str:
+    """The text of CHAR16 bytes up to their first NUL character (all of it when there is none)."""
+    text = _utf16(raw[:len(raw) & ~1], "replace", True)[0]
+    nul = text.find("\0")
+    return text if nul < 0 else text[:nul]
+
+
 def ucs2(text: str) -> bytes:
     """NUL-terminated UCS-2 encoding of ``text``."""
     return (text + "\0").encode("utf-16-le")

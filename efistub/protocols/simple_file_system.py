@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .. import device_path, guids
 from ..errors import EfiError
 from ..layouts import efi
-from ..memory import MemoryType, ucs2
+from ..memory import ucs2, ucs2_text
 from ..registry import GUID_PTR, POINTER, STRING, UINT64, UINTN, declare, service
 from ..status import Status
 from .interface import make_interface
@@ -279,11 +279,11 @@ def SetInfo(fw, this, type_ptr, size, buffer):
         return Status.EFI_WRITE_PROTECTED
     raw = fw.mem.read(buffer, min(size, 1 << 16))
     if kind == guids.FILE_SYSTEM_VOLUME_LABEL:
-        volume.set_label(raw.decode("utf-16-le", errors="replace").split("\0", 1)[0])
+        volume.set_label(ucs2_text(raw))
         return Status.EFI_SUCCESS
     if kind == guids.FILE_SYSTEM_INFO:
         offset = efi.FileSystemInfo.c_flexible_offset
-        volume.set_label(raw[offset:].decode("utf-16-le", errors="replace").split("\0", 1)[0])
+        volume.set_label(ucs2_text(raw[offset:]))
         return Status.EFI_SUCCESS
     offset = efi.FileInfo.c_flexible_offset
     if len(raw) < offset + 2:
@@ -298,7 +298,7 @@ def SetInfo(fw, this, type_ptr, size, buffer):
         return Status.EFI_ACCESS_DENIED  # a file cannot become a directory, nor the reverse
     if not f.mode & efi.FILE_MODE_WRITE and (info.FileSize != entry.size):
         return Status.EFI_ACCESS_DENIED
-    name = raw[offset:].decode("utf-16-le", errors="replace").split("\0", 1)[0]
+    name = ucs2_text(raw[offset:])
     if not entry.is_dir and info.FileSize != entry.size:
         volume.set_size(f.path, info.FileSize)
     volume.set_attributes(f.path, bool(info.Attribute & efi.FILE_READ_ONLY))

@@ -24,7 +24,7 @@ from ..errors import EfiError, GuestMemoryError, InputError
 from ..layouts import efi, pe
 from ..layouts.efi import PAGE_SIZE
 from ..loader import PeImage, parse_image
-from ..memory import AllocateType, MemoryType, pages_for
+from ..memory import AllocateType, MemoryType, pages_for, ucs2_text
 from ..protocols import loaded_image, tcg2
 from ..registry import BOOLEAN, HANDLE, POINTER, STATUS, UINTN, Result, service
 from ..status import ERROR_BIT, Status, from_guest as status_from_guest
@@ -75,7 +75,7 @@ def exit_text(fw, done: ImageExit) -> str | None:
         raw = fw.mem.read(done.exit_data, min(done.exit_data_size, 4096))
     except GuestMemoryError:
         return None
-    return raw.decode("utf-16-le", errors="replace").split("\0", 1)[0]
+    return ucs2_text(raw)
 
 
 def place(fw, image: PeImage) -> int:

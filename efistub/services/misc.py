@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from ..errors import GuestMemoryError
+from ..memory import ucs2_text
 from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINT64, UINTN, Result, declare, enum_arg, service
 from ..status import Status
 
@@ -86,7 +87,7 @@ def ResetSystem(fw, reset_type, reset_status, data_size, data):
     text = note = None
     if data and data_size:
         try:
-            text = fw.mem.read(data, min(data_size, 4096)).decode("utf-16-le", errors="replace").split("\0", 1)[0]
+            text = ucs2_text(fw.mem.read(data, min(data_size, 4096)))
         except GuestMemoryError:
             note = "ResetData is not readable"
     fw.request_stop("reset", type=ResetType(reset_type).name if reset_type in ResetType.__members__.values()
