@@ -112,14 +112,7 @@ static void emit_hex(UINT64 v)
 static void emit_dec(UINT64 v)
 {
     CHAR16 buf[21];
-    UINT32 digit;
-    int i = 20;
-    buf[i] = 0;
-    do {
-        v = udiv64_small(v, 10, &digit);
-        buf[--i] = (CHAR16)(L'0' + digit);
-    } while (v);
-    emit(&buf[i]);
+    emit(format_dec(buf, v));
 }
 
 static void flush_line(void)
