@@ -206,14 +206,13 @@ class Dispatcher:
         # Per slot: one decoder per argument and where its slots start, the slot count, and whether the
         # decoded values are the slots themselves (every argument one slot that needs no decoding).
         self._plans = []
-        top = 1 << (8 * self.width)
         for svc in self.services:
             plan, first, same = [], 0, True
             for _, kind in svc.args:
                 n = self.slots_of(kind.size)
                 decoder = kind.decoder(self.width)
                 plan.append((decoder, first, n))
-                same = same and n == 1 and self.width == 8 and decoder(top - 1) == top - 1 and decoder(1) == 1
+                same = same and n == 1 and self.width == 8 and kind.keeps(self.width)
                 first += n
             self._plans.append((tuple(plan), first, same))
 

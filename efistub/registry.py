@@ -99,21 +99,26 @@ class ArgType:
     # (firmware, decoded value) -> what the record keeps of guest memory the value points at, read at the
     # call; None: the record keeps the decoded value
     capture: Callable[[Any, Any], Any] | None = None
+    masked: bool = False  # the decoder masks the value to ``size`` bytes (a UINTN's: the slot's) and does no more
+
+    def keeps(self, width: int) -> bool:
+        """Whether decoding a value of one ``width``-byte slot gives it back unchanged."""
+        return self.masked and (self.size is None or self.size >= width)
 
 
-UINTN = ArgType("UINTN", None, _unsigned(None), _plain)
-UINT64 = ArgType("UINT64", 8, _unsigned(64), _plain)
-UINT32 = ArgType("UINT32", 4, _unsigned(32), _plain)
+UINTN = ArgType("UINTN", None, _unsigned(None), _plain, masked=True)
+UINT64 = ArgType("UINT64", 8, _unsigned(64), _plain, masked=True)
+UINT32 = ArgType("UINT32", 4, _unsigned(32), _plain, masked=True)
 INT32 = ArgType("INT32", 4, _int32, _plain)
-UINT16 = ArgType("UINT16", 2, _unsigned(16), _plain)
-UINT8 = ArgType("UINT8", 1, _unsigned(8), _plain)
+UINT16 = ArgType("UINT16", 2, _unsigned(16), _plain, masked=True)
+UINT8 = ArgType("UINT8", 1, _unsigned(8), _plain, masked=True)
 BOOLEAN = ArgType("BOOLEAN", 1, _boolean, _plain)
-POINTER = ArgType("POINTER", None, _unsigned(None), _plain)  # any guest pointer, in or out
+POINTER = ArgType("POINTER", None, _unsigned(None), _plain, masked=True)  # any guest pointer, in or out
 HANDLE = POINTER
 EVENT = POINTER
-GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _show_guid, _capture_guid)
-STRING = ArgType("CHAR16 *", None, _unsigned(None), _plain, _capture_string)
-ASCII = ArgType("CHAR8 *", None, _unsigned(None), _plain, _capture_ascii)
+GUID_PTR = ArgType("EFI_GUID *", None, _unsigned(None), _show_guid, _capture_guid, masked=True)
+STRING = ArgType("CHAR16 *", None, _unsigned(None), _plain, _capture_string, masked=True)
+ASCII = ArgType("CHAR8 *", None, _unsigned(None), _plain, _capture_ascii, masked=True)
 STATUS = ArgType("EFI_STATUS", None, _status, Status.name_of)
 
 
