@@ -44,6 +44,7 @@ from .errors import EfiError, InputError
 from .guids import ESP_PARTITION_TYPE, Guid
 from .layouts import disk as layout
 from .layouts.disk import BLOCK_SIZE
+from .memory import ucs2_text
 from .status import Status
 from .volume import ROOT, SEPARATOR, Entry, VolumeError, VolumeInfo, _fold, _parse
 
@@ -465,20 +466,30 @@ def _gpt(disk: DiskImage) -> PartitionTable | None:
             continue
         number = index + 1
         start, end = entry.StartingLBA, entry.EndingLBA
-        if start > end or start < header.FirstUsableLBA or end > header.LastUsableLBA:
-            notes.append(f"GPT entry {number}: LBAs {start}..{end} are outside the usable "
-                         f"{header.FirstUsableLBA}..{header.LastUsableLBA}; skipped")
+        if not _fits(found, notes, f"GPT entry {number}", start, end, (header.FirstUsableLBA, header.LastUsableLBA),
+                     "outside the usable LBAs"):
             continue
-        overlap = next((p for p in found if start <= p.end_lba and p.start_lba <= end), None)
-        if overlap is not None:
-            notes.append(f"GPT entry {number}: LBAs {start}..{end} overlap partition {overlap.number}; skipped")
-            continue
-        name = entry.PartitionName.decode("utf-16-le", "replace").split("\0", 1)[0]
+        name = ucs2_text(entry.PartitionName)
         found.append(Partition(number=number, start_lba=start, blocks=end - start + 1, scheme="gpt", type=kind,
                                unique_guid=Guid.from_bytes(entry.UniquePartitionGUID), name=name,
                                attributes=entry.Attributes, disk_guid=disk_guid,
                                raw=entries[index * size:index * size + layout.GPT_ENTRY_SIZE]))
     return PartitionTable("gpt", found, disk_guid=disk_guid, gpt_header=used, notes=notes)
+
+
+def _fits(found: list[Partition], notes: list[str], what: str, start: int, end: int, bounds: tuple[int, int],
+          where: str) -> bool:
+    """Whether a partition at LBAs start..end lies within ``bounds`` and overlaps no partition ``found``
+    so far; if not, a note says why ``what`` is skipped."""
+    low, high = bounds
+    if start > end or start < low or end > high:
+        notes.append(f"{what}: LBAs {start}..{end} are {where} (LBAs {low}..{high}); skipped")
+        return False
+    overlap = next((p for p in found if start <= p.end_lba and p.start_lba <= end), None)
+    if overlap is not None:
+        notes.append(f"{what}: LBAs {start}..{end} overlap partition {overlap.number}; skipped")
+        return False
+    return True
 
 
 # --- MBR ---
@@ -505,16 +516,9 @@ def _mbr(disk: DiskImage, mbr) -> PartitionTable | None:
 
     def add(number: int, start: int, blocks: int, record, container=None) -> None:
         kind, boot = record.OSType, record.BootIndicator
-        low, high = container if container else (1, disk.last_lba)
         end = start + blocks - 1
-        if start < low or end > high:
-            where = "the extended partition" if container else "the disk"
-            notes.append(f"MBR partition {number}: LBAs {start}..{end} are not on {where} "
-                         f"(LBAs {low}..{high}); skipped")
-            return
-        overlap = next((p for p in found if start <= p.end_lba and p.start_lba <= end), None)
-        if overlap is not None:
-            notes.append(f"MBR partition {number}: LBAs {start}..{end} overlap partition {overlap.number}; skipped")
+        if not _fits(found, notes, f"MBR partition {number}", start, end, container or (1, disk.last_lba),
+                     "not on the extended partition" if container else "not on the disk"):
             return
         found.append(Partition(number=number, start_lba=start, blocks=blocks, scheme="mbr", type=kind,
                                attributes=boot, mbr_signature=signature,
