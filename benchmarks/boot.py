@@ -11,7 +11,6 @@ a UKI of the same kernel in \\EFI\\Linux, and GRUB 2.06 with a grub.cfg. Each ru
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,8 +18,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import _common
+from _common import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
@@ -29,15 +30,6 @@ SYSTEMD_BOOT = "x86_64/257.13-1~deb13u1_systemd-bootx64.efi"
 STUB = "x86_64/257.13-1~deb13u1_linuxx64.efi.stub"
 GRUB = "x86_64/2.06-13+deb12u2_grubx64.efi"
 CMDLINE = "console=ttyS0 rdinit=/init"
-
-
-def timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}): {result.stdout[-500:]}{result.stderr}")
-    return elapsed
 
 
 def make_uki(corpus: Path, out: Path) -> None:
@@ -88,10 +80,7 @@ def make_esps(corpus: Path, folder: Path) -> dict[str, Path]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", str(ROOT.parent / "shared" / "corpus")))
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
+    parser = _common.parser(__doc__, repeat=5)
     args = parser.parse_args()
     corpus = Path(args.corpus)
     efistub = [sys.executable, "-m", "efistub"]
@@ -107,7 +96,7 @@ def main() -> int:
         samples: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeat):
             for name, command in runs.items():
-                samples[name].append(timed(command))
+                samples[name].append(timed(command, codes=(0,))["wall_s"])
     medians = {name: statistics.median(s) for name, s in samples.items()}
     bare = medians["bare kernel (efistub run, --initrd)"]
     if args.json:

@@ -12,15 +12,15 @@ Medians of --repeat runs; peak RSS is the largest of the runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+import _common
+from _common import timed
 
 KERNELS = {  # corpus path -> architecture
     "x86_64/vmlinuz-6.12.117+deb13-amd64": "x86_64",
@@ -39,32 +39,6 @@ CMDLINE = {"x86_64": "console=ttyS0 earlyprintk=ttyS0", "aarch64": "console=ttyA
 QEMU_TIMEOUT = 300
 
 
-def timed(command: list[str], env: dict | None = None, until: bytes | None = None) -> dict:
-    """Run ``command``; wall and CPU seconds and peak RSS of that process (until ``until`` is printed)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    seen = b""
-    if until is not None:
-        deadline = start + QEMU_TIMEOUT
-        os.set_blocking(proc.stdout.fileno(), False)
-        while until not in seen and time.perf_counter() < deadline and proc.poll() is None:
-            chunk = proc.stdout.read(65536)
-            if chunk:
-                seen = seen[-4096:] + chunk
-            else:
-                time.sleep(0.005)
-        wall = time.perf_counter() - start
-        proc.kill()
-    else:
-        seen = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if until is None:
-        wall = time.perf_counter() - start
-    ok = until in seen if until is not None else os.waitstatus_to_exitcode(status) == 0
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "ok": ok,
-            "tail": seen[-300:].decode(errors="replace")}
-
-
 def summarize(runs: list[dict]) -> dict:
     return {"wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
             "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 2),
@@ -74,7 +48,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def efistub_runs(kernel: Path, arch: str, engine: str, repeat: int) -> dict:
     command = [sys.executable, "-m", "efistub", "run", str(kernel), "--cmdline", CMDLINE[arch], "--engine", engine]
-    return summarize([timed(command) for _ in range(repeat)])
+    return summarize([timed(command, timeout=QEMU_TIMEOUT) for _ in range(repeat)])
 
 
 def qemu_runs(kernel: Path, arch: str, repeat: int) -> dict | None:
@@ -86,16 +60,13 @@ def qemu_runs(kernel: Path, arch: str, repeat: int) -> dict | None:
         return None
     command = base + ["-nographic", "-bios", firmware, "-kernel", str(kernel), "-append", CMDLINE[arch],
                       "-net", "none", "-no-reboot"]
-    return summarize([timed(command, until=b"Linux version") for _ in range(repeat)])
+    return summarize([timed(command, until=b"Linux version", timeout=QEMU_TIMEOUT) for _ in range(repeat)])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = _common.parser(__doc__, repeat=5)
     parser.add_argument("--engines", default="fast,stock")
     parser.add_argument("--no-qemu", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

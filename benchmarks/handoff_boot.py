@@ -25,17 +25,17 @@ QEMU + firmware over the efistub total (above 1: efistub is faster).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import _common
+from _common import timed
 
 KERNELS = {"6.12": "x86_64/vmlinuz-6.12.117+deb13-amd64", "6.1": "x86_64/vmlinuz-6.1.0-57-amd64",
            "arm64-6.12": "aarch64/vmlinuz-6.12.117+deb13-arm64"}
@@ -53,31 +53,6 @@ CPU_MODEL = "max,la57=off"  # efistub resume's (efistub/resume/x86_64.py)
 MEMORY_MIB = 1024  # efistub's default --mem
 TIMEOUT = 300
 RESUME_REPORT = re.compile(r"efistub resume: .* \(([0-9.]+) s\)")
-
-
-def timed(command: list[str], until: bytes | None = None) -> dict:
-    """Wall seconds of ``command`` until it exits (or prints ``until``, then it is killed); its output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen = b""
-    if until is None:
-        seen = proc.communicate(timeout=TIMEOUT)[0]
-        ok = proc.returncode == 0
-    else:
-        deadline = start + TIMEOUT
-        os.set_blocking(proc.stdout.fileno(), False)
-        while until not in seen and time.perf_counter() < deadline and proc.poll() is None:
-            chunk = proc.stdout.read(65536)
-            if chunk:
-                seen += chunk
-            else:
-                time.sleep(0.002)
-        ok = until in seen
-        proc.kill()
-        proc.wait()
-    wall = time.perf_counter() - start
-    proc.stdout.close()
-    return {"wall_s": wall, "ok": ok, "output": seen.decode(errors="replace")}
 
 
 def efistub_once(kernel: Path, initrd: Path, engine: str, work: Path, cmdline: str = CMDLINE,
@@ -105,7 +80,7 @@ def ovmf_once(kernel: Path, initrd: Path, work: Path) -> dict:
                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
                "-kernel", str(kernel), "-initrd", str(initrd), "-append", CMDLINE]
-    run = timed(command, until=MARKER)
+    run = timed(command, until=MARKER, timeout=TIMEOUT)
     return {"total_s": run["wall_s"], "ok": run["ok"], "tail": run["output"][-500:]}
 
 
@@ -123,7 +98,7 @@ def aavmf_once(kernel: Path, initrd: Path, work: Path) -> dict:
                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
                "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
                "-kernel", str(kernel), "-initrd", str(initrd), "-append", AARCH64_CMDLINE]
-    run = timed(command, until=MARKER)
+    run = timed(command, until=MARKER, timeout=TIMEOUT)
     return {"total_s": run["wall_s"], "ok": run["ok"], "tail": run["output"][-500:]}
 
 
@@ -143,12 +118,9 @@ def median(runs: list[dict], key: str) -> float | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = _common.parser(__doc__, repeat=3)
     parser.add_argument("--engine", default="fast", choices=("fast", "stock"))
     parser.add_argument("--kernels", default=",".join(KERNELS), help=f"which of {', '.join(KERNELS)}")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
     args = parser.parse_args()
     chosen = args.kernels.split(",")

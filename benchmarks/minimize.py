@@ -10,7 +10,6 @@ same minimal set; the script checks it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -20,21 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common
+
 KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
 MODES = {"fresh runs (--fresh)": ["--fresh"], "through snapshots": []}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser = _common.parser(__doc__, repeat=3)
     args = parser.parse_args()
-    kernel = Path(args.corpus) / KERNEL
-    if not kernel.exists():
-        raise SystemExit(f"{kernel} is missing (--corpus DIR)")
-    efistub = [sys.executable, "-m", "efistub"]
-    engine = subprocess.run(efistub + ["engine", "status"], capture_output=True, text=True).stdout.split("\n")[0]
+    kernel = _common.corpus_file(args.corpus, KERNEL)
+    efistub = _common.EFISTUB
+    engine = _common.engine_line()
     walls: dict[str, list[float]] = {mode: [] for mode in MODES}
     cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
     results: dict[str, dict] = {}

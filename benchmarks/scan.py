@@ -12,7 +12,6 @@ executor) and the times. The engine is the one `efistub engine status` names.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _common
 
 EXECUTORS = ("process", "dask")
 TARGET = 1.2  # Dask's time over the process pool's, at most
@@ -44,11 +45,7 @@ def scan(corpus: str, executor: str, jobs: int, out: Path) -> tuple[float, dict]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser = _common.parser(__doc__, repeat=3, jobs=2)
     args = parser.parse_args()
     if not Path(args.corpus).is_dir():
         raise SystemExit(f"{args.corpus}: not a folder (--corpus DIR)")

@@ -22,9 +22,7 @@ code, timed from the probe's entry hook to its return hook).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -44,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from efistub import guids, image_verification, probe, secureboot, varstore  # noqa: E402
 from efistub.machine import Machine  # noqa: E402
 from efistub.variables import BOOTSERVICE_ACCESS, NON_VOLATILE, VariableStore  # noqa: E402
+
+import _common
 
 SHIM = "x86_64/shimx64.efi"
 GRUB = "x86_64/2.06-13+deb12u2_grubx64.efi"
@@ -153,10 +153,7 @@ def run(esp: Path, store: Path, folder: Path, secure: bool, loader: str) -> dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", str(ROOT.parent / "shared" / "corpus")))
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
+    parser = _common.parser(__doc__, repeat=5)
     args = parser.parse_args()
     if shutil.which("sbsign") is None:
         raise SystemExit("sbsign is missing: install Debian's sbsigntool")

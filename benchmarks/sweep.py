@@ -16,41 +16,25 @@ call on 2 cores (--jobs 2). The engine is the one `efistub engine status` names.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
+
+import _common
+from _common import timed
 
 KERNEL = "x86_64/vmlinuz-6.12.117+deb13-amd64"
 EVERY_CALL = "EFI_INVALID_PARAMETER"
 SWEEP_EXIT_CODES = (0, 1)  # 1: some forked run misbehaved, which is a result, not a failure
 
 
-def timed(command: list[str], codes=(0,)) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode not in codes:
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}")
-    return elapsed, result.stdout
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", "../shared/corpus"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser = _common.parser(__doc__, repeat=3, jobs=2)
     args = parser.parse_args()
-    kernel = Path(args.corpus) / KERNEL
-    if not kernel.exists():
-        raise SystemExit(f"{kernel} is missing (--corpus DIR)")
-    efistub = [sys.executable, "-m", "efistub"]
-    engine = subprocess.run(efistub + ["engine", "status"], capture_output=True, text=True).stdout.split("\n")[0]
+    kernel = _common.corpus_file(args.corpus, KERNEL)
+    efistub = _common.EFISTUB
+    engine = _common.engine_line()
     commands = {
         "one run": (efistub + ["run", str(kernel)], (0,)),
         "sweep, every call failed once": (efistub + ["sweep", str(kernel), "--status", EVERY_CALL, "--jobs",
@@ -62,7 +46,8 @@ def main() -> int:
     forked: dict[str, int] = {}
     for _ in range(args.repeat):
         for name, (command, codes) in commands.items():
-            elapsed, out = timed(command, codes)
+            run = timed(command, merge=False, codes=codes)
+            elapsed, out = run["wall_s"], run["output"]
             times[name].append(elapsed)
             if name != "one run":
                 forked[name] = json.loads(out)["runs"]
