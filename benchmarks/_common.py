@@ -18,6 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EFISTUB = [sys.executable, "-m", "efistub"]
+# efistub's bytecode for the timed processes: `pip install .` compiles it at install, but this source tree's
+# (an editable install) is compiled by every process where PYTHONDONTWRITEBYTECODE=1 is set, as here:
+# about 0.1 s a process (docs/performance.md, "Start-up and the end of a run").
+PYCACHE = Path(tempfile.gettempdir()) / "efistub-benchmarks-pycache"
 
 
 def parser(doc: str, repeat: int = 3, jobs: int | None = None) -> argparse.ArgumentParser:
@@ -45,6 +49,17 @@ def engine_line() -> str:
     return subprocess.run(EFISTUB + ["engine", "status"], capture_output=True, text=True).stdout.split("\n")[0]
 
 
+def installed_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's) with efistub's bytecode cached in PYCACHE, compiled here once,
+    so that a timed efistub process starts as an installed one does."""
+    env = dict(os.environ if env is None else env, PYTHONPYCACHEPREFIX=str(PYCACHE))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not getattr(installed_env, "compiled", False):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "efistub")], env=env, check=True)
+        installed_env.compiled = True
+    return env
+
+
 def _kill(pid: int) -> None:
     """SIGKILL without Popen.kill, whose poll() would reap the process before os.wait4 reads its rusage."""
     try:
@@ -57,11 +72,14 @@ def timed(command: list[str], *, env: dict | None = None, until: bytes | None = 
           merge: bool = True, codes: tuple[int, ...] | None = None) -> dict:
     """Run ``command`` as a fresh process: its wall and CPU seconds, peak RSS and output.
 
+    ``env``: the process's environment; default: this one's with efistub's bytecode cached (installed_env).
+
     With ``until``, the process is killed once its output shows those bytes (or at ``timeout``), and
     ``ok`` says whether it did; otherwise it runs to its end and ``ok`` says whether it exited 0.
     ``merge``: stderr joins the output (else it is kept apart, as ``errors``). ``codes``: the exit codes
     that may end the benchmark's run at all; any other exits the benchmark with the command's last lines.
     """
+    env = installed_env() if env is None else env
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
