@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time from process start to the kernel hand-off, per corpus kernel and engine, beside QEMU + firmware.
 
-Each efistub run is a fresh `efistub run KERNEL` process (import time counts). QEMU
+Each efistub run is a fresh `efistub run KERNEL` process (import time counts; efistub's bytecode is
+cached, as after `pip install .`: _common.installed_env). QEMU
 runs under TCG with the distribution's UEFI firmware and `-kernel`, and is timed
 until the kernel prints its first "Linux version" line on the serial console.
 Medians of --repeat runs; peak RSS is the largest of the runs.
