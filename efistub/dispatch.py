@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from .errors import EfiError, GuestMemoryError
 from .registry import Result, Service
-from .status import Status, to_guest
+from .status import Status, name_of as status_name, to_guest
 
 INJECTED = "failure injected by Machine.inject"
 
@@ -197,6 +197,7 @@ class Dispatcher:
     # (efistub.snapshot). It returns a status to fail the call with, or None; it may change services.
     snapshot: Callable | None = None
     notifications: Callable | None = None  # fw -> a generator running due notifications, or None
+    vararg: Callable[[int], int] | None = None  # index -> argument slot ``index`` of the call being made
     frames: list[Frame] = field(default_factory=list)
     transfer: Transfer | None = None
     _python_calls: list[Call] = field(default_factory=list)
@@ -260,9 +261,10 @@ class Dispatcher:
         return merged
 
     # -- a call from the guest ---------------------------------------------------------------
-    def call(self, slot: int, raw: list[int], vararg: Callable[[int], int], caller: int | None = None) -> int | None:
-        """Run the service in ``slot``; return the value for the guest's return register, or None
-        when a Transfer is pending (the run loop then sets the CPU up)."""
+    def call(self, slot: int, raw: list[int], caller: int | None = None, native_before: int = 0) -> int | None:
+        """Run the service in ``slot`` (``caller``: the call's return address, ``native_before``: the calls
+        handled in C before it); return the value for the guest's return register, or None when a
+        Transfer is pending (the run loop then sets the CPU up)."""
         services = self.services
         if slot == len(services):  # the return slot
             return self.returned(raw[0] if raw else 0)
@@ -271,8 +273,7 @@ class Dispatcher:
         fw.mem.forget()
         values = self.decode(slot, raw)
         kept = svc.capture(fw, values)  # what the arguments point at in guest memory, read now
-        record = Call.pending(len(self._python_calls), svc, kept, caller,
-                              0 if self.native is None else self.native.count())
+        record = Call.pending(len(self._python_calls), svc, kept, caller, native_before)
         self._python_calls.append(record)
         for observer in self.observers:
             observer(record, "before")
@@ -298,7 +299,7 @@ class Dispatcher:
                 returned = svc.function(fw, *values)
             else:  # decoded here, so the record shows them even when the call fails
                 first = self._plans[slot][1]
-                extra = svc.varargs.decode(fw, lambda i: vararg(first + i))
+                extra = svc.varargs.decode(fw, lambda i: self.vararg(first + i))
                 record.add_args(lambda show=svc.varargs.show, value=extra: show(value))
                 returned = svc.function(fw, *values, extra)
         except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
@@ -417,7 +418,7 @@ class Dispatcher:
     @staticmethod
     def set_result(record: Call, svc: Service, result: int) -> None:
         if svc.returns == "status" or record.note == INJECTED:
-            record.status = Status.name_of(result)
+            record.status = status_name(result)
         elif svc.returns == "value":
             record.value = result
 

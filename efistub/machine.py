@@ -323,30 +323,24 @@ class Machine:
         fw.handles.install(target, guid, interface)
 
     # -- hooks ------------------------------------------------------------------------------
-    def _dispatch(self, slot: int | None, args: list[int]) -> int | None:
-        """A trap from either dispatch path; returns the guest's return value (None: a transfer is due)."""
+    def _dispatch(self, slot: int | None, args: list[int], caller: int | None, native_before: int = 0) -> int | None:
+        """A trap from either dispatch path: the stub slot, its argument slots, the call's return address
+        and the calls handled in C before it; returns the guest's return value (None: a transfer is due)."""
         p = self.platform
-        uc, fw = p.uc, p.fw
+        fw, dispatcher = p.fw, p.dispatcher
         result = None
         try:
             if slot is None:
                 fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
             else:
-                caller = p.native.t.caller if p.native is not None else \
-                    p.arch.convention.return_address(uc, fw.mem)
-                result = p.dispatcher.call(slot, args, self._vararg, caller)
+                result = dispatcher.call(slot, args, caller, native_before)
         except BaseException as e:  # never let an exception escape into the engine
             import traceback
 
             fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        if fw.stop is not None or p.dispatcher.transfer is not None:
-            uc.emu_stop()
+        if fw.stop is not None or dispatcher.transfer is not None:
+            p.uc.emu_stop()
         return result
-
-    def _vararg(self, index: int) -> int:
-        """Argument slot ``index`` of the call being made (variable arguments)."""
-        p = self.platform
-        return p.arch.convention.read_slots(p.uc, p.fw.mem, index + 1)[index]
 
     def _on_kernel_entry(self, uc, address, size, user_data):
         if not self.fw.state.boot_services_active:

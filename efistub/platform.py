@@ -72,7 +72,8 @@ class Platform:
 def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
              trace, injections, observers, python_protocols, python_routed, on_invalid, on_kernel_entry,
              dispatch, boot_path: str | None = None) -> Platform:
-    """Build the machine for ``image``; ``dispatch(slot, args)`` is the run's trap handler.
+    """Build the machine for ``image``; ``dispatch(slot, args, caller, native_before)`` is the run's trap handler
+    (Machine._dispatch).
     ``boot_path``: where the image lies on the ESP (the boot manager found it there)."""
     arch = arch_class()
     board = boards.for_arch(arch.name, options.platform)
@@ -120,7 +121,8 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
     stack = fw.allocate_pages(MemoryType.EfiBootServicesData, STACK_SIZE // PAGE_SIZE)
 
     dispatcher = Dispatcher(fw, slots, cc.width, cc.slots_of, trace, injections=injections, observers=observers,
-                            notifications=lambda fw: fw.events.due())
+                            notifications=lambda fw: fw.events.due(),
+                            vararg=lambda index: cc.read_slots(uc, fw.mem, index + 1)[index])
     native = None
     if dispatch_mode == "native":
         from .native import NativeDispatch

@@ -7,6 +7,16 @@ import enum
 ERROR_BIT = 1 << 63
 
 
+_NAMES: dict[int, str] = {}  # name_of, without making an enum member (filled below the enumeration)
+
+
+def name_of(value: int) -> str:
+    """The spec name of a status, or its hex value when it has none (``Status.name_of``; this is the
+    one to call often: on Python 3.11 every attribute of an enumeration's class is looked up slowly)."""
+    name = _NAMES.get(value)
+    return name if name is not None else f"0x{value:016x}"
+
+
 class Status(enum.IntEnum):
     """An EFI_STATUS value; ``Status.EFI_NOT_FOUND.name`` is the spec's name."""
 
@@ -52,11 +62,7 @@ class Status(enum.IntEnum):
     EFI_IP_ADDRESS_CONFLICT = ERROR_BIT | 34
     EFI_HTTP_ERROR = ERROR_BIT | 35
 
-    @classmethod
-    def name_of(cls, value: int) -> str:
-        """The spec name of a status, or its hex value when it has none."""
-        name = _NAMES.get(value)
-        return name if name is not None else f"0x{value:016x}"
+    name_of = staticmethod(name_of)
 
     @classmethod
     def parse(cls, value: "str | int | Status") -> "Status":
@@ -78,7 +84,7 @@ class Status(enum.IntEnum):
         return bool(self & ERROR_BIT)
 
 
-_NAMES = {int(status): status.name for status in Status}  # name_of, without making an enum member
+_NAMES.update({int(status): status.name for status in Status})
 
 
 def to_guest(value: int, width: int) -> int:

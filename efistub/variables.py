@@ -111,7 +111,8 @@ class VariableStore:
         self.origin = None  # the file the store was opened from (efistub.varstore.Origin), or None
         self.secure_boot = None  # its Secure Boot state (efistub.secureboot.SecureBootState), or None: no
         # authenticated variables (runs without a store)
-        self._vars: dict[tuple[str, Guid], Variable] = {}
+        # by (name, the vendor GUID's number): a Guid hashes in Python (uuid.UUID.__hash__), its number in C
+        self._vars: dict[tuple[str, int], Variable] = {}
 
     def __iter__(self):
         return iter(list(self._vars.values()))
@@ -120,18 +121,18 @@ class VariableStore:
         return len(self._vars)
 
     def get(self, name: str, guid: "Guid | str") -> Variable | None:
-        return self._vars.get((name, guid if type(guid) is Guid else Guid(str(guid))))
+        return self._vars.get((name, (guid if type(guid) is Guid else Guid(str(guid))).int))
 
     def set(self, name: str, guid: "Guid | str", attributes: int = NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS,
             data: bytes = b"", timestamp: datetime | EfiTime | None = None) -> Variable:
         """Create or replace a variable (for tests: no attribute or size checks)."""
         guid = Guid(str(guid))
         var = Variable(name, guid, attributes, bytes(data), timestamp)
-        self._vars[(name, guid)] = var
+        self._vars[(name, guid.int)] = var
         return var
 
     def delete(self, name: str, guid: "Guid | str") -> None:
-        del self._vars[(name, Guid(str(guid)))]
+        del self._vars[(name, Guid(str(guid)).int)]
 
     # -- sizes ---------------------------------------------------------------------------------
     @property

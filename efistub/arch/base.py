@@ -93,10 +93,10 @@ class Architecture:
 
     # -- the boundary ---------------------------------------------------------------------
     def install_dispatch(self, uc, stub_base: int, slot_count: int, arg_slots, dispatch) -> None:
-        """Python dispatch: on a trap in a stub, read the argument slots, call ``dispatch(slot, slots)``
-        and set the return register. ``slot`` is None for a trap outside the stubs; slot
-        ``slot_count`` is the return from a guest call, whose one argument is the returned value.
-        Any other interrupt is a fault."""
+        """Python dispatch: on a trap in a stub, read the argument slots, call ``dispatch(slot, slots,
+        caller)`` (``caller``: the service call's return address) and set the return register. ``slot``
+        is None for a trap outside the stubs; slot ``slot_count`` is the return from a guest call, whose
+        one argument is the returned value. Any other interrupt is a fault."""
         from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
         from unicorn import x86_const
 
@@ -106,13 +106,15 @@ class Architecture:
         def trap(uc):
             pc, sp, *arguments = registers.read()
             slot = self.slot_of(pc, stub_base, slot_count)
+            caller = None
             if slot is None:
                 slots = []
             elif slot == slot_count:
                 slots = [cc.read_return(uc)]
             else:
                 slots = cc.slots_from(arguments, sp, mem, arg_slots(slot))
-            result = dispatch(slot, slots)
+                caller = cc.return_address(uc, mem)
+            result = dispatch(slot, slots, caller)
             if result is not None:
                 registers.write(cc.return_register, result & cc.mask)
 

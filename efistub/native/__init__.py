@@ -156,14 +156,15 @@ def _last_resort(exc_type, exc_value, tb):
 
 if lib is not None:
     @ffi.def_extern(onerror=_last_resort)
-    def efistub_dispatch(handle, slot, args, count):
+    def efistub_dispatch(handle, slot, args, count, caller, native_before):
         self = ffi.from_handle(handle)
         try:
             if slot == SLOT_EXCEPTION:
                 self.dispatcher.fw.request_stop("fault", reason=f"CPU exception {args[0]}")
                 self.uc.emu_stop()
                 return 0
-            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, ffi.unpack(args, count))
+            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, ffi.unpack(args, count), caller,
+                                   native_before)
             return 0 if result is None else result
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",

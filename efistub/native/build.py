@@ -27,7 +27,7 @@ def read(name: str) -> str:
 
 ffibuilder = FFI()
 ffibuilder.cdef(read("trampoline.h") + """
-extern "Python" uint64_t efistub_dispatch(void *, uint32_t, uint64_t *, uint32_t);
+extern "Python" uint64_t efistub_dispatch(void *, uint32_t, uint64_t *, uint32_t, uint64_t, uint64_t);
 """)
 ffibuilder.set_source(
     "efistub._trampoline",

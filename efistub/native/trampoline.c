@@ -48,7 +48,10 @@ typedef uc_err (*emu_stop_fn)(uc_engine *);
 typedef uc_err (*hook_add_fn)(uc_engine *, uc_hook *, int, void *, void *, uint64_t, uint64_t, ...);
 typedef uc_err (*hook_del_fn)(uc_engine *, uc_hook);
 
-static uint64_t efistub_dispatch(void *python, uint32_t slot, uint64_t *args, uint32_t count);
+/* Python's dispatcher: the slot, its argument slots, the call's return address and how many calls C
+   handled before it (their records come first in the report). */
+static uint64_t efistub_dispatch(void *python, uint32_t slot, uint64_t *args, uint32_t count, uint64_t caller,
+                                 uint64_t native_before);
 
 static uint32_t crc_table[256];
 
@@ -316,7 +319,7 @@ static void trap(uc_engine *uc, efistub_trampoline *t)
             t->caller = 0;
     }
     if (slot == EFISTUB_SLOT_OUTSIDE || slot >= t->slots || !handle_in_c(t, slot, args, &result))
-        result = efistub_dispatch(t->python, slot, args, count);
+        result = efistub_dispatch(t->python, slot, args, count, t->caller, t->nrecords);
     ((reg_write_fn)t->api.reg_write)(uc, cc->return_register, &result);
 }
 
@@ -336,7 +339,7 @@ static void interrupt_hook(uc_engine *uc, uint32_t intno, void *user_data)
         }
     }
     uint64_t args[1] = {intno};
-    efistub_dispatch(t->python, EFISTUB_SLOT_EXCEPTION, args, 1);
+    efistub_dispatch(t->python, EFISTUB_SLOT_EXCEPTION, args, 1, 0, t->nrecords);
 }
 
 int efistub_attach(efistub_trampoline *t)

@@ -76,7 +76,7 @@ typedef struct {
     uint64_t stub_base;
     uint64_t stub_stride;
     uint32_t slots;          /* service slots; the slot after them is the return from a guest call */
-    uint64_t caller;         /* the return address of the call being dispatched (for Python) */
+    uint64_t caller;         /* the return address of the call being dispatched */
     uint32_t *argc;          /* argument slots of each service */
     uint8_t *handler;        /* a handler id from efistub_handler(), 0 sends the call to Python */
     efistub_record *records;

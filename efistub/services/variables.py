@@ -10,6 +10,7 @@ from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, Result, service
 from ..status import Status
 
 INVALID = Status.EFI_INVALID_PARAMETER
+NOT_FOUND = Status.EFI_NOT_FOUND  # (on Python 3.11 a member of Status is slow to look up)
 
 
 def _visible(fw, var: v.Variable | None) -> bool:
@@ -24,7 +25,7 @@ def GetVariable(fw, name_ptr, guid_ptr, attributes_ptr, size_ptr, data_ptr):
         return INVALID
     var = fw.variables.get(fw.mem.read_ucs2(name_ptr), fw.mem.read_guid(guid_ptr))
     if not _visible(fw, var):
-        return Status.EFI_NOT_FOUND
+        return NOT_FOUND
     available = fw.mem.read_uintn(size_ptr)
     fw.mem.write_uintn(size_ptr, len(var.data))
     if attributes_ptr:
@@ -57,7 +58,7 @@ def GetNextVariableName(fw, size_ptr, name_ptr, guid_ptr):
             return INVALID
         position = keys.index((name, guid)) + 1
     if position >= len(visible):
-        return Status.EFI_NOT_FOUND
+        return NOT_FOUND
     following = visible[position]
     encoded = (following.name + "\0").encode("utf-16-le")
     fw.mem.write_uintn(size_ptr, len(encoded))
@@ -92,12 +93,12 @@ def SetVariable(fw, name_ptr, guid_ptr, attributes, size, data_ptr):
         return INVALID  # after ExitBootServices only NV+RT variables may be written
     existing = fw.variables.get(name, guid)
     if existing is not None and not _visible(fw, existing):
-        return Status.EFI_NOT_FOUND if not attributes else INVALID
+        return NOT_FOUND if not attributes else INVALID
     append = bool(attributes & v.APPEND_WRITE)
     stored_attributes = attributes & ~v.APPEND_WRITE
     if not append and (size == 0 or not stored_attributes):
         if existing is None:
-            return Status.EFI_NOT_FOUND
+            return NOT_FOUND
         fw.variables.delete(name, guid)
         return Status.EFI_SUCCESS
     if existing is not None and existing.attributes != stored_attributes:
