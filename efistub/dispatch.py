@@ -27,6 +27,7 @@ from .registry import Result, Service
 from .status import Status, name_of as status_name, to_guest
 
 INJECTED = "failure injected by Machine.inject"
+_new_object = object.__new__
 
 
 class Call:
@@ -58,11 +59,11 @@ class Call:
         # of more arguments (dicts, or callables that give one) that join them in order.
         self._svc = self._kept = self._more = None
 
-    @classmethod
-    def pending(cls, seq: int, service, kept: list, caller: int | None, native_before: int) -> "Call":
+    @staticmethod
+    def pending(seq: int, service, kept: list, caller: int | None, native_before: int) -> "Call":
         """The record of a call being made to ``service`` (a registry.Service), its arguments ``kept``
         (Service.capture) to be rendered later: __init__'s work without its keyword arguments."""
-        call = cls.__new__(cls)
+        call = _new_object(Call)
         call.seq, call.service, call.caller, call.native_before = seq, service.name, caller, native_before
         call.status = call.value = call.note = call.image = call._args = call._more = None
         call.unimplemented = call.violation = False

@@ -96,7 +96,8 @@ class NativeDispatch:
         convention_record(convention, t.cc)
         fw = dispatcher.fw
         t.state = fw.state  # the one firmware state: C and Python work on the same memory
-        self._ram = ffi.new("efistub_range[]", [(start, end) for start, end in ram])
+        self._ram = ffi.new("efistub_range[]", [(start, end, ffi.cast("uint8_t *", fw.mem.host_pointer(start)))
+                                                 for start, end in ram])
         t.ram, t.nram = self._ram, len(ram)
         t.stub_base, t.stub_stride, t.slots = stub_base, convention.stub_stride, len(services)
         self._argc = ffi.new("uint32_t[]", [arg_slots(i) for i in range(len(services))])

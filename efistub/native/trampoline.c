@@ -93,9 +93,20 @@ static int in_ram(const efistub_trampoline *t, uint64_t address, uint64_t size)
     return 0;
 }
 
+/* A read of guest RAM copies from its host memory (as GuestMemory.read does); anything else is read
+   through the engine. */
 static int guest_read(efistub_trampoline *t, uint64_t address, void *buf, uint64_t size)
 {
-    return address != 0 && ((mem_read_fn)t->api.mem_read)(t->uc, address, buf, size) == UC_ERR_OK;
+    if (address == 0)
+        return 0;
+    for (uint32_t i = 0; i < t->nram; i++) {
+        const efistub_range *r = &t->ram[i];
+        if (r->host && address >= r->start && address < r->end && size <= r->end - address) {
+            memcpy(buf, r->host + (address - r->start), size);
+            return 1;
+        }
+    }
+    return ((mem_read_fn)t->api.mem_read)(t->uc, address, buf, size) == UC_ERR_OK;
 }
 
 static int guest_write(efistub_trampoline *t, uint64_t address, const void *buf, uint64_t size)

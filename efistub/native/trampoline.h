@@ -21,6 +21,8 @@ typedef struct {
 typedef struct {
     uint64_t start;
     uint64_t end;
+    uint8_t *host;           /* where the range lies in host memory (GuestMemory.host_pointer): reads are
+                                copies from there; NULL: through the engine */
 } efistub_range;
 
 enum { EFISTUB_TRAP_SYSCALL, EFISTUB_TRAP_INTERRUPT };
