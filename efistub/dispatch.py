@@ -70,6 +70,13 @@ class Call:
         call._svc, call._kept = service, kept
         return call
 
+    def set_result(self, svc, result: int) -> None:
+        """What the call to ``svc`` (a registry.Service) returned: its status (or the one injected), or its value."""
+        if svc.returns == "status" or self.note == INJECTED:
+            self.status = status_name(result)
+        elif svc.returns == "value":
+            self.value = result
+
     @property
     def rendered(self) -> bool:
         """Whether ``args`` has been rendered (it is, the first time it is read)."""
@@ -416,15 +423,8 @@ class Dispatcher:
     def bad_pointer(record: Call, error: GuestMemoryError) -> None:
         record.note = f"bad guest pointer: {error}"
 
-    @staticmethod
-    def set_result(record: Call, svc: Service, result: int) -> None:
-        if svc.returns == "status" or record.note == INJECTED:
-            record.status = status_name(result)
-        elif svc.returns == "value":
-            record.value = result
-
     def finish(self, record: Call, svc: Service, result: int) -> None:
-        self.set_result(record, svc, result)
+        record.set_result(svc, result)
         for observer in self.observers:
             observer(record, "after")
         if self.trace is not None:

@@ -355,7 +355,7 @@ class GuestMemory:
         if guid is None:
             for start, end, buffer in self._host:  # in a host buffer: a slice (read's fast path, inline)
                 if start <= a and a + 16 <= end:
-                    guid = self._guids[a] = Guid.from_bytes(buffer[a - start:a - start + 16])
+                    guid = self._guids[a] = _guid(buffer[a - start:a - start + 16])
                     return guid
             guid = self._guids[a] = Guid.from_bytes(self.read(a, Guid.SIZE))
         return guid
@@ -368,10 +368,11 @@ class GuestMemory:
         key = (a, limit)
         text = self._strings.get(key)
         if text is None:
-            if limit >= self.SHORT // 2:  # a short string in a host buffer: decoded at once, cut at its NUL
+            short = self.SHORT
+            if limit >= short // 2:  # a short string in a host buffer: decoded at once, cut at its NUL
                 for start, end, buffer in self._host:
-                    if start <= a and a + self.SHORT <= end:
-                        text = _utf16(buffer[a - start:a - start + self.SHORT], "replace", True)[0]
+                    if start <= a and a + short <= end:
+                        text = _utf16(buffer[a - start:a - start + short], "replace", True)[0]
                         nul = text.find("\0")
                         if nul >= 0:
                             text = self._strings[key] = text[:nul]
@@ -443,6 +444,7 @@ class GuestMemory:
         self.write(a, layout.build(value))
 
 
+_guid = Guid.from_bytes  # bound once: Python looks a class's attributes up slowly
 _utf16 = codecs.utf_16_le_decode  # bytes.decode("utf-16-le", errors="replace") without the codec look-up
 
 

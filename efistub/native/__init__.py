@@ -142,7 +142,7 @@ class NativeDispatch:
                 Dispatcher.bad_pointer(record, GuestMemoryError(r.bad_address, r.bad_size, access))
             if r.flags & TPL_NOTE:
                 record.note = (raise_tpl_note if svc.name == "RaiseTPL" else restore_tpl_note)(values[0], r.aux)
-            Dispatcher.set_result(record, svc, r.result)
+            record.set_result(svc, r.result)
             self._calls.append(record)
         return self._calls[:count]
 
