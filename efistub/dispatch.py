@@ -206,6 +206,7 @@ class Dispatcher:
     snapshot: Callable | None = None
     notifications: Callable | None = None  # fw -> a generator running due notifications, or None
     vararg: Callable[[int], int] | None = None  # index -> argument slot ``index`` of the call being made
+    stop_engine: Callable[[], None] = lambda: None  # stops the emulation (uc.emu_stop)
     frames: list[Frame] = field(default_factory=list)
     transfer: Transfer | None = None
     _python_calls: list[Call] = field(default_factory=list)
@@ -269,54 +270,66 @@ class Dispatcher:
         return merged
 
     # -- a call from the guest ---------------------------------------------------------------
-    def call(self, slot: int, raw: list[int], caller: int | None = None, native_before: int = 0) -> int | None:
-        """Run the service in ``slot`` (``caller``: the call's return address, ``native_before``: the calls
-        handled in C before it); return the value for the guest's return register, or None when a
-        Transfer is pending (the run loop then sets the CPU up)."""
-        services = self.services
-        if slot == len(services):  # the return slot
-            return self.returned(raw[0] if raw else 0)
+    def call(self, slot: int | None, raw: list[int], caller: int | None = None, native_before: int = 0) -> int | None:
+        """A trap from either dispatch path: run the service in ``slot`` (None: the trap was outside the
+        stubs), its argument slots ``raw``, ``caller`` its return address, ``native_before`` the calls
+        handled in C before it. Returns the value for the guest's return register, or None when a
+        Transfer is pending (the run loop then sets the CPU up). Never raises: an error stops the run,
+        and the engine stops (``stop_engine``) whenever the run stops or a Transfer is due."""
         fw = self.fw
-        svc = services[slot]
-        fw.mem.forget()
-        values = self.decode(slot, raw)
-        kept = svc.capture(fw, values)  # what the arguments point at in guest memory, read now
-        record = Call.pending(len(self._python_calls), svc, kept, caller, native_before)
-        self._python_calls.append(record)
-        for observer in self.observers:
-            observer(record, "before")
-        injection = self.injections.get(svc.name)
-        if svc.boot and not fw.state.boot_services_active:
-            record.violation = True
-            record.note = "boot service called after ExitBootServices"
-            return self._complete(Frame(None, record, svc), Status.EFI_UNSUPPORTED)
-        if self.snapshot is not None:
-            answer = self.snapshot(record, slot)
-            svc = self.services[slot]  # a forked run may answer this service differently from here on
-            if answer is not None:
-                record.note = INJECTED
-                return self._complete(Frame(None, record, svc), answer)
-        if injection is not None and injection.fires():
-            record.note = INJECTED
-            return self._complete(Frame(None, record, svc), injection.status)
-        if svc.function is None:  # not implemented
-            record.unimplemented = True
-            return self._complete(Frame(None, record, svc), svc.absent)
         try:
-            if svc.varargs is None:
-                returned = svc.function(fw, *values)
-            else:  # decoded here, so the record shows them even when the call fails
-                first = self._plans[slot][1]
-                extra = svc.varargs.decode(fw, lambda i: self.vararg(first + i))
-                record.add_args(lambda show=svc.varargs.show, value=extra: show(value))
-                returned = svc.function(fw, *values, extra)
-        except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
-            return self._failed(Frame(None, record, svc), e)
-        if isinstance(returned, GeneratorType):
-            return self._advance(Frame(returned, record, svc), None)
-        if fw.state.notify_armed:  # a notification may be due: the slower path that can run it
-            return self._complete(Frame(None, record, svc), returned)
-        return self._result(record, svc, returned)
+            if slot is None:
+                fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
+                return None
+            services = self.services
+            if slot == len(services):  # the return slot
+                return self.returned(raw[0] if raw else 0)
+            svc = services[slot]
+            fw.mem.forget()
+            values = self.decode(slot, raw)
+            kept = svc.capture(fw, values)  # what the arguments point at in guest memory, read now
+            record = Call.pending(len(self._python_calls), svc, kept, caller, native_before)
+            self._python_calls.append(record)
+            for observer in self.observers:
+                observer(record, "before")
+            injection = self.injections.get(svc.name)
+            if svc.boot and not fw.state.boot_services_active:
+                record.violation = True
+                record.note = "boot service called after ExitBootServices"
+                return self._complete(Frame(None, record, svc), Status.EFI_UNSUPPORTED)
+            if self.snapshot is not None:
+                answer = self.snapshot(record, slot)
+                svc = self.services[slot]  # a forked run may answer this service differently from here on
+                if answer is not None:
+                    record.note = INJECTED
+                    return self._complete(Frame(None, record, svc), answer)
+            if injection is not None and injection.fires():
+                record.note = INJECTED
+                return self._complete(Frame(None, record, svc), injection.status)
+            if svc.function is None:  # not implemented
+                record.unimplemented = True
+                return self._complete(Frame(None, record, svc), svc.absent)
+            try:
+                if svc.varargs is None:
+                    returned = svc.function(fw, *values)
+                else:  # decoded here, so the record shows them even when the call fails
+                    first = self._plans[slot][1]
+                    extra = svc.varargs.decode(fw, lambda i: self.vararg(first + i))
+                    record.add_args(lambda show=svc.varargs.show, value=extra: show(value))
+                    returned = svc.function(fw, *values, extra)
+            except BaseException as e:  # noqa: BLE001 - turned into a status, or an error outcome
+                return self._failed(Frame(None, record, svc), e)
+            if isinstance(returned, GeneratorType):
+                return self._advance(Frame(returned, record, svc), None)
+            if fw.state.notify_armed:  # a notification may be due: the slower path that can run it
+                return self._complete(Frame(None, record, svc), returned)
+            return self._result(record, svc, returned)
+        except BaseException as e:  # never let an exception escape into the engine
+            fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            return None
+        finally:
+            if fw.stop is not None or self.transfer is not None:
+                self.stop_engine()
 
     def start(self, gen) -> int | None:
         """Run firmware code (a generator, not a service call) that may call the guest."""

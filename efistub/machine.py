@@ -295,7 +295,7 @@ class Machine:
             injections=self._injections, observers=self._observers, python_protocols=protocols,
             python_routed=set(self._overrides) | set(self._injections) | self._routed(),
             on_invalid=self._on_invalid,
-            on_kernel_entry=self._on_kernel_entry, dispatch=self._dispatch, boot_path=self.boot_path)
+            on_kernel_entry=self._on_kernel_entry, boot_path=self.boot_path)
 
     def _routed(self) -> set[str]:
         """Services a snapshot session needs to see in Python (where a run can fork)."""
@@ -323,25 +323,6 @@ class Machine:
         fw.handles.install(target, guid, interface)
 
     # -- hooks ------------------------------------------------------------------------------
-    def _dispatch(self, slot: int | None, args: list[int], caller: int | None, native_before: int = 0) -> int | None:
-        """A trap from either dispatch path: the stub slot, its argument slots, the call's return address
-        and the calls handled in C before it; returns the guest's return value (None: a transfer is due)."""
-        p = self.platform
-        fw, dispatcher = p.fw, p.dispatcher
-        result = None
-        try:
-            if slot is None:
-                fw.request_stop("fault", reason="hypercall outside the firmware's service stubs")
-            else:
-                result = dispatcher.call(slot, args, caller, native_before)
-        except BaseException as e:  # never let an exception escape into the engine
-            import traceback
-
-            fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        if fw.stop is not None or dispatcher.transfer is not None:
-            p.uc.emu_stop()
-        return result
-
     def _on_kernel_entry(self, uc, address, size, user_data):
         if not self.fw.state.boot_services_active:
             self.fw.request_stop("handoff", entry=address)

@@ -71,9 +71,8 @@ class Platform:
 
 def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
              trace, injections, observers, python_protocols, python_routed, on_invalid, on_kernel_entry,
-             dispatch, boot_path: str | None = None) -> Platform:
-    """Build the machine for ``image``; ``dispatch(slot, args, caller, native_before)`` is the run's trap handler
-    (Machine._dispatch).
+             boot_path: str | None = None) -> Platform:
+    """Build the machine for ``image``; its Dispatcher's ``call`` handles the traps of either dispatch path.
     ``boot_path``: where the image lies on the ESP (the boot manager found it there)."""
     arch = arch_class()
     board = boards.for_arch(arch.name, options.platform)
@@ -122,17 +121,16 @@ def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variab
 
     dispatcher = Dispatcher(fw, slots, cc.width, cc.slots_of, trace, injections=injections, observers=observers,
                             notifications=lambda fw: fw.events.due(),
-                            vararg=lambda index: cc.read_slots(uc, fw.mem, index + 1)[index])
+                            vararg=lambda index: cc.read_slots(uc, fw.mem, index + 1)[index], stop_engine=uc.emu_stop)
     native = None
     if dispatch_mode == "native":
         from .native import NativeDispatch
 
-        native = NativeDispatch(uc, cc, stub_base, slots, dispatcher.arg_slots, dispatcher, dispatch,
-                                fw.mem.ram)
+        native = NativeDispatch(uc, cc, stub_base, slots, dispatcher.arg_slots, dispatcher, fw.mem.ram)
         for name in python_routed:
             native.route_to_python(name)
     else:
-        arch.install_dispatch(uc, stub_base, len(slots), dispatcher.arg_slots, dispatch)
+        arch.install_dispatch(uc, stub_base, len(slots), dispatcher.arg_slots, dispatcher.call)
     # Unmapped accesses can only fall outside RAM: hook just there. A memory hook that
     # covers RAM would keep every guest store on unicorn's slow path.
     for lo, hi in zip([0] + [end for _, end in mapped], [start for start, _ in mapped] + [MAX_ADDRESS + 1]):

@@ -82,10 +82,10 @@ def convention_record(cc, out) -> None:
 class NativeDispatch:
     """Attaches the trampoline to an engine the Python binding created."""
 
-    def __init__(self, uc, convention, stub_base: int, services, arg_slots, dispatcher, dispatch, ram):
+    def __init__(self, uc, convention, stub_base: int, services, arg_slots, dispatcher, ram):
         if lib is None:
             raise RuntimeError(UNAVAILABLE)
-        self.uc, self.dispatcher, self.dispatch = uc, dispatcher, dispatch
+        self.uc, self.dispatcher = uc, dispatcher
         self.services = services
         t = self.t = ffi.new("efistub_trampoline *")
         for name, address in api_addresses().items():
@@ -164,8 +164,8 @@ if lib is not None:
                 self.dispatcher.fw.request_stop("fault", reason=f"CPU exception {args[0]}")
                 self.uc.emu_stop()
                 return 0
-            result = self.dispatch(None if slot == SLOT_OUTSIDE else slot, ffi.unpack(args, count), caller,
-                                   native_before)
+            result = self.dispatcher.call(None if slot == SLOT_OUTSIDE else slot, ffi.unpack(args, count), caller,
+                                          native_before)
             return 0 if result is None else result
         except BaseException as e:  # cffi would print and swallow it: stop the run and report it instead
             self.dispatcher.fw.request_stop("error", error=f"{type(e).__name__}: {e}",
