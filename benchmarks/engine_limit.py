@@ -4,7 +4,8 @@
 Each repeat runs three fresh processes, one after the other, and the table gives medians:
 
 - **whole process**: `efistub run KERNEL --cmdline ...`, timed from outside (wall, and the CPU time
-  of the process from wait4); its JSON report gives the in-process `timing.run_s`.
+  of the process from wait4; efistub's bytecode cached, as installed: _common.installed_env); its JSON
+  report gives the in-process `timing.run_s`.
 - **inside the engine** (this script, `--inside measure`): the same run through efistub.Machine, with
   every `Uc.emu_start` call timed (wall and thread CPU time), and every Python callback the engine
   makes during it (the service dispatch, which runs the Python-handled services, and every hook the
@@ -41,6 +42,8 @@ import threading
 import time
 from pathlib import Path
 
+import _common
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -58,16 +61,10 @@ def cmdline_for(kernel: str) -> str:
 # -- the whole process -----------------------------------------------------------------------
 def whole(image: Path, cmdline: str, dispatch: str, folder: Path) -> dict:
     report = folder / "whole.json"
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "efistub", "run", str(image), "--cmdline", cmdline,
-                                "--dispatch", dispatch, "--json", str(report)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"efistub run {image} failed (exit {os.waitstatus_to_exitcode(status)})")
+    run = _common.timed(_common.EFISTUB + ["run", str(image), "--cmdline", cmdline, "--dispatch", dispatch,
+                                           "--json", str(report)], codes=(0,))
     data = json.loads(report.read_text())
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "run_s": data["timing"]["run_s"],
+    return {"wall_s": run["wall_s"], "cpu_s": run["cpu_s"], "run_s": data["timing"]["run_s"],
             "engine": data["engine"], "outcome": data["outcome"]}
 
 
@@ -96,7 +93,7 @@ class Clock:
 def timed_callbacks(clock: Clock) -> None:
     """Time every Python callback the engine makes: the dispatch and the binding's hooks."""
     import unicorn
-    from efistub import machine
+    from efistub import dispatch
 
     def timed(function):
         def wrapper(*args, **kwargs):
@@ -107,7 +104,7 @@ def timed_callbacks(clock: Clock) -> None:
                 clock.add(time.perf_counter() - wall, time.thread_time() - cpu)
         return wrapper
 
-    machine.Machine._dispatch = timed(machine.Machine._dispatch)
+    dispatch.Dispatcher.call = timed(dispatch.Dispatcher.call)  # the trap handler of both dispatch paths
     hook_add = unicorn.Uc.hook_add
 
     def timed_hook_add(self, htype, callback, *args, **kwargs):
@@ -181,26 +178,26 @@ def limit(image: Path, cmdline: str, dispatch: str) -> dict:
     import unicorn
     from unicorn import UcError
 
-    from efistub import machine
+    from efistub import dispatch, machine
 
     start = unicorn.Uc.emu_start
     callbacks = Clock()
     timed_callbacks(callbacks)
     replays: list[dict] = []
     current: dict = {"forced": False}
-    assembled, dispatched = machine.Machine._assemble, machine.Machine._dispatch
+    assembled, called = machine.Machine._assemble, dispatch.Dispatcher.call
 
     def remember(self):  # the platform (its native trampoline, its architecture) for the children
         assembled(self)
         current["platform"] = self.platform
 
-    def stopping_dispatch(self, slot, args):  # every service call ends a segment
-        result = dispatched(self, slot, args)
+    def stopping_call(self, *args):  # every service call ends a segment
+        result = called(self, *args)
         current["forced"] = True
-        self.platform.uc.emu_stop()
+        self.stop_engine()
         return result
 
-    machine.Machine._assemble, machine.Machine._dispatch = remember, stopping_dispatch
+    machine.Machine._assemble, dispatch.Dispatcher.call = remember, stopping_call
 
     def replay(uc, begin: int, to_parent: int, from_parent: int) -> None:
         """In the child: the segment again, without any hook."""
