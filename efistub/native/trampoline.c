@@ -83,14 +83,20 @@ int efistub_handler(const char *service)
 /* -- guest memory: GuestMemory's checks (efistub/memory.py) ------------------------ */
 
 /* Whether [address, address + size) lies inside one range of guest RAM. */
-static int in_ram(const efistub_trampoline *t, uint64_t address, uint64_t size)
+/* The RAM range that holds all of address..address+size-1, or NULL. */
+static const efistub_range *ram_range(const efistub_trampoline *t, uint64_t address, uint64_t size)
 {
     if (address == 0 || size == 0 || address + size < address)
-        return 0;
+        return NULL;
     for (uint32_t i = 0; i < t->nram; i++)
         if (address >= t->ram[i].start && address + size <= t->ram[i].end)
-            return 1;
-    return 0;
+            return &t->ram[i];
+    return NULL;
+}
+
+static int in_ram(const efistub_trampoline *t, uint64_t address, uint64_t size)
+{
+    return ram_range(t, address, size) != NULL;
 }
 
 /* A read of guest RAM copies from its host memory (as GuestMemory.read does); anything else is read
@@ -99,12 +105,10 @@ static int guest_read(efistub_trampoline *t, uint64_t address, void *buf, uint64
 {
     if (address == 0)
         return 0;
-    for (uint32_t i = 0; i < t->nram; i++) {
-        const efistub_range *r = &t->ram[i];
-        if (r->host && address >= r->start && address < r->end && size <= r->end - address) {
-            memcpy(buf, r->host + (address - r->start), size);
-            return 1;
-        }
+    const efistub_range *r = ram_range(t, address, size);
+    if (r != NULL && r->host != NULL) {
+        memcpy(buf, r->host + (address - r->start), size);
+        return 1;
     }
     return ((mem_read_fn)t->api.mem_read)(t->uc, address, buf, size) == UC_ERR_OK;
 }
