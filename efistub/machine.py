@@ -171,6 +171,7 @@ class Machine:
         self._session = None  # what forks this run (efistub.snapshot): fork_at, sweep or minimize
         self.forks: list = []  # after run(): the forked runs fork_at asked for (snapshot.Fork)
         self._ran = False
+        self._closed = self._running = False
         self.platform = None
         self.only = None if only is None else set(only)
         if self.only is not None:
@@ -342,6 +343,29 @@ class Machine:
         return False
 
     # -- the run ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the run's engine and guest RAM now; the report run() returned stays as it is.
+
+        A finished Machine holds reference cycles, so without close() only Python's cyclic
+        collector frees it, and several runs' RAM can pile up before it does. Afterwards the
+        Machine cannot run, its ``fw``, ``uc`` and ``dispatcher`` are gone (RuntimeError), and
+        references taken from them before must not be used. Closing twice does nothing; a
+        Machine is also a context manager that closes on leaving."""
+        if self._running:
+            raise RuntimeError("a Machine cannot be closed while it runs")
+        if self._closed:
+            return
+        self._closed = True
+        if self.platform is not None:
+            self.platform.close()
+            self.platform = None
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def run(self) -> Report:
         """Run the image to its outcome; a Machine runs once."""
         if self._session is None:
@@ -351,11 +375,19 @@ class Machine:
         return snapshot.run_session(self, self._run)  # a forked copy of the run leaves in there
 
     def _run(self) -> Report:
-        from .runloop import RunLoop
-
+        if self._closed:
+            raise RuntimeError("this Machine was closed; make a new one for another run")
         if self._ran:
             raise RuntimeError("a Machine runs once; make a new one for another run")
-        self._ran = True
+        self._ran = self._running = True
+        try:
+            return self._run_once()
+        finally:
+            self._running = False
+
+    def _run_once(self) -> Report:
+        from .runloop import RunLoop
+
         started = time.perf_counter()
         cpu_started = time.process_time()
         self._loop = RunLoop(None, self.options.timeout)
@@ -436,6 +468,8 @@ class Machine:
 
 
 def _of_platform(machine: Machine, name: str):
+    if machine._closed:
+        raise RuntimeError(f"this Machine was closed: its {name} is gone")
     return getattr(machine.platform, name) if machine.platform is not None else None
 
 

@@ -209,6 +209,11 @@ class PageAllocator:
         self._set(address, end, FREE)
 
 
+def _released(handle, address, data, size) -> int:
+    """uc_mem_read and uc_mem_write of a closed Machine: every access fails."""
+    return 1
+
+
 class GuestMemory:
     """Reads and writes guest RAM; every failure is a GuestMemoryError.
 
@@ -260,6 +265,17 @@ class GuestMemory:
             self._host.append((start, end, buffer))
             self._views[start] = ctypes.c_char.from_buffer(buffer)
         return ctypes.addressof(self._views[start]) + address - start
+
+    def release(self) -> None:
+        """Give back the host buffers of guest RAM (Machine.close, once the engine that maps them is
+        closed): from now on every read and write is a GuestMemoryError."""
+        self._read = self._write = _released
+        self._views.clear()  # a buffer with a ctypes view of it cannot be closed
+        for _, _, buffer in self._host:
+            buffer.close()
+        self._host.clear()
+        self._guids.clear()
+        self._strings.clear()
 
     def read(self, address: int, size: int) -> bytes:
         if size < 0 or address <= 0:

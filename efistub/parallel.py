@@ -22,7 +22,8 @@ def run_image(image: str, options: dict, only: list[str] | None = None) -> dict:
     started = time.perf_counter()
     try:
         options = {**options, "save_tpm": None}  # parallel runs would all write the one --save-tpm FILE
-        report = Machine(image, only=only, save_vars=False, **options).run().to_dict()  # runs from one --vars store
+        with Machine(image, only=only, save_vars=False, **options) as machine:  # runs from one --vars store
+            report = machine.run().to_dict()  # a worker runs many: each one's RAM goes with it (close)
     except InputError as e:
         return {"image": image, "input_error": e.problem, "seconds": time.perf_counter() - started}
     report["seconds"] = time.perf_counter() - started

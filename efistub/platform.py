@@ -68,6 +68,17 @@ class Platform:
     return_address: int  # the firmware's return stub: guest calls return here
     board: object  # board.Board: the machine whose memory layout RAM copies
 
+    def close(self) -> None:
+        """Free the engine and guest RAM now (Machine.close): the trampoline's hooks and records, the
+        engine (through the binding's own finalizer, which then never runs again), then the host
+        buffers it mapped."""
+        if self.native is not None:
+            self.native.detach()
+        close_engine = getattr(self.uc, "_Uc__finalizer", None)  # unicorn's weakref.finalize: uc_close, once
+        if close_engine is not None:  # (a binding without it frees both when the collector frees the Machine)
+            close_engine()
+            self.fw.mem.release()
+
 
 def assemble(image: PeImage, options, arch_class, slots, *, console_sink, variables, dispatch_mode: str,
              trace, injections, observers, python_protocols, python_routed, on_invalid, on_kernel_entry,

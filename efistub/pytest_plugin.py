@@ -1,7 +1,8 @@
 """pytest plugin (entry point ``pytest11``): the ``efi_machine`` fixture and corpus helpers.
 
 - ``efi_machine(image, **options)`` makes an efistub.Machine; ``image`` may be a path
-  relative to the corpus folder.
+  relative to the corpus folder. The machines it made are closed when the test ends
+  (Machine.close: their engine and guest RAM go at once).
 - ``--efistub-corpus DIR`` (default: the environment variable EFISTUB_CORPUS) names the
   folder of real EFI images; the ``efistub_corpus`` fixture returns it.
 - ``@pytest.mark.efistub_image("x86_64/vmlinuz-...")`` skips a test, saying why, when
@@ -61,13 +62,20 @@ def _image_path(config, image) -> Path:
 
 @pytest.fixture
 def efi_machine(request):
-    """A factory: ``efi_machine(image, **options)`` -> efistub.Machine (not yet run)."""
+    """A factory: ``efi_machine(image, **options)`` -> efistub.Machine (not yet run), closed when the
+    test ends."""
     from efistub import Machine
 
-    def make(image, **options):
-        return Machine(_image_path(request.config, image), **options)
+    made: list[Machine] = []
 
-    return make
+    def make(image, **options):
+        machine = Machine(_image_path(request.config, image), **options)
+        made.append(machine)
+        return machine
+
+    yield make
+    for machine in made:
+        machine.close()
 
 
 @pytest.fixture
@@ -78,7 +86,7 @@ def efi_sweep(request):
     from efistub import Machine
 
     def sweep(image, statuses=None, services=None, jobs=None, **options):
-        machine = Machine(_image_path(request.config, image), **options)
-        return machine.sweep(statuses=statuses, services=services, jobs=jobs)
+        with Machine(_image_path(request.config, image), **options) as machine:
+            return machine.sweep(statuses=statuses, services=services, jobs=jobs)
 
     return sweep

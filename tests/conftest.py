@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+pytest_plugins = ["pytester"]  # tests of the pytest plugin run an inner pytest
 sys.path.insert(0, str(HERE))
 
 

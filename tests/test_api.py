@@ -146,3 +146,74 @@ def test_arch_mismatch_and_running_twice():
         machine.run()
     with pytest.raises(RuntimeError, match="already run"):
         machine.inject("GetVariable", "EFI_NOT_FOUND")
+
+
+def _without_timing(report) -> dict:
+    data = report.to_dict()
+    data.pop("timing")
+    return data
+
+
+def test_close_frees_the_engine_and_guest_ram_and_keeps_the_report():
+    rendered_open = bench(calls=5)
+    expected = _without_timing(rendered_open.run())  # rendered while its engine and RAM are there
+    rendered_open.close()
+    machine = bench(calls=5)
+    report = machine.run()
+    fw, address = machine.fw, machine.load_address
+    assert fw.mem.read(address, 2) == b"MZ"
+    machine.close()
+    assert _without_timing(report) == expected  # rendered only now, with the engine closed
+    with pytest.raises(efistub.GuestMemoryError):
+        fw.mem.read(address, 2)  # the host buffers of guest RAM are unmapped
+    with pytest.raises(efistub.GuestMemoryError):
+        fw.mem.write(address, b"XX")
+    for name in ("fw", "uc", "dispatcher"):
+        with pytest.raises(RuntimeError, match=f"was closed: its {name} is gone"):
+            getattr(machine, name)
+    with pytest.raises(RuntimeError, match="was closed; make a new one"):
+        machine.run()
+    machine.close()  # twice: nothing more happens
+
+
+def test_a_machine_closes_as_a_context_manager_even_before_it_ran():
+    with bench() as machine:
+        pass
+    with pytest.raises(RuntimeError, match="was closed"):
+        machine.run()
+    with bench() as machine:
+        assert machine.run().outcome == "exit"
+    with pytest.raises(RuntimeError, match="was closed"):
+        machine.fw  # noqa: B018
+
+
+def test_close_during_the_run_is_refused_and_ends_the_run_with_an_error():
+    machine = bench(calls=1)
+
+    @machine.service("GetVariable")
+    def close_now(ctx, *args):
+        machine.close()
+        return "EFI_SUCCESS"
+
+    report = machine.run()
+    assert report.outcome == "error"
+    assert "cannot be closed while it runs" in report.error["error"]
+    assert machine.fw.mem.read(machine.load_address, 2) == b"MZ"  # still open
+    machine.close()
+
+
+def test_the_pytest_plugin_closes_the_machines_it_made(pytester):
+    pytester.makepyfile(f"""
+        import pytest
+        made = []
+
+        def test_make(efi_machine):
+            machine = efi_machine({str(GUESTS / "hello.efi")!r})
+            assert machine.run().outcome == "exit"
+            made.append(machine)
+
+        def test_closed_after_the_test():
+            with pytest.raises(RuntimeError, match="was closed"):
+                made[0].fw
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
