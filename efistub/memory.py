@@ -262,6 +262,8 @@ class GuestMemory:
         else:
             start, end = next((s, e) for s, e in self.ram if s <= address < e)
             buffer = mmap.mmap(-1, end - start, flags=mmap.MAP_PRIVATE)
+            if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux: fewer page faults, and a fork copies fewer page
+                buffer.madvise(mmap.MADV_HUGEPAGE)  # tables (sweep, minimize; docs/performance.md)
             self._host.append((start, end, buffer))
             self._views[start] = ctypes.c_char.from_buffer(buffer)
         return ctypes.addressof(self._views[start]) + address - start
