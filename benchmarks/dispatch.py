@@ -7,6 +7,11 @@ the same loop without calls is subtracted. Times are µs per call, including the
 guest's own call; medians of --repeat runs. Records render their arguments when the
 report is made: the last line is that cost (report.to_json()) per Python-handled call.
 
+Each run starts from a collected heap (gc.collect()), as the one run of an `efistub run`
+process does: a finished Machine lives in reference cycles until the cyclic collector
+frees it, and until then the records of the benchmark's earlier runs (20,000 a run) are
+walked by the next run's collections too (0.7-1.5 µs more per Python-handled call).
+
     python3 benchmarks/dispatch.py [--calls N] [--repeat R] [--json]
 """
 
