@@ -86,6 +86,11 @@ class Status(enum.IntEnum):
 
 _NAMES.update({int(status): status.name for status in Status})
 
+# The statuses services return most, as module names: on Python 3.11 a member of Status is slow to
+# look up (EnumType.__getattr__), and these are returned on hot paths (GetVariable's EFI_NOT_FOUND).
+INVALID = Status.EFI_INVALID_PARAMETER
+NOT_FOUND = Status.EFI_NOT_FOUND
+
 
 def to_guest(value: int, width: int) -> int:
     """A status as a guest with ``width``-byte UINTNs sees it: the error bit is the UINTN's top bit

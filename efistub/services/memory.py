@@ -5,9 +5,7 @@ from __future__ import annotations
 from ..layouts import efi
 from ..memory import AllocateType, MemoryType
 from ..registry import POINTER, UINT64, UINTN, enum_arg, service
-from ..status import Status
-
-INVALID = Status.EFI_INVALID_PARAMETER
+from ..status import INVALID, Status
 
 
 @service("AllocatePages", Type=enum_arg(AllocateType), MemoryType=enum_arg(MemoryType),

@@ -7,9 +7,8 @@ import enum
 from ..errors import GuestMemoryError
 from ..memory import ucs2_text
 from ..registry import GUID_PTR, POINTER, STATUS, STRING, UINT8, UINT64, UINTN, Result, declare, enum_arg, service
-from ..status import Status
+from ..status import INVALID, Status
 
-INVALID = Status.EFI_INVALID_PARAMETER
 MASK64 = (1 << 64) - 1
 
 

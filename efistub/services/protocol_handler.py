@@ -14,9 +14,8 @@ from ..errors import EfiError
 from ..memory import MemoryType
 from .. import device_path
 from ..registry import BOOLEAN, EVENT, GUID_INTERFACE_PAIRS, GUID_PTR, HANDLE, POINTER, UINT32, declare, enum_arg, service
-from ..status import Status
+from ..status import INVALID, Status
 
-INVALID = Status.EFI_INVALID_PARAMETER
 NATIVE_INTERFACE = 0
 
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 from .. import authvar
 from .. import variables as v
 from ..registry import GUID_PTR, POINTER, STRING, UINT32, UINTN, Result, service
-from ..status import Status
-
-INVALID = Status.EFI_INVALID_PARAMETER
-NOT_FOUND = Status.EFI_NOT_FOUND  # (on Python 3.11 a member of Status is slow to look up)
+from ..status import INVALID, NOT_FOUND, Status
 
 
 def _visible(fw, var: v.Variable | None) -> bool:

@@ -12,10 +12,9 @@ from ..errors import EfiError
 from ..layouts import efi
 from ..memory import MEMORY_RUNTIME, MemoryType
 from ..registry import POINTER, UINT32, UINTN, service
-from ..status import Status
+from ..status import INVALID, Status
 from ..tables import update_system_table, write_table
 
-INVALID = Status.EFI_INVALID_PARAMETER
 OPTIONAL_PTR = 0x00000001  # ConvertPointer: a NULL pointer is allowed
 
 
