@@ -37,6 +37,7 @@ CONSOLE_KEPT = 4096  # characters of a candidate run's console kept for the resu
 SPECULATED_PAIRS = 8  # idle cores also run the full set without each pair of the first this many services called
 FREEZE_AFTER_S = 0.05  # a candidate run freezes at a decision point after this much CPU time since it resumed
 SPECULATION_EXTRA = 1  # runs beyond --jobs that speculation may add (an early one may cost a decompression)
+EARLY_NICE = 10  # runs started while the full run goes on yield the CPU to it and to the cheap rounds after it
 SHUTDOWN_S = 10.0  # how long the frozen copies get to leave at the end before they are killed
 
 
@@ -124,6 +125,7 @@ class Explorer:
         pid = snapshot.fork(machine, emulating=False)  # a copy before the image starts: for sets without its first call
         if pid:
             self.frozen.append(pid)
+            machine._loop.tick = self.meanwhile  # dispatch early sets while the guest runs long between calls too
             return
         self.forked = True
         self._resume(snapshot.serve(self.hub, {"path": {}, "pending": None, "seq": -1}), None, emulating=False)
@@ -168,10 +170,13 @@ class Explorer:
         """A copy resumed by ``command`` at a call of ``pending`` (None: before the image starts):
         a candidate run for its group from here on."""
         machine = self.machine
+        machine._loop.tick = None
         if not command.get("split"):  # resumed by the controller: a --timeout of its own
             snapshot.resume(machine, emulating=emulating)
         elif emulating:
             machine._loop.start_watchdog()
+        if command.get("nice"):
+            os.nice(command["nice"])
         self.explorer = True
         self.frozen_cpu = _cpu_seconds(resource.RUSAGE_SELF)  # a forked copy's CPU time counts from 0
         self.universe = command["universe"]
@@ -241,6 +246,9 @@ class SnapshotRuns:
         self.universe: frozenset = frozenset(TABLE_SERVICES)
         self.early: list[frozenset] = []  # sets to run while the full run goes on
         self.tried: set[str] = set()  # services the early runs leave out
+        self.paired: set[frozenset] = set()  # pairs of services the early runs leave out together
+        self.reached: dict[str, float] = {}  # service -> when the full run reached its first call
+        self.started: dict[int, float] = {}  # set number -> when its run started
         self.nodes: dict[int, dict] = {}  # pid -> its registration: path, pending, seq
         self.paths: list[tuple[dict, dict]] = []  # (decisions, result) of every finished candidate run
         self.done: dict[frozenset, dict] = {}  # set -> result
@@ -291,14 +299,29 @@ class SnapshotRuns:
                        key=lambda n: (len(n["path"]), n["seq"]))
             answer = None if node["pending"] is None else node["pending"] in s
             branch = (node["node"], answer)
-            if branch in self.flying:  # a run already goes that way: wait for where it freezes next
-                self.deferred.append(s)
+            if branch in self.flying and not self._cheap_split(node, s, self.flying[branch]):
+                self.deferred.append(s)  # a run already goes that way: wait for where it freezes next
                 continue
             commands.setdefault(branch, []).append((self.ids[s], s))
             self.deadlines[self.ids[s]] = (time.perf_counter() + self._grace(), None)
         for (pid, answer), group in commands.items():
-            self.flying[(pid, answer)] = {i for i, _ in group}
-            self.hub.command(pid, {"group": group, "answer": answer, "universe": self.universe})
+            self.flying.setdefault((pid, answer), set()).update(i for i, _ in group)
+            early = self.target is None  # the full run goes on: it, and ddmin's first rounds after it, come first
+            self.hub.command(pid, {"group": group, "answer": answer, "universe": self.universe,
+                                   "nice": EARLY_NICE if early else 0})
+
+    def _cheap_split(self, node: dict, s: frozenset, flying: set[int]) -> bool:
+        """Whether ``s`` parts from a run in flight from ``node`` soon enough to run on its own: by the
+        full run's clock, within FREEZE_AFTER_S of the node's call (a run that goes on waits instead,
+        so that a costly stretch is emulated once)."""
+        start = self.reached.get(node["pending"])
+        if start is None:
+            return False
+        for i in flying:  # they part at the first call of a service one of them has and the other has not
+            known = [self.reached[name] for name in s ^ self.sets[i] if name in self.reached]
+            if not known or min(known) - start >= FREEZE_AFTER_S:  # a service not reached yet comes later
+                return False
+        return True
 
     def _landed(self, ids, going: dict | None = None) -> None:
         """A run of these set numbers froze at a new copy (and ``going``: set number -> the branch its
@@ -317,12 +340,15 @@ class SnapshotRuns:
         for message, _ in self.hub.messages(wait):
             if "node" in message:
                 self.nodes[message["node"]] = message
+                if "ids" not in message and message["pending"] is not None:  # a copy of the full run
+                    self.reached[message["pending"]] = time.perf_counter()
                 self.active.discard(message["node"])  # it froze; its copies go on
                 ids = message.get("ids", ())  # the group of the run that froze: it went on at once, a copy per answer
                 self._landed(ids, {i: (message["node"], message["pending"] in self.sets[i]) for i in ids})
             elif "started" in message:
                 self.active.add(message["pid"])
                 for i in message["started"]:
+                    self.started.setdefault(i, time.perf_counter())
                     self.deadlines[i] = (time.perf_counter() + self._grace(), message["pid"])
             elif "done" in message:
                 self.active.discard(message["pid"])
@@ -353,15 +379,29 @@ class SnapshotRuns:
 
     def _meanwhile(self) -> None:
         """While the full run goes on: run the full set without each service it has called so far,
-        one run fewer than --jobs at a time (the full run takes a core)."""
+        --jobs at a time; and once two of those runs go on long (the x86_64 stub's decompression),
+        the full set without both, beside them (SPECULATION_EXTRA): ddmin asks for it when neither is
+        needed, and it parts from the first of them at the other's call, before the costly stretch."""
         self._receive(0)
         for node in list(self.nodes.values()):
             name = node["pending"]
             if name is not None and name not in self.tried:
                 self.tried.add(name)
                 self.early.append(self.universe - {name})
-        while self.early and len(self.active) + len(self._unstarted()) < self.jobs - 1:
+        now = time.perf_counter()
+        long = [name for name in self.tried if self._running_since(self.universe - {name}) < now - FREEZE_AFTER_S]
+        pairs = [frozenset(p) for i, a in enumerate(long) for p in ((a, b) for b in long[i + 1:])]
+        for pair in pairs:
+            if pair not in self.paired and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
+                self.paired.add(pair)
+                self._dispatch([self.universe - pair])
+        while self.early and len(self.active) + len(self._unstarted()) < self.jobs:
             self._dispatch([self.early.pop(0)])
+
+    def _running_since(self, s: frozenset) -> float:
+        """When the run of ``s`` started, if it runs now (else infinity)."""
+        i = self.ids.get(s)
+        return self.started.get(i, float("inf")) if i in self.deadlines and i is not None else float("inf")
 
     def speculate(self, order: list[str], target: tuple) -> None:
         """Run, on idle cores, what ddmin asks for last or often: the full set without each service

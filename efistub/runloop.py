@@ -4,7 +4,9 @@ Emulation stops for a service that ends the run, a transfer (the firmware calls 
 guest function, or gives a service's caller its CPU state back), an instruction
 fetch from memory without execute (the hand-off after ExitBootServices, or code
 allowed to run before it), a halted CPU (virtual time moves to the next timer), a
-fault, or the watchdog at the timeout. With a debugger (efistub.gdbstub, --gdb), also for a
+fault, or the watchdog at the timeout. A session that has work of its own while the guest
+runs (efistub.minimize's controller) sets ``tick``: the watchdog then also stops emulation
+every TICK_S, the loop calls ``tick()`` and goes on where the guest was. With a debugger (efistub.gdbstub, --gdb), also for a
 breakpoint, a finished step or gdb's interrupt: the loop waits for gdb, and the time it waits
 does not count against the timeout.
 """
@@ -27,6 +29,7 @@ RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until 
 # loader's last trampoline (GRUB's relocator copies the kernel, then jumps to it): it may run
 # this many instructions to reach a kernel entry before the first such address counts as the hand-off.
 TRAMPOLINE_BUDGET = 20_000_000
+TICK_S = 0.02  # how often a run with a ``tick`` stops to call it (only between service calls that come slower)
 CALL_STACK_GAP = 256  # bytes left below the caller's stack pointer when the firmware calls the guest
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
@@ -44,6 +47,8 @@ class RunLoop:
         self.trampoline: int | None = None  # where code first ran after ExitBootServices without a kernel's arguments
         self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
         self._watchdog: threading.Timer | None = None
+        self.tick = None  # a callable (no arguments) to call about every TICK_S while the guest runs
+        self.alarms = 0  # how often the watchdog has stopped emulation (at the deadline, or for a tick)
         self.debugger = None  # a gdbstub.GdbServer (--gdb): the guest stops for gdb between slices
 
     # -- the watchdog: stopped while the process forks (efistub.snapshot), so no thread is copied
@@ -53,9 +58,17 @@ class RunLoop:
             self._watchdog.join()
 
     def start_watchdog(self) -> None:
-        """Stop emulation at the deadline (a forked run starts one of its own after the fork)."""
-        self._watchdog = threading.Timer(max(0.0, self.deadline - time.perf_counter()), self.p.uc.emu_stop)
+        """Stop emulation at the deadline, or at the next tick (a forked run starts one of its own
+        after the fork). Not during a trampoline's budget: that counts instructions of one stretch."""
+        delay = self.deadline - time.perf_counter()
+        if self.tick is not None and self.trampoline is None:
+            delay = min(delay, TICK_S)
+        self._watchdog = threading.Timer(max(0.0, delay), self._alarm)
         self._watchdog.start()
+
+    def _alarm(self) -> None:
+        self.alarms += 1  # before the stop: the loop must see it once emu_start returns
+        self.p.uc.emu_stop()
 
     def debug(self, pc: int) -> int:
         """Wait for gdb at a stop; the deadline moves on by the time that takes."""
@@ -101,6 +114,7 @@ class RunLoop:
             self.invalid = None
             error = None
             # Our own watchdog: unicorn's timeout thread wakes every 2 us and takes a core.
+            alarms = self.alarms
             self.start_watchdog()
             try:
                 uc.emu_start(pc, RUN_UNTIL, count=TRAMPOLINE_BUDGET if self.trampoline is not None else 0)
@@ -139,6 +153,12 @@ class RunLoop:
             elif time.perf_counter() >= self.deadline:
                 return "timeout", {}
             elif self.debugger is not None and self.debugger.stopped:  # a breakpoint, a step, gdb's interrupt
+                pc = arch.pc(uc)
+            elif self.alarms != alarms and arch.halted_at(uc) is None:
+                # A tick, or a stop the watchdog asked for in a hook before a fork (both copies see it):
+                # the guest goes on where it stopped.
+                if self.tick is not None:
+                    self.tick()
                 pc = arch.pc(uc)
             elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
                 fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "

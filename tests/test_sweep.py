@@ -341,7 +341,40 @@ def _children() -> set[int]:
     return found
 
 
+def test_a_watchdog_stop_asked_for_during_a_call_lets_the_run_go_on():
+    """The watchdog can fire while a service call runs, just before a fork stops it: the engine
+    stops after the call in the run and in the copy alike, and neither takes it for a fault."""
+    image = GUESTS / "needs.efi"
+    plain = efistub.Machine(image).run()
+    machine = efistub.Machine(image)
+    machine.on_call(lambda call, when: machine._loop._alarm() if when == "before" else None)
+    report = machine.run()
+    assert machine._loop.alarms == len(report.calls)
+    assert comparable(report) == comparable(plain)
+
+
 # -- minimize through snapshots ------------------------------------------------------------------
+def test_a_run_that_ticks_for_its_session_gives_the_same_report(monkeypatch):
+    """minimize's controller has the run stop every TICK_S to dispatch candidates: the guest goes
+    on where it stopped, and its report is the one of a run without ticks."""
+    from efistub import runloop
+
+    image, options = GUESTS / "bench.efi", {"cmdline": "none 300000000"}  # a long stretch without a call
+    plain = efistub.Machine(image, **options).run()
+    ticks = []
+    init = runloop.RunLoop.__init__
+
+    def ticking(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.tick = lambda: ticks.append(time.perf_counter())
+
+    monkeypatch.setattr(runloop.RunLoop, "__init__", ticking)
+    ticked = efistub.Machine(image, **options).run()
+    assert len(ticks) >= 3
+    assert ticked.outcome == "exit" and ticked.exit_status == "EFI_SUCCESS"
+    assert comparable(ticked) == comparable(plain)
+
+
 @pytest.mark.parametrize("image", ["needs.efi", "handoff.efi"])
 def test_minimize_through_snapshots_finds_the_set_fresh_runs_find(image):
     with adopting_orphans() as before:
@@ -353,3 +386,17 @@ def test_minimize_through_snapshots_finds_the_set_fresh_runs_find(image):
         assert through[key] == fresh[key], key
     if image == "needs.efi":
         assert through["services"] == ["AllocatePool", "CopyMem"]
+
+
+def test_minimize_of_a_kernel_through_snapshots_finds_the_set_fresh_runs_find(corpus):
+    """The x86_64 stub decompresses for 0.4 s between two calls: the full run ticks to start
+    candidates meanwhile, and those that go on long run without both their services beside it."""
+    kernel = str(corpus_file(corpus, KERNEL))
+    with adopting_orphans() as before:
+        through = Minimizer(kernel, {}, 2).minimize()
+        assert _children() == before
+    fresh = Minimizer(kernel, {}, 2, fresh=True).minimize()
+    for key in ("outcome", "services", "called", "optional", "runs"):
+        assert through[key] == fresh[key], key
+    assert through["outcome"] == "handoff" and "ExitBootServices" in through["services"]
+    assert through["executions"] < fresh["executions"]
