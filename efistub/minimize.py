@@ -36,6 +36,7 @@ from .parallel import pool, run_image
 CONSOLE_KEPT = 4096  # characters of a candidate run's console kept for the result
 SPECULATED_PAIRS = 8  # idle cores also run the full set without each pair of the first this many services called
 FREEZE_AFTER_S = 0.05  # a candidate run freezes at a decision point after this much CPU time since it resumed
+LONG_S = 0.02  # an early run still going after this long costs more than a few calls (for the pairs)
 SPECULATION_EXTRA = 1  # runs beyond --jobs that speculation may add (an early one may cost a decompression)
 EARLY_NICE = 10  # runs started while the full run goes on yield the CPU to it and to the cheap rounds after it
 SHUTDOWN_S = 10.0  # how long the frozen copies get to leave at the end before they are killed
@@ -379,7 +380,7 @@ class SnapshotRuns:
 
     def _meanwhile(self) -> None:
         """While the full run goes on: run the full set without each service it has called so far,
-        --jobs at a time; and once two of those runs go on long (the x86_64 stub's decompression),
+        --jobs at a time; and once two of those runs go on past LONG_S (the x86_64 stub's decompression),
         the full set without both, beside them (SPECULATION_EXTRA): ddmin asks for it when neither is
         needed, and it parts from the first of them at the other's call, before the costly stretch."""
         self._receive(0)
@@ -389,7 +390,7 @@ class SnapshotRuns:
                 self.tried.add(name)
                 self.early.append(self.universe - {name})
         now = time.perf_counter()
-        long = [name for name in self.tried if self._running_since(self.universe - {name}) < now - FREEZE_AFTER_S]
+        long = [name for name in self.tried if self._running_since(self.universe - {name}) < now - LONG_S]
         pairs = [frozenset(p) for i, a in enumerate(long) for p in ((a, b) for b in long[i + 1:])]
         for pair in pairs:
             if pair not in self.paired and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
