@@ -292,13 +292,10 @@ def combine(limited: dict) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("EFISTUB_CORPUS", str(ROOT.parent / "shared" / "corpus")))
+    parser = _common.parser(__doc__, repeat=5)
     parser.add_argument("--kernel", default=KERNEL, help="the image, relative to the corpus")
     parser.add_argument("--cmdline", default=None)
-    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dispatch", default="native", choices=("native", "python"))
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--inside", choices=("measure", "limit"), help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     args = parser.parse_args()
