@@ -110,7 +110,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     "(--fresh: each from the start, in parallel worker processes).")
     add_image_options(minimize)
     minimize.add_argument("--jobs", type=int, default=None, metavar="N",
-                          help="candidate runs at a time (default: cores)")
+                          help="candidate runs at a time (default: cores; through snapshots, runs started "
+                               "ahead on idle cores may add one)")
     minimize.add_argument("--fresh", action="store_true",
                           help="run every candidate set from the start in a worker process, instead of resuming "
                                "copies of earlier runs forked where they diverge (the default; docs/sweep.md)")
