@@ -138,7 +138,8 @@ class Explorer:
         dispatcher = self.machine.platform.dispatcher
         seq = snapshot.call_number(dispatcher, record)
         if not self.explorer:  # the full run: freeze a copy at the first call of each service
-            self.meanwhile()
+            with self.machine._loop.tick_lock:  # the tick thread does the same between calls
+                self.meanwhile()
             if name in self.seen:
                 return None
             self.seen.add(name)

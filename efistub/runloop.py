@@ -4,11 +4,15 @@ Emulation stops for a service that ends the run, a transfer (the firmware calls 
 guest function, or gives a service's caller its CPU state back), an instruction
 fetch from memory without execute (the hand-off after ExitBootServices, or code
 allowed to run before it), a halted CPU (virtual time moves to the next timer), a
-fault, or the watchdog at the timeout. A session that has work of its own while the guest
-runs (efistub.minimize's controller) sets ``tick``: the watchdog then also stops emulation
-every TICK_S, the loop calls ``tick()`` and goes on where the guest was. With a debugger (efistub.gdbstub, --gdb), also for a
+fault, or the watchdog at the timeout. With a debugger (efistub.gdbstub, --gdb), also for a
 breakpoint, a finished step or gdb's interrupt: the loop waits for gdb, and the time it waits
 does not count against the timeout.
+
+A session that has work of its own while the guest runs (efistub.minimize's controller) sets
+``tick``: a thread calls it every TICK_S while the engine runs (the engine holds no Python lock
+then), under ``tick_lock``, which the session takes too when it does the same work in a service
+call. The guest is never stopped for it: an engine stopped from another thread and started again
+may repeat part of what the guest had done (stock unicorn checks for a stop after every store).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ RUN_UNTIL = 0xFFFFFFFFFFFFFFFF  # an address the guest never reaches: run until 
 # loader's last trampoline (GRUB's relocator copies the kernel, then jumps to it): it may run
 # this many instructions to reach a kernel entry before the first such address counts as the hand-off.
 TRAMPOLINE_BUDGET = 20_000_000
-TICK_S = 0.02  # how often a run with a ``tick`` stops to call it (only between service calls that come slower)
+TICK_S = 0.02  # how often a run with a ``tick`` calls it while the guest runs
 CALL_STACK_GAP = 256  # bytes left below the caller's stack pointer when the firmware calls the guest
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "read of unmapped memory", UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
@@ -48,27 +52,51 @@ class RunLoop:
         self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
         self._watchdog: threading.Timer | None = None
         self.tick = None  # a callable (no arguments) to call about every TICK_S while the guest runs
-        self.alarms = 0  # how often the watchdog has stopped emulation (at the deadline, or for a tick)
+        self.tick_lock = threading.Lock()
+        self.tick_error: str | None = None  # what a tick raised (the run then ends with an error)
+        self._ticker: tuple[threading.Thread, threading.Event] | None = None
+        self.alarms = 0  # how often the watchdog has stopped emulation
         self.debugger = None  # a gdbstub.GdbServer (--gdb): the guest stops for gdb between slices
 
-    # -- the watchdog: stopped while the process forks (efistub.snapshot), so no thread is copied
+    # -- the watchdog and the ticks: stopped while the process forks (efistub.snapshot), so no thread is copied
     def stop_watchdog(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog.join()
+        self._stop_ticks()
 
     def start_watchdog(self) -> None:
-        """Stop emulation at the deadline, or at the next tick (a forked run starts one of its own
-        after the fork). Not during a trampoline's budget: that counts instructions of one stretch."""
-        delay = self.deadline - time.perf_counter()
-        if self.tick is not None and self.trampoline is None:
-            delay = min(delay, TICK_S)
-        self._watchdog = threading.Timer(max(0.0, delay), self._alarm)
+        """Stop emulation at the deadline (a forked run starts a watchdog of its own after the fork);
+        and call ``tick`` meanwhile, if set."""
+        self._watchdog = threading.Timer(max(0.0, self.deadline - time.perf_counter()), self._alarm)
         self._watchdog.start()
+        if self.tick is not None and self._ticker is None and self.tick_error is None:
+            done = threading.Event()
+            self._ticker = (threading.Thread(target=self._ticks, args=(done,), daemon=True), done)
+            self._ticker[0].start()
 
     def _alarm(self) -> None:
         self.alarms += 1  # before the stop: the loop must see it once emu_start returns
         self.p.uc.emu_stop()
+
+    def _ticks(self, done: threading.Event) -> None:
+        while not done.wait(TICK_S):
+            with self.tick_lock:
+                if done.is_set():
+                    return
+                try:
+                    self.tick()
+                except Exception:
+                    self.tick_error = traceback.format_exc()
+                    self.p.uc.emu_stop()  # the run ends here: the guest does not go on after this stop
+                    return
+
+    def _stop_ticks(self) -> None:
+        if self._ticker is not None:
+            thread, done = self._ticker
+            done.set()
+            thread.join()
+            self._ticker = None
 
     def debug(self, pc: int) -> int:
         """Wait for gdb at a stop; the deadline moves on by the time that takes."""
@@ -124,6 +152,9 @@ class RunLoop:
                 fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             finally:
                 self._watchdog.cancel()
+                self._stop_ticks()
+            if self.tick_error is not None:  # the session's own failure: it ends the run, whatever the guest did
+                return "error", {"error": "a tick of the run's session failed", "traceback": self.tick_error}
             if fw.stop is not None:
                 continue
             if (transfer := dispatcher.take_transfer()) is not None:
@@ -155,10 +186,8 @@ class RunLoop:
             elif self.debugger is not None and self.debugger.stopped:  # a breakpoint, a step, gdb's interrupt
                 pc = arch.pc(uc)
             elif self.alarms != alarms and arch.halted_at(uc) is None:
-                # A tick, or a stop the watchdog asked for in a hook before a fork (both copies see it):
-                # the guest goes on where it stopped.
-                if self.tick is not None:
-                    self.tick()
+                # The watchdog fired in a service call, just before a fork stopped it: the engine stops
+                # after the call, in the run and in the copy; neither has reached its deadline.
                 pc = arch.pc(uc)
             elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
                 fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "

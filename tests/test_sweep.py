@@ -354,24 +354,57 @@ def test_a_watchdog_stop_asked_for_during_a_call_lets_the_run_go_on():
 
 
 # -- minimize through snapshots ------------------------------------------------------------------
-def test_a_run_that_ticks_for_its_session_gives_the_same_report(monkeypatch):
-    """minimize's controller has the run stop every TICK_S to dispatch candidates: the guest goes
-    on where it stopped, and its report is the one of a run without ticks."""
+def ticking(monkeypatch) -> list[float]:
+    """Every RunLoop made from now on has a tick (minimize's controller sets one): the times it ran."""
     from efistub import runloop
 
-    image, options = GUESTS / "bench.efi", {"cmdline": "none 300000000"}  # a long stretch without a call
-    plain = efistub.Machine(image, **options).run()
     ticks = []
     init = runloop.RunLoop.__init__
 
-    def ticking(self, *args, **kwargs):
+    def with_tick(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self.tick = lambda: ticks.append(time.perf_counter())
 
-    monkeypatch.setattr(runloop.RunLoop, "__init__", ticking)
+    monkeypatch.setattr(runloop.RunLoop, "__init__", with_tick)
+    return ticks
+
+
+def test_a_run_that_ticks_for_its_session_gives_the_same_report(monkeypatch):
+    """minimize's controller has a thread dispatch candidates every TICK_S while the guest runs
+    between calls: the guest never notices, and the report is the one of a run without ticks."""
+    image, options = GUESTS / "bench.efi", {"cmdline": "none 300000000"}  # a long stretch without a call
+    plain = efistub.Machine(image, **options).run()
+    ticks = ticking(monkeypatch)
     ticked = efistub.Machine(image, **options).run()
     assert len(ticks) >= 3
     assert ticked.outcome == "exit" and ticked.exit_status == "EFI_SUCCESS"
+    assert comparable(ticked) == comparable(plain)
+
+
+def test_a_tick_that_raises_ends_the_run_with_an_error(monkeypatch):
+    from efistub import runloop
+
+    init = runloop.RunLoop.__init__
+
+    def failing(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.tick = lambda: 1 / 0
+
+    monkeypatch.setattr(runloop.RunLoop, "__init__", failing)
+    report = efistub.Machine(GUESTS / "bench.efi", cmdline="none 300000000").run()
+    assert report.outcome == "error"
+    assert report.error["error"] == "a tick of the run's session failed"
+    assert "ZeroDivisionError" in report.error["traceback"]
+
+
+def test_a_kernel_that_ticks_decompresses_as_without(monkeypatch, corpus):
+    """The stub's decompression (stores, read-modify-writes) with ticks beside it, on either engine:
+    stopping the stock engine from another thread and starting it again broke it (EFI_LOAD_ERROR)."""
+    kernel = corpus_file(corpus, KERNEL)
+    plain = efistub.Machine(kernel).run()
+    ticks = ticking(monkeypatch)
+    ticked = efistub.Machine(kernel).run()
+    assert ticks and ticked.outcome == "handoff"
     assert comparable(ticked) == comparable(plain)
 
 
@@ -389,8 +422,13 @@ def test_minimize_through_snapshots_finds_the_set_fresh_runs_find(image):
 
 
 def test_minimize_of_a_kernel_through_snapshots_finds_the_set_fresh_runs_find(corpus):
-    """The x86_64 stub decompresses for 0.4 s between two calls: the full run ticks to start
+    """The x86_64 stub decompresses for 0.4 s between two calls: the full run's ticks start
     candidates meanwhile, and those that go on long run without both their services beside it."""
+    from efistub import engine
+
+    if engine.loaded().engine != "fast":
+        pytest.skip("19 decompressions of fresh runs take minutes on the stock engine "
+                    "(test_a_kernel_that_ticks_decompresses_as_without covers its ticks)")
     kernel = str(corpus_file(corpus, KERNEL))
     with adopting_orphans() as before:
         through = Minimizer(kernel, {}, 2).minimize()
