@@ -227,7 +227,7 @@ def _debugger(args):
         if getattr(args, "symbols", None) is not None:
             raise InputError("--symbols", "needs --gdb (the symbols are for gdb)")
         return None
-    from . import gdbstub, symbols
+    from . import engine, gdbstub, symbols
 
     elf = symbols.ElfFile(args.symbols) if args.symbols is not None else None  # bad input fails before the run
 
@@ -240,6 +240,9 @@ def _debugger(args):
         else:
             where += f"; symbols from {found.path}, {found.how}"
         command = symbols.gdb_command_line(server.address, [f for f in (server.firmware_symbols, found) if f])
+        if engine.loaded().engine == "stock":
+            print("efistub: gdb: note: on the stock engine, an interrupt (Ctrl-C) can stop inside an instruction, "
+                  "which then runs twice when the guest goes on (docs/debugging.md)", file=sys.stderr, flush=True)
         print(terminal_safe(f"efistub: gdb: waiting on {server.address} before the image's first instruction "
                             f"({where}); connect with:", one_line=True), file=sys.stderr)
         print(f"  {terminal_safe(command, one_line=True)}", file=sys.stderr, flush=True)

@@ -1,10 +1,15 @@
-"""Self-test of a unicorn engine: self-modifying code stays correct, and how fast stores are.
+"""Self-test of a unicorn engine: self-modifying code stays correct, a stop from another
+thread repeats nothing, and how fast stores are.
 
 Run as ``python -m efistub.engine.selftest`` with LIBUNICORN_PATH naming the engine;
 prints one JSON object. The fast engine skips the code-invalidation check on stores
 to memory without execute, so these cases prove that code is still re-translated
 wherever it can change: in executable pages, in the writer's own page, in the very
-next instruction, and in memory that gains execute after it was written.
+next instruction, and in memory that gains execute after it was written. It takes a
+stop only at a block start, so a run stopped from another thread (the --timeout
+watchdog, gdb's interrupt) and started again goes on exactly where it was: stock
+unicorn also stops after a store, with the CPU back at the start of the instruction,
+which runs again.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import threading
 import time
 
 from unicorn import UC_ARCH_X86, UC_HOOK_MEM_WRITE, UC_MODE_64, UC_PROT_ALL, UC_PROT_READ, UC_PROT_WRITE, Uc
@@ -20,6 +26,7 @@ from unicorn import x86_const as x86
 CODE, OTHER, DATA, STACK = 0x10000, 0x20000, 0x30000, 0x80000
 RET = b"\xc3"
 MAX_STORE_LOAD_RATIO = 3.0
+STOP_EVERY_S = 0.0005
 
 
 def mov_eax(value: int) -> bytes:
@@ -93,11 +100,42 @@ def made_executable(with_hook: bool) -> bool:
     return results(uc) == (9, 10)
 
 
+def stopped_from_another_thread(with_hook: bool) -> bool:
+    """A loop of read-modify-writes (inc qword [DATA]; inc r12), stopped from another thread every
+    STOP_EVERY_S and started again where it stopped: memory and register count the same."""
+    uc = machine(with_hook)
+    count = 300_000 if with_hook else 20_000_000  # a Python hook on every store is slow
+    body = b"\x48\xff\x04\x25" + struct.pack("<I", DATA) + b"\x49\xff\xc4" + b"\x48\xff\xc9"  # ...; dec rcx
+    code = body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF])  # jnz to the start
+    uc.mem_write(CODE, code)
+    uc.reg_write(x86.UC_X86_REG_RCX, count)
+    done, stops = threading.Event(), []
+
+    def stopper():
+        while not done.wait(STOP_EVERY_S):
+            uc.emu_stop()
+            stops.append(1)
+
+    thread = threading.Thread(target=stopper, daemon=True)
+    thread.start()
+    pc, end = CODE, CODE + len(code)
+    try:
+        while pc != end:
+            uc.emu_start(pc, end)
+            pc = uc.reg_read(x86.UC_X86_REG_RIP)
+    finally:
+        done.set()
+        thread.join()
+    counted = struct.unpack("<Q", uc.mem_read(DATA, 8))[0]
+    return len(stops) >= 3 and counted == uc.reg_read(x86.UC_X86_REG_R12) == count
+
+
 CASES = {
     "patch code in another executable page": other_page,
     "patch code in the writer's own page": own_page,
     "patch the next instruction of the same block": next_instruction,
     "code written into read-write memory that is then made executable": made_executable,
+    "a loop stopped from another thread and started again repeats no instruction": stopped_from_another_thread,
 }
 
 
