@@ -23,6 +23,10 @@ Each repeat runs three fresh processes, one after the other, and the table gives
   TSC, which without hooks give unicorn's defaults) or runs past the parent's time by 5 s is counted
   apart, and its own time from the measure run stands in for it; the table says how many.
 
+The target is against the lower of the limit and the guest code in the engine: the engine never
+needs more than the same code took with the hooks in place, and the replays, in forked children
+that fault in pages of their own, were at times 10-30 % slower than that on a busy machine.
+
     python3 benchmarks/engine_limit.py [--corpus DIR] [--kernel x86_64/vmlinuz-6.12.117+deb13-amd64]
                                        [--repeat N] [--dispatch native|python] [--json]
 """
@@ -322,10 +326,15 @@ def main() -> int:
     numeric = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
     med = {k: statistics.median(r[k] for r in rows) for k in numeric}
     med["engine"] = rows[0]["whole_engine"]
-    ratio_wall = med["whole_wall_s"] / med["limit_wall_s"]
-    ratio_cpu = med["whole_cpu_s"] / med["limit_cpu_s"]
+    # The engine needs no more than the guest code took with the hooks in place: a replay slower than that
+    # (a forked child, its own page faults, a busy machine) does not raise the limit the target is against.
+    bound_wall = min(med["limit_wall_s"], med["guest_wall_s"])
+    bound_cpu = min(med["limit_cpu_s"], med["guest_cpu_s"])
+    ratio_wall = med["whole_wall_s"] / bound_wall
+    ratio_cpu = med["whole_cpu_s"] / bound_cpu
     if args.json:
         print(json.dumps({"kernel": args.kernel, "repeat": args.repeat, "dispatch": args.dispatch, "medians": med,
+                          "bound_wall_s": bound_wall, "bound_cpu_s": bound_cpu,
                           "whole_over_limit_wall": ratio_wall, "whole_over_limit_cpu": ratio_cpu,
                           "load_average": [min(loads), max(loads)], "runs": rows}))
         return 0
@@ -342,7 +351,8 @@ def main() -> int:
           f"{med['limit_wall_s']:>8.3f}{med['limit_cpu_s']:>8.3f}")
     print(f"guest code / limit: {med['guest_wall_s'] / med['limit_wall_s']:.2f}x wall, "
           f"{med['guest_cpu_s'] / med['limit_cpu_s']:.2f}x CPU")
-    print(f"whole process / limit: {ratio_wall:.2f}x wall, {ratio_cpu:.2f}x CPU (target {TARGET}x)")
+    lower = " (of the limit and the guest code, the lower)" if bound_cpu < med["limit_cpu_s"] else ""
+    print(f"whole process / limit{lower}: {ratio_wall:.2f}x wall, {ratio_cpu:.2f}x CPU (target {TARGET}x)")
     return 0
 
 
