@@ -391,9 +391,8 @@ class SnapshotRuns:
                 self.tried.add(name)
                 self.early.append(self.universe - {name})
         now = time.perf_counter()
-        long = [name for name in self.tried if self._running_since(self.universe - {name}) < now - LONG_S]
-        pairs = [frozenset(p) for i, a in enumerate(long) for p in ((a, b) for b in long[i + 1:])]
-        for pair in pairs:
+        long = sorted(name for name in self.tried if self._running_since(self.universe - {name}) < now - LONG_S)
+        for pair in (frozenset((a, b)) for i, a in enumerate(long) for b in long[i + 1:]):
             if pair not in self.paired and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
                 self.paired.add(pair)
                 self._dispatch([self.universe - pair])
@@ -403,7 +402,9 @@ class SnapshotRuns:
     def _running_since(self, s: frozenset) -> float:
         """When the run of ``s`` started, if it runs now (else infinity)."""
         i = self.ids.get(s)
-        return self.started.get(i, float("inf")) if i in self.deadlines and i is not None else float("inf")
+        if i is None or i not in self.deadlines:
+            return float("inf")
+        return self.started.get(i, float("inf"))
 
     def speculate(self, order: list[str], target: tuple) -> None:
         """Run, on idle cores, what ddmin asks for last or often: the full set without each service

@@ -52,7 +52,7 @@ class RunLoop:
         self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
         self._watchdog: threading.Timer | None = None
         self.tick = None  # a callable (no arguments) to call about every TICK_S while the guest runs
-        self.tick_lock = threading.Lock()
+        self.tick_lock = threading.Lock()  # held by the thread while tick() runs
         self.tick_error: str | None = None  # what a tick raised (the run then ends with an error)
         self._ticker: tuple[threading.Thread, threading.Event] | None = None
         self.alarms = 0  # how often the watchdog has stopped emulation
@@ -186,8 +186,8 @@ class RunLoop:
             elif self.debugger is not None and self.debugger.stopped:  # a breakpoint, a step, gdb's interrupt
                 pc = arch.pc(uc)
             elif self.alarms != alarms and arch.halted_at(uc) is None:
-                # The watchdog fired in a service call, just before a fork stopped it: the engine stops
-                # after the call, in the run and in the copy; neither has reached its deadline.
+                # The watchdog fired at the deadline in a service call, just before a fork stopped it:
+                # the copy, whose own deadline lies ahead, stops after the call too, and goes on.
                 pc = arch.pc(uc)
             elif self.trampoline is not None:  # the trampoline's budget ran out before a kernel entry
                 fw.note(f"no kernel entry within {TRAMPOLINE_BUDGET} instructions after 0x{self.trampoline:x}: "
