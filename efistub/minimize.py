@@ -138,8 +138,8 @@ class Explorer:
         dispatcher = self.machine.platform.dispatcher
         seq = snapshot.call_number(dispatcher, record)
         if not self.explorer:  # the full run: freeze a copy at the first call of each service
-            with self.machine._loop.tick_lock:  # the tick thread does the same between calls
-                self.meanwhile()
+            if not self.machine._loop.call_tick():  # meanwhile(), as the tick thread does between calls
+                return None  # the controller failed: the run ends with that error, and no copy of it is made
             if name in self.seen:
                 return None
             self.seen.add(name)
@@ -177,8 +177,8 @@ class Explorer:
             snapshot.resume(machine, emulating=emulating)
         elif emulating:
             machine._loop.start_watchdog()
-        if command.get("nice"):
-            os.nice(command["nice"])
+        if command.get("nice", 0) > os.nice(0):  # niceness is inherited: raise it to the command's, not by it
+            os.nice(command["nice"] - os.nice(0))
         self.explorer = True
         self.frozen_cpu = _cpu_seconds(resource.RUSAGE_SELF)  # a forked copy's CPU time counts from 0
         self.universe = command["universe"]
@@ -269,6 +269,9 @@ class SnapshotRuns:
         self.executions += 1
         started = time.perf_counter()
         report = self.machine.run().to_dict()
+        if self.machine._loop.tick_error is not None:  # a bug of ours, not the image's: no minimal set from it
+            raise RuntimeError(f"minimize's controller failed while the full run went on:\n"
+                               f"{self.machine._loop.tick_error}")
         report["seconds"] = time.perf_counter() - started
         self._receive(0)
         return report

@@ -52,7 +52,7 @@ class RunLoop:
         self.deadline = 0.0  # perf_counter() time at which the run ends with outcome timeout (set by run())
         self._watchdog: threading.Timer | None = None
         self.tick = None  # a callable (no arguments) to call about every TICK_S while the guest runs
-        self.tick_lock = threading.Lock()  # held by the thread while tick() runs
+        self.tick_lock = threading.Lock()  # held while tick() runs (call_tick)
         self.tick_error: str | None = None  # what a tick raised (the run then ends with an error)
         self._ticker: tuple[threading.Thread, threading.Event] | None = None
         self.alarms = 0  # how often the watchdog has stopped emulation
@@ -79,17 +79,21 @@ class RunLoop:
         self.alarms += 1  # before the stop: the loop must see it once emu_start returns
         self.p.uc.emu_stop()
 
-    def _ticks(self, done: threading.Event) -> None:
-        while not done.wait(TICK_S):
-            with self.tick_lock:
-                if done.is_set():
-                    return
+    def call_tick(self) -> bool:
+        """``tick()`` under ``tick_lock``, from the tick thread or from a service call. One that raises
+        is kept in ``tick_error`` and stops the engine: the run ends with an error. False from then on."""
+        with self.tick_lock:
+            if self.tick_error is None:
                 try:
                     self.tick()
                 except Exception:
                     self.tick_error = traceback.format_exc()
-                    self.p.uc.emu_stop()  # the run ends here: the guest does not go on after this stop
-                    return
+                    self.p.uc.emu_stop()  # the guest does not go on after this stop
+            return self.tick_error is None
+
+    def _ticks(self, done: threading.Event) -> None:
+        while not done.wait(TICK_S) and self.call_tick():
+            pass
 
     def _stop_ticks(self) -> None:
         if self._ticker is not None:
@@ -151,8 +155,7 @@ class RunLoop:
             except Exception as e:  # a hook raised: the binding re-raises it here; report it, never crash
                 fw.request_stop("error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             finally:
-                self._watchdog.cancel()
-                self._stop_ticks()
+                self.stop_watchdog()  # joined too: no thread of this slice is left at the next fork
             if self.tick_error is not None:  # the session's own failure: it ends the run, whatever the guest did
                 return "error", {"error": "a tick of the run's session failed", "traceback": self.tick_error}
             if fw.stop is not None:

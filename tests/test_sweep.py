@@ -397,6 +397,21 @@ def test_a_tick_that_raises_ends_the_run_with_an_error(monkeypatch):
     assert "ZeroDivisionError" in report.error["traceback"]
 
 
+def test_a_minimize_whose_controller_fails_meanwhile_says_so(monkeypatch):
+    """A tick that raises in minimize's controller is its own bug: no copy of the run is forked
+    after it, and minimize fails instead of minimizing towards that error."""
+    import efistub.minimize as minimize
+
+    def failing(self):
+        raise OSError("the hub went away")
+
+    monkeypatch.setattr(minimize.SnapshotRuns, "_meanwhile", failing)
+    with adopting_orphans() as before:
+        with pytest.raises(RuntimeError, match="(?s)controller failed.*the hub went away"):
+            Minimizer(str(GUESTS / "bench.efi"), {"cmdline": "none 300000000"}, 2).minimize()
+        assert _children() == before
+
+
 def test_a_kernel_that_ticks_decompresses_as_without(monkeypatch, corpus):
     """The stub's decompression (stores, read-modify-writes) with ticks beside it, on either engine:
     stopping the stock engine from another thread and starting it again broke it (EFI_LOAD_ERROR)."""
