@@ -250,7 +250,6 @@ class SnapshotRuns:
         self.tried: set[str] = set()  # services the early runs leave out
         self.paired: set[frozenset] = set()  # pairs of services the early runs leave out together
         self.reached: dict[str, float] = {}  # service -> when the full run reached its first call
-        self.started: dict[int, float] = {}  # set number -> when its run started
         self.nodes: dict[int, dict] = {}  # pid -> its registration: path, pending, seq
         self.paths: list[tuple[dict, dict]] = []  # (decisions, result) of every finished candidate run
         self.done: dict[frozenset, dict] = {}  # set -> result
@@ -353,7 +352,6 @@ class SnapshotRuns:
             elif "started" in message:
                 self.active.add(message["pid"])
                 for i in message["started"]:
-                    self.started.setdefault(i, time.perf_counter())
                     self.deadlines[i] = (time.perf_counter() + self._grace(), message["pid"])
             elif "done" in message:
                 self.active.discard(message["pid"])
@@ -396,18 +394,17 @@ class SnapshotRuns:
         now = time.perf_counter()
         long = sorted(name for name in self.tried if self._running_since(self.universe - {name}) < now - LONG_S)
         for pair in (frozenset((a, b)) for i, a in enumerate(long) for b in long[i + 1:]):
-            if pair not in self.paired and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
+            if pair not in self.paired and self._in_flight() < self.jobs + SPECULATION_EXTRA:
                 self.paired.add(pair)
                 self._dispatch([self.universe - pair])
-        while self.early and len(self.active) + len(self._unstarted()) < self.jobs:
+        while self.early and self._in_flight() < self.jobs:
             self._dispatch([self.early.pop(0)])
 
     def _running_since(self, s: frozenset) -> float:
-        """When the run of ``s`` started, if it runs now (else infinity)."""
-        i = self.ids.get(s)
-        if i is None or i not in self.deadlines:
-            return float("inf")
-        return self.started.get(i, float("inf"))
+        """When the run of ``s`` started (its deadline less the grace it got then), if it runs now
+        (else infinity)."""
+        due, pid = self.deadlines.get(self.ids.get(s), (None, None))
+        return float("inf") if pid is None else due - self._grace()
 
     def speculate(self, order: list[str], target: tuple) -> None:
         """Run, on idle cores, what ddmin asks for last or often: the full set without each service
@@ -419,7 +416,7 @@ class SnapshotRuns:
         self.queue += [self.universe - {a, b} for i, a in enumerate(first) for b in first[i + 1:]]
 
     def _idle_work(self) -> None:
-        while self.queue and len(self.active) + len(self._unstarted()) < self.jobs + SPECULATION_EXTRA:
+        while self.queue and self._in_flight() < self.jobs + SPECULATION_EXTRA:
             s = self.queue.pop(0)
             if len(self.universe - s) == 2 and any(self._alone_changes(name) for name in self.universe - s):
                 continue  # without one of the two the outcome changes already: a cheap, early failure
@@ -429,8 +426,9 @@ class SnapshotRuns:
         known = self._known(self.universe - {name})
         return known is not None and _outcome(known) != self.target
 
-    def _unstarted(self) -> list[int]:
-        return [i for i, (_, pid) in self.deadlines.items() if pid is None]
+    def _in_flight(self) -> int:
+        """Candidate runs going, and sets sent that no run has started yet."""
+        return len(self.active) + sum(1 for _, pid in self.deadlines.values() if pid is None)
 
     def runs(self, sets: list[frozenset]) -> list[dict]:
         self._dispatch(sets)

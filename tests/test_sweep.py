@@ -354,8 +354,9 @@ def test_a_watchdog_stop_asked_for_during_a_call_lets_the_run_go_on():
 
 
 # -- minimize through snapshots ------------------------------------------------------------------
-def ticking(monkeypatch) -> list[float]:
-    """Every RunLoop made from now on has a tick (minimize's controller sets one): the times it ran."""
+def ticking(monkeypatch, tick=None) -> list[float]:
+    """Every RunLoop made from now on has a tick (minimize's controller sets one), ``tick`` or one
+    that notes the times it ran (returned)."""
     from efistub import runloop
 
     ticks = []
@@ -363,7 +364,7 @@ def ticking(monkeypatch) -> list[float]:
 
     def with_tick(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        self.tick = lambda: ticks.append(time.perf_counter())
+        self.tick = tick or (lambda: ticks.append(time.perf_counter()))
 
     monkeypatch.setattr(runloop.RunLoop, "__init__", with_tick)
     return ticks
@@ -382,15 +383,7 @@ def test_a_run_that_ticks_for_its_session_gives_the_same_report(monkeypatch):
 
 
 def test_a_tick_that_raises_ends_the_run_with_an_error(monkeypatch):
-    from efistub import runloop
-
-    init = runloop.RunLoop.__init__
-
-    def failing(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.tick = lambda: 1 / 0
-
-    monkeypatch.setattr(runloop.RunLoop, "__init__", failing)
+    ticking(monkeypatch, lambda: 1 / 0)
     report = efistub.Machine(GUESTS / "bench.efi", cmdline="none 300000000").run()
     assert report.outcome == "error"
     assert report.error["error"] == "a tick of the run's session failed"

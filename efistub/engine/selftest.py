@@ -45,6 +45,11 @@ def save_eax(register: int) -> bytes:
     return {12: b"\x41\x89\xc4", 13: b"\x41\x89\xc5"}[register]  # mov r12d/r13d, eax
 
 
+def countdown_loop(body: bytes) -> bytes:
+    """``body`` (ending in dec rcx), then jnz back to its start: a loop of RCX rounds."""
+    return body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF])
+
+
 def machine(with_hook: bool) -> Uc:
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
     uc.mem_map(CODE, 0x1000, UC_PROT_ALL)
@@ -105,8 +110,7 @@ def stopped_from_another_thread(with_hook: bool) -> bool:
     STOP_EVERY_S and started again where it stopped: memory and register count the same."""
     uc = machine(with_hook)
     count = 300_000 if with_hook else 20_000_000  # a Python hook on every store is slow
-    body = b"\x48\xff\x04\x25" + struct.pack("<I", DATA) + b"\x49\xff\xc4" + b"\x48\xff\xc9"  # ...; dec rcx
-    code = body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF])  # jnz to the start
+    code = countdown_loop(b"\x48\xff\x04\x25" + struct.pack("<I", DATA) + b"\x49\xff\xc4" + b"\x48\xff\xc9")
     uc.mem_write(CODE, code)
     uc.reg_write(x86.UC_X86_REG_RCX, count)
     done, stops = threading.Event(), []
@@ -145,8 +149,7 @@ def loop_ns(store: bool, iterations: int = 4_000_000) -> float:
     uc.mem_map(CODE, 0x1000, UC_PROT_ALL)
     uc.mem_map(0x100000, 0x100000, UC_PROT_READ | UC_PROT_WRITE)
     access = b"\x48\x89\x04\xc7" if store else b"\x48\x8b\x14\xc7"  # mov [rdi+rax*8], rax / mov rdx, [...]
-    body = access + b"\x48\xff\xc0" + b"\x48\x25\xff\xff\x01\x00" + b"\x48\xff\xc9"
-    code = body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF])
+    code = countdown_loop(access + b"\x48\xff\xc0" + b"\x48\x25\xff\xff\x01\x00" + b"\x48\xff\xc9")
     uc.mem_write(CODE, code)
     uc.reg_write(x86.UC_X86_REG_RDI, 0x100000)
     uc.reg_write(x86.UC_X86_REG_RCX, iterations)
